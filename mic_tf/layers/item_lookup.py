@@ -1,0 +1,42 @@
+"""Item feature lookup: item ids -> the item tower's features dict.
+
+Item attributes live in constant tables inside the model, so a batch (or the
+whole pool, or a serving request) needs only item ids.
+"""
+
+from typing import Dict, Mapping
+
+import numpy as np
+import tensorflow as tf
+
+
+class ItemFeatureLookup(tf.keras.layers.Layer):
+  """Gathers every item field for a tensor of item ids.
+
+  Unknown ids (negative or ``>= num_items``) are looked up as id 0.
+
+  Args:
+    tables: Field name -> array indexed by item id (``(num_items,)`` or
+      ``(num_items, L)``).
+  """
+
+  def __init__(self, tables: Mapping[str, np.ndarray], **kwargs):
+    super().__init__(trainable=False, **kwargs)
+    self._names = sorted(tables)
+    self.num_items = int(next(iter(tables.values())).shape[0])
+    for name in self._names:
+      if tables[name].shape[0] != self.num_items:
+        raise ValueError(f"Item table {name!r} has {tables[name].shape[0]} "
+                         f"rows, expected {self.num_items}.")
+    self._tables = {n: tf.constant(np.asarray(tables[n], np.int32), tf.int32)
+                    for n in self._names}
+
+  def call(self, item_ids: tf.Tensor) -> Dict[str, tf.Tensor]:
+    ids = tf.cast(item_ids, tf.int32)
+    # Ids outside the vocabulary (unknown items at serving time) map to the
+    # padding id 0, whose every attribute is "missing".
+    ids = tf.where((ids >= 0) & (ids < self.num_items), ids, 0)
+    return {n: tf.gather(self._tables[n], ids) for n in self._names}
+
+  def numpy_tables(self) -> Dict[str, np.ndarray]:
+    return {n: t.numpy() for n, t in self._tables.items()}

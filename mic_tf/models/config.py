@@ -1,0 +1,132 @@
+"""``MICConfig``: every setting of the MIC objective, in one place.
+
+Which representation each loss and each retrieval channel uses:
+
+===================  =============================================
+what                 representation
+===================  =============================================
+basic loss (eq. 7)   shared user-item space (after projection heads)
+UI loss (eq. 4)      shared user-item space
+UU loss (eq. 5)      user space (user tower output)
+II loss (eq. 6)      item space (item tower output)
+U2I retrieval        shared user-item space
+U2U retrieval        user space (user -> similar training users)
+I2I retrieval        item space (history item -> similar items)
+===================  =============================================
+
+A multi-interest user tower (``(B, K, d)``) contributes, in training, the
+interest that best matches the target item in the shared space (ComiRec's
+rule) to the basic and UI losses, and the mean of its L2-normalised interests
+to the UU loss; the U2U channel uses the same mean.
+"""
+
+import dataclasses
+import json
+from typing import Dict, Tuple
+
+TERMS = ("ui", "uu", "ii")
+BASIC_LOSSES = ("softmax", "logistic")
+WEIGHTING_MODES = ("fixed", "uncertainty")
+
+
+@dataclasses.dataclass
+class MICConfig:
+  """Settings of the MIC objective.
+
+  Attributes:
+    terms: Enabled contrastive terms, any subset of ``("ui", "uu", "ii")``;
+      empty = the base model (basic loss only).
+    lambda_: Weight of the basic loss: ``L = λ·basic + (1-λ)·Σ w_k·L_k``.
+    weights: Per-term weights ``w_k`` (paper: 1:1:1).
+    weighting: ``"fixed"`` or ``"uncertainty"`` (learned, Kendall et al.).
+    temperature: Temperature τ of the contrastive losses (paper: 0.1).
+    basic_loss: ``"softmax"`` (in-batch sampled softmax) or ``"logistic"``
+      (paper eq. 7).
+    basic_temperature: Temperature of the basic loss's cosine logits.
+    log_q_correction: Subtract log sampling probability in the softmax.
+    num_views: Perturbed views per side: 2 (two independent perturbed views
+      are contrasted, SimCLR-style) or 1 (the unperturbed anchor against one
+      perturbed view, as eq. 5 is written).
+    user_attribute_mask: Masking rate of each user attribute field.
+    history_mask: Masking rate of each history item.
+    item_attribute_mask: Masking rate of each item attribute (incl. id;
+      for bag attributes such as genres, of each entry).
+    item_users_mask: Masking rate of each entry of the item's user bag.
+    field_mask_rates: Per-field overrides of the rates above.
+    embedding_dropout: Dropout rate in the embedded feature space (views
+      only).
+    projection: ``"mlp"`` (non-linear heads into the shared space) or
+      ``"none"`` (shared space = own spaces; needs equal widths).
+    projection_dim: Width of the shared space.
+  """
+  terms: Tuple[str, ...] = ("ui", "uu", "ii")
+  lambda_: float = 0.7
+  weights: Dict[str, float] = dataclasses.field(
+      default_factory=lambda: {"ui": 1.0, "uu": 1.0, "ii": 1.0})
+  weighting: str = "fixed"
+  temperature: float = 0.1
+  basic_loss: str = "softmax"
+  basic_temperature: float = 0.1
+  log_q_correction: bool = False
+  num_views: int = 2
+  user_attribute_mask: float = 0.2
+  history_mask: float = 0.2
+  item_attribute_mask: float = 0.2
+  item_users_mask: float = 0.2
+  field_mask_rates: Dict[str, float] = dataclasses.field(default_factory=dict)
+  embedding_dropout: float = 0.2
+  projection: str = "mlp"
+  projection_dim: int = 128
+
+  def __post_init__(self):
+    self.terms = tuple(self.terms)
+    bad = [t for t in self.terms if t not in TERMS]
+    if bad:
+      raise ValueError(f"Unknown contrastive term(s) {bad}; choose from "
+                       f"{TERMS} (or none for the base model).")
+    if not 0.0 <= self.lambda_ <= 1.0:
+      raise ValueError(f"lambda_ must be in [0, 1], got {self.lambda_}.")
+    if self.basic_loss not in BASIC_LOSSES:
+      raise ValueError(f"basic_loss must be one of {BASIC_LOSSES}, got "
+                       f"{self.basic_loss!r}.")
+    if self.weighting not in WEIGHTING_MODES:
+      raise ValueError(f"weighting must be one of {WEIGHTING_MODES}, got "
+                       f"{self.weighting!r}.")
+    if self.num_views not in (1, 2):
+      raise ValueError(f"num_views must be 1 or 2, got {self.num_views}.")
+    if self.temperature <= 0 or self.basic_temperature <= 0:
+      raise ValueError("Temperatures must be positive.")
+    if self.projection not in ("mlp", "none"):
+      raise ValueError(f"projection must be 'mlp' or 'none', got "
+                       f"{self.projection!r}.")
+    rates = dict(user_attribute_mask=self.user_attribute_mask,
+                 history_mask=self.history_mask,
+                 item_attribute_mask=self.item_attribute_mask,
+                 item_users_mask=self.item_users_mask,
+                 embedding_dropout=self.embedding_dropout,
+                 **self.field_mask_rates)
+    for k, v in rates.items():
+      if not 0.0 <= v < 1.0:
+        raise ValueError(f"Rate {k}={v} must be in [0, 1).")
+    missing = [t for t in self.terms if t not in self.weights]
+    if missing:
+      raise ValueError(f"No weight given for term(s) {missing}.")
+
+  @property
+  def contrastive(self) -> bool:
+    return bool(self.terms)
+
+  @classmethod
+  def base(cls, **kwargs) -> "MICConfig":
+    """The base model: basic loss only, no perturbation."""
+    return cls(terms=(), **kwargs)
+
+  def to_dict(self):
+    return dataclasses.asdict(self)
+
+  def to_json(self) -> str:
+    return json.dumps(self.to_dict(), indent=1, sort_keys=True)
+
+  @classmethod
+  def from_dict(cls, d) -> "MICConfig":
+    return cls(**d)

@@ -1,0 +1,308 @@
+"""``MICModel``: any user tower + any item tower, trained with MIC's losses.
+
+One training step, each a method you can override in a subclass:
+
+1. ``perturb_user`` / ``perturb_item``: field masking (paper 3.3.1) of the id
+   features, giving the perturbed views.
+2. ``encode_user`` / ``encode_item``: the towers, with embedding dropout on the
+   perturbed views (for towers that subclass ``mic_tf.towers.Tower``). The
+   anchor and all views go through each tower in one batched call.
+3. ``project_user`` / ``project_item``: projection heads into the shared
+   user-item space.
+4. ``contrastive_losses``: UI (eq. 4), UU (eq. 5), II (eq. 6);
+   ``basic_loss``: eq. 7 or in-batch softmax; ``compute_loss`` combines them
+   (eq. 8) and reports each term as a metric.
+
+With ``MICConfig.base()`` no view is built and the model is the plain two-tower
+baseline trained on the basic loss alone. See ``mic_tf/models/config.py`` for
+which representation each loss and each retrieval channel uses.
+"""
+
+from typing import Dict, List, Mapping, Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+from mic_tf import features as F
+from mic_tf import losses as L
+from mic_tf import pipeline
+from mic_tf.layers.embedding_dropout import EmbeddingDropout
+from mic_tf.layers.field_mask import FieldMask
+from mic_tf.layers.item_lookup import ItemFeatureLookup
+from mic_tf.layers.projection import ProjectionHead
+from mic_tf.models.config import MICConfig
+from mic_tf.towers.base import Tower
+
+
+def _l2(x: tf.Tensor) -> tf.Tensor:
+  return tf.math.l2_normalize(x, axis=-1)
+
+
+class MICModel(tfrs.Model):
+  """Two-tower retrieval model with MIC's cross-channel contrastive losses.
+
+  Args:
+    user_tower: Keras model, user features dict -> ``(B, d)`` or ``(B, K, d)``.
+    item_tower: Keras model, item features dict -> ``(B, d)``.
+    spec: The ``FeatureSpec`` the towers were built from.
+    item_tables: Item field -> array indexed by item id (from
+      ``FeatureTables.item_table``); items are looked up by id.
+    config: The ``MICConfig``.
+    item_counts: Optional training count of each item id (needed for logQ
+      correction).
+  """
+
+  def __init__(self, user_tower: tf.keras.Model, item_tower: tf.keras.Model,
+               spec: F.FeatureSpec, item_tables: Mapping[str, np.ndarray],
+               config: Optional[MICConfig] = None,
+               item_counts: Optional[np.ndarray] = None, **kwargs):
+    super().__init__(**kwargs)
+    self.config = config or MICConfig()
+    self.spec = spec
+    self.user_tower = user_tower
+    self.item_tower = item_tower
+    self.item_lookup = ItemFeatureLookup(item_tables, name="item_lookup")
+    c = self.config
+    if c.projection == "mlp":
+      self.user_projection = ProjectionHead(c.projection_dim,
+                                            name="user_projection")
+      self.item_projection = ProjectionHead(c.projection_dim,
+                                            name="item_projection")
+    else:
+      self.user_projection = tf.keras.layers.Identity(name="user_projection")
+      self.item_projection = tf.keras.layers.Identity(name="item_projection")
+    self.user_mask = FieldMask(*self._mask_rates(spec.user_fields, "user"),
+                               sequence_fields=[f.name for f in
+                                                spec.user_fields
+                                                if f.is_multivalent],
+                               name="user_field_mask")
+    self.item_mask = FieldMask(*self._mask_rates(spec.item_fields, "item"),
+                               sequence_fields=[f.name for f in
+                                                spec.item_fields
+                                                if f.is_multivalent],
+                               name="item_field_mask")
+    self.embedding_dropout = EmbeddingDropout(c.embedding_dropout,
+                                              name="embedding_dropout")
+    self.combiner = L.LossCombiner(
+        lambda_=c.lambda_, weights=dict(c.weights), enabled=c.terms,
+        mode=c.weighting, name="loss_combiner")
+    log_q = None
+    if c.log_q_correction:
+      if item_counts is None:
+        raise ValueError("log_q_correction needs item_counts (the training "
+                         "count of each item id).")
+      p = np.asarray(item_counts, np.float64) + 1.0
+      log_q = np.log(p / p.sum()).astype(np.float32)
+    self._log_q = None if log_q is None else tf.constant(log_q)
+    self._trackers = {name: tf.keras.metrics.Mean(name=f"{name}_loss")
+                      for name in ("basic",) + tuple(c.terms)}
+
+  # ----------------------------------------------------------- configuration
+  def _mask_rates(self, fields, side) -> Tuple[Dict[str, float],
+                                               Dict[str, int]]:
+    c = self.config
+    rates, values = {}, {}
+    for f in fields:
+      if f.name in c.field_mask_rates:
+        rate = c.field_mask_rates[f.name]
+      elif side == "user":
+        rate = c.history_mask if f.kind == F.SEQUENCE else (
+            c.user_attribute_mask)
+      else:
+        rate = c.item_users_mask if f.name == F.ITEM_USERS else (
+            c.item_attribute_mask)
+      rates[f.name] = float(rate)
+      values[f.name] = f.mask_id
+    return rates, values
+
+  # ------------------------------------------------------------ step 1: views
+  def perturb_user(self, features: Mapping[str, tf.Tensor],
+                   training: Optional[bool] = None) -> Dict[str, tf.Tensor]:
+    """Field masking of user features (one independent draw per call)."""
+    return self.user_mask(dict(features), training=training)
+
+  def perturb_item(self, features: Mapping[str, tf.Tensor],
+                   training: Optional[bool] = None) -> Dict[str, tf.Tensor]:
+    """Field masking of item features (one independent draw per call)."""
+    return self.item_mask(dict(features), training=training)
+
+  # ----------------------------------------------------------- step 2: towers
+  def _encode_views(self, tower: tf.keras.Model,
+                    features: Mapping[str, tf.Tensor], names: List[str],
+                    perturb, num_views: int,
+                    training: Optional[bool]) -> List[tf.Tensor]:
+    """Encodes the anchor and ``num_views`` perturbed views in one call."""
+    feats = {k: features[k] for k in names}
+    if num_views == 0:
+      return [tower(feats, training=training)]
+    batch = tf.shape(feats[names[0]])[0]
+    views = [perturb(feats, training=training) for _ in range(num_views)]
+    stacked = {k: tf.concat([feats[k]] + [v[k] for v in views], axis=0)
+               for k in names}
+    if isinstance(tower, Tower):
+      embedded = tower.embed(stacked, training=training)
+      embedded = {
+          k: tf.concat([e[:batch],
+                        self.embedding_dropout(e[batch:], training=training)],
+                       axis=0)
+          for k, e in embedded.items()}
+      out = tower.encode(embedded, stacked, training=training)
+    else:
+      out = tower(stacked, training=training)
+    return tf.split(out, num_views + 1, axis=0)
+
+  def encode_user(self, features: Mapping[str, tf.Tensor],
+                  num_views: int = 0,
+                  training: Optional[bool] = None) -> List[tf.Tensor]:
+    """User-space representations: ``[anchor, view_1, ..., view_n]``.
+
+    Args:
+      features: User features dict.
+      num_views: Number of perturbed views to add after the anchor.
+      training: Keras training flag.
+
+    Returns:
+      A list of ``num_views + 1`` tensors ``(B, d)`` or ``(B, K, d)``.
+    """
+    return self._encode_views(self.user_tower, features,
+                              self.spec.user_field_names, self.perturb_user,
+                              num_views, training)
+
+  def encode_item(self, item_ids: tf.Tensor, num_views: int = 0,
+                  training: Optional[bool] = None) -> List[tf.Tensor]:
+    """Item-space representations of item ids: ``[anchor, views...]``."""
+    features = self.item_lookup(item_ids)
+    return self._encode_views(self.item_tower, features,
+                              self.spec.item_field_names, self.perturb_item,
+                              num_views, training)
+
+  # ------------------------------------------------------- step 3: projection
+  def project_user(self, user: tf.Tensor) -> tf.Tensor:
+    """User space -> shared user-item space (last axis)."""
+    return self.user_projection(user)
+
+  def project_item(self, item: tf.Tensor) -> tf.Tensor:
+    """Item space -> shared user-item space."""
+    return self.item_projection(item)
+
+  @staticmethod
+  def select_interest(user_shared: tf.Tensor, item_shared: tf.Tensor
+                      ) -> tf.Tensor:
+    """Index of the interest that best matches the target (ComiRec's rule).
+
+    Args:
+      user_shared: ``(B, K, d)`` interests in the shared space.
+      item_shared: ``(B, d)`` target items in the shared space.
+
+    Returns:
+      ``(B,)`` int32 index of the best-matching interest.
+    """
+    scores = tf.einsum("bkd,bd->bk", _l2(user_shared), _l2(item_shared))
+    return tf.argmax(scores, axis=1, output_type=tf.int32)
+
+  @staticmethod
+  def user_space_summary(user: tf.Tensor) -> tf.Tensor:
+    """A single user-space vector: multi-interest -> mean of unit interests."""
+    if user.shape.rank == 3:
+      return tf.reduce_mean(_l2(user), axis=1)
+    return user
+
+  # ----------------------------------------------------------- step 4: losses
+  def basic_loss(self, user_shared: tf.Tensor, item_shared: tf.Tensor,
+                 item_ids: tf.Tensor) -> tf.Tensor:
+    """The basic user-item loss in the shared space (eq. 7 or softmax)."""
+    c = self.config
+    if c.basic_loss == "logistic":
+      return L.logistic_loss(user_shared, item_shared, item_ids,
+                             temperature=c.basic_temperature)
+    log_q = None
+    if self._log_q is not None:
+      log_q = tf.gather(self._log_q, item_ids)
+    return L.softmax_loss(user_shared, item_shared, item_ids,
+                          temperature=c.basic_temperature, log_q=log_q)
+
+  def contrastive_losses(self, user_views: List[tf.Tensor],
+                         item_views: List[tf.Tensor],
+                         user_shared_views: List[tf.Tensor],
+                         item_shared_views: List[tf.Tensor],
+                         user_ids: tf.Tensor, item_ids: tf.Tensor
+                         ) -> Dict[str, tf.Tensor]:
+    """The enabled contrastive terms over two views per side.
+
+    Args:
+      user_views: Two user-space views ``(B, d)``.
+      item_views: Two item-space views ``(B, d)``.
+      user_shared_views: The same two user views in the shared space.
+      item_shared_views: The same two item views in the shared space.
+      user_ids: ``(B,)`` user of each example (masks same-user negatives).
+      item_ids: ``(B,)`` target item of each example.
+
+    Returns:
+      Term name -> scalar loss.
+    """
+    c = self.config
+    out = {}
+    if "ui" in c.terms:
+      out["ui"] = L.user_item_loss(user_shared_views, item_shared_views,
+                                   item_ids, user_ids=user_ids,
+                                   temperature=c.temperature)
+    if "uu" in c.terms:
+      out["uu"] = L.user_user_loss(user_views[0], user_views[1], user_ids,
+                                   temperature=c.temperature)
+    if "ii" in c.terms:
+      out["ii"] = L.item_item_loss(item_views[0], item_views[1], item_ids,
+                                   temperature=c.temperature)
+    return out
+
+  def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
+    """The total loss of a batch (eq. 8); see the module docstring."""
+    c = self.config
+    item_ids = tf.cast(inputs[F.ITEM_ID], tf.int32)
+    user_ids = tf.cast(inputs.get(pipeline.USER_KEY, tf.zeros_like(item_ids)),
+                       tf.int32)
+    num_views = c.num_views if c.contrastive else 0
+    users = self.encode_user(inputs, num_views, training=training)
+    items = self.encode_item(item_ids, num_views, training=training)
+    users_shared = [self.project_user(u) for u in users]
+    items_shared = [self.project_item(v) for v in items]
+
+    if users[0].shape.rank == 3:  # multi-interest user tower
+      pick = self.select_interest(users_shared[0], items_shared[0])
+      select = lambda x: tf.gather(x, pick, axis=1, batch_dims=1)
+      users_shared = [select(u) for u in users_shared]
+      users = [self.user_space_summary(u) for u in users]
+
+    basic = self.basic_loss(users_shared[0], items_shared[0], item_ids)
+    self._trackers["basic"].update_state(basic)
+    terms = {}
+    if c.contrastive:
+      pair = slice(1, 3) if c.num_views == 2 else slice(0, 2)
+      terms = self.contrastive_losses(users[pair], items[pair],
+                                      users_shared[pair], items_shared[pair],
+                                      user_ids, item_ids)
+      for name, value in terms.items():
+        self._trackers[name].update_state(value)
+    return self.combiner({"basic": basic, **terms})
+
+  # -------------------------------------------------------------- inference
+  def user_representation(self, features: Mapping[str, tf.Tensor]
+                          ) -> tf.Tensor:
+    """User space (U2U channel); multi-interest towers give ``(B, K, d)``."""
+    return self.encode_user(features, 0, training=False)[0]
+
+  def user_query(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    """Shared-space user query for U2I retrieval, L2-normalised."""
+    return _l2(self.project_user(self.user_representation(features)))
+
+  def item_representation(self, item_ids: tf.Tensor) -> tf.Tensor:
+    """Item space (I2I channel)."""
+    return self.encode_item(item_ids, 0, training=False)[0]
+
+  def item_candidate(self, item_ids: tf.Tensor) -> tf.Tensor:
+    """Shared-space item vector for U2I retrieval, L2-normalised."""
+    return _l2(self.project_item(self.item_representation(item_ids)))
+
+  def call(self, inputs, training=None):
+    """Shared-space user query of a features dict (for Keras tooling)."""
+    return self.user_query(inputs)

@@ -1,0 +1,114 @@
+"""tf.data pipelines: training examples and evaluation inputs.
+
+A training example is a target position ``t`` in a training user's sequence,
+with the ``maxlen`` items before it as history. The pipeline shuffles
+``(user, position)`` pairs, batches them and then builds every feature of the
+batch with vectorised TensorFlow gathers: there is no Python work per example.
+
+Each training batch is a dict holding the user-side features named by the
+``FeatureSpec``, plus:
+  * ``item_id``: the target item of each example;
+  * ``user``: the example's user id (0-based), used to mask accidental hits
+    (two examples of the same user in one batch are not each other's
+    negatives). Towers ignore keys they do not know.
+"""
+
+from typing import Dict, Mapping, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from mic_tf import features as F
+from mic_tf.data.dataset import ProcessedDataset
+
+USER_KEY = "user"
+
+
+def training_dataset(tables: F.FeatureTables,
+                     dataset: ProcessedDataset,
+                     batch_size: int = 1024,
+                     seed: int = 0,
+                     shuffle: bool = True,
+                     min_history: int = 1,
+                     drop_remainder: bool = True,
+                     max_examples: Optional[int] = None) -> tf.data.Dataset:
+  """The training pipeline.
+
+  Args:
+    tables: Feature tables from ``features.build_feature_tables``.
+    dataset: The processed dataset.
+    batch_size: Examples per batch.
+    seed: Shuffle seed; the same seed gives the same batches in the same
+      order, epoch after epoch.
+    shuffle: Whether to shuffle (reshuffled each epoch).
+    min_history: Smallest history length of a training example.
+    drop_remainder: Whether to drop the last partial batch (in-batch
+      negatives prefer full batches).
+    max_examples: If set, keep a seeded random subset of this many
+      (user, position) pairs, fixed across epochs.
+
+  Returns:
+    A ``tf.data.Dataset`` of feature dicts.
+
+  Raises:
+    ValueError: On a non-positive batch size.
+  """
+  if batch_size <= 0:
+    raise ValueError(f"batch_size must be positive, got {batch_size}.")
+  positions = F.training_positions(dataset, min_history)
+  if max_examples is not None and max_examples < len(positions):
+    rng = np.random.default_rng(seed)
+    keep = np.sort(rng.choice(len(positions), max_examples, replace=False))
+    positions = positions[keep]
+  builder = _BatchBuilder(tables, dataset)
+  ds = tf.data.Dataset.from_tensor_slices(positions)
+  if shuffle:
+    ds = ds.shuffle(len(positions), seed=seed, reshuffle_each_iteration=True)
+  ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+  ds = ds.map(builder, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def num_training_examples(dataset: ProcessedDataset,
+                          min_history: int = 1) -> int:
+  return int(len(F.training_positions(dataset, min_history)))
+
+
+class _BatchBuilder:
+  """Turns a batch of (user, position) pairs into feature tensors."""
+
+  def __init__(self, tables: F.FeatureTables, dataset: ProcessedDataset):
+    values, starts = F.as_ragged_arrays(dataset.sequences)
+    self._values = tf.constant(values, tf.int32)
+    self._starts = tf.constant(starts, tf.int64)
+    self._maxlen = tables.spec.maxlen
+    self._attributes = {k: tf.constant(v, tf.int32)
+                        for k, v in tables.user_attributes.items()}
+    self._use_user_id = F.USER_ID in tables.spec.user_field_names
+    self._train_mask = tf.constant(tables.train_user_mask)
+
+  def __call__(self, pairs: tf.Tensor) -> Dict[str, tf.Tensor]:
+    users = tf.cast(pairs[:, 0], tf.int64)
+    pos = tf.cast(pairs[:, 1], tf.int64)
+    offsets = pos[:, None] + tf.range(-self._maxlen, 0, dtype=tf.int64)[None]
+    valid = offsets >= 0
+    index = tf.gather(self._starts, users)[:, None] + tf.maximum(offsets, 0)
+    history = tf.where(valid, tf.gather(self._values, index), 0)
+    out = {F.HISTORY: history,
+           F.ITEM_ID: tf.gather(self._values, tf.gather(self._starts, users)
+                                + pos),
+           USER_KEY: tf.cast(users, tf.int32)}
+    for name, table in self._attributes.items():
+      out[name] = tf.gather(table, users)
+    if self._use_user_id:
+      known = tf.gather(self._train_mask, users)
+      out[F.USER_ID] = tf.where(known, tf.cast(users, tf.int32) + 1, 0)
+    return out
+
+
+def features_dataset(arrays: Mapping[str, np.ndarray],
+                     batch_size: int = 1024) -> tf.data.Dataset:
+  """Batches precomputed feature arrays (for evaluation or encoding)."""
+  arrays = {k: np.asarray(v) for k, v in arrays.items()}
+  return (tf.data.Dataset.from_tensor_slices(arrays)
+          .batch(batch_size).prefetch(tf.data.AUTOTUNE))

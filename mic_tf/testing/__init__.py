@@ -1,0 +1,1 @@
+"""Test helpers shipped with the package (synthetic data for fast checks)."""

@@ -1,0 +1,307 @@
+"""Train and evaluate a model end to end: the library behind the binaries.
+
+``run_experiment(ExperimentConfig(...))`` loads a dataset, applies the ComiRec
+protocol, builds features, towers and a ``MICModel``, trains it with
+``model.fit`` on the tf.data pipeline (graph mode), selects the epoch with the
+best validation Recall@50 (exact U2I retrieval), evaluates the test users once
+with it and writes everything under ``output_dir``:
+
+  output_dir/
+    config.json         the ExperimentConfig
+    feature_spec.json   the FeatureSpec
+    metrics.json        valid + test metrics, per epoch history, timings
+    checkpoints/best    weights of the selected epoch (tf.train.Checkpoint)
+    backup/             BackupAndRestore state (resume after a crash)
+    tensorboard/        TensorBoard logs (every loss term, valid metrics)
+
+A notebook can call the same functions the binaries call.
+"""
+
+import dataclasses
+import json
+import os
+import time
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from mic_tf import evaluation
+from mic_tf import features as F
+from mic_tf import pipeline
+from mic_tf.data import protocol
+from mic_tf.data import registry as data_registry
+from mic_tf.data.dataset import ProcessedDataset
+from mic_tf.models import encode
+from mic_tf.models.config import MICConfig
+from mic_tf.models.mic_model import MICModel
+from mic_tf.towers import registry as tower_registry
+
+
+@dataclasses.dataclass
+class ExperimentConfig:
+  """Everything one training run needs.
+
+  Attributes:
+    dataset: Registered dataset name (see ``mic_tf.data.registry``).
+    data_dir: Data cache directory (default: ``$MIC_TF_DATA_DIR`` or
+      ``~/.cache/mic_tf/data``).
+    dataset_kwargs: Extra loader arguments (paths, column names).
+    tower: Registered tower name.
+    epochs: Training epochs.
+    batch_size: Training batch size (paper: 1024).
+    learning_rate: Adam learning rate (paper: 1e-3).
+    embedding_dim: Field embedding width (paper: 128).
+    output_dim: Tower output width (paper: 128).
+    hidden_units: Hidden layer widths of MLP towers.
+    dropout: Dropout inside the towers (paper: 0.2).
+    maxlen: History length (ML default 50; ComiRec: Books 20, Taobao 50).
+    min_history: Shortest history of a training example.
+    examples_per_epoch: If set, each epoch uses this many (user, position)
+      pairs drawn once with the seed (bounds the epoch cost).
+    use_user_id: Give the user tower a user-id field.
+    max_item_users: Size of each item's bag of training users (0: off).
+    seed: Seed of initialisation, shuffling and perturbation.
+    output_dir: Where to write the run; None keeps nothing on disk.
+    cutoffs: Metric cutoffs N.
+    exclude_history: Exclude each user's history items from retrieval.
+    eval_batch_size: Users per evaluation batch.
+    mic: The MIC objective's settings.
+    tower_kwargs: Extra arguments of the user tower builder.
+  """
+  dataset: str = "ml-1m"
+  data_dir: Optional[str] = None
+  dataset_kwargs: Dict[str, Any] = dataclasses.field(default_factory=dict)
+  tower: str = "dssm"
+  epochs: int = 3
+  batch_size: int = 1024
+  learning_rate: float = 1e-3
+  embedding_dim: int = 128
+  output_dim: int = 128
+  hidden_units: Tuple[int, ...] = (256,)
+  dropout: float = 0.2
+  maxlen: int = 50
+  min_history: int = 1
+  examples_per_epoch: Optional[int] = None
+  use_user_id: bool = False
+  max_item_users: int = 50
+  seed: int = 0
+  output_dir: Optional[str] = None
+  cutoffs: Tuple[int, ...] = (20, 50)
+  exclude_history: bool = True
+  eval_batch_size: int = 1024
+  mic: MICConfig = dataclasses.field(default_factory=MICConfig.base)
+  tower_kwargs: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+  def __post_init__(self):
+    for name in ("epochs", "batch_size", "embedding_dim", "output_dim",
+                 "maxlen", "eval_batch_size"):
+      if getattr(self, name) <= 0:
+        raise ValueError(f"{name} must be positive, got "
+                         f"{getattr(self, name)}.")
+    if self.learning_rate <= 0:
+      raise ValueError(f"learning_rate must be positive, got "
+                       f"{self.learning_rate}.")
+    if not 0 <= self.dropout < 1:
+      raise ValueError(f"dropout must be in [0, 1), got {self.dropout}.")
+    if isinstance(self.mic, dict):
+      self.mic = MICConfig.from_dict(self.mic)
+    self.hidden_units = tuple(self.hidden_units)
+    self.cutoffs = tuple(self.cutoffs)
+
+  def to_dict(self) -> Dict[str, Any]:
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_dict(cls, d: Dict[str, Any]) -> "ExperimentConfig":
+    return cls(**d)
+
+
+@dataclasses.dataclass
+class Prepared:
+  """Data after the protocol and feature building (reusable across runs)."""
+  dataset: ProcessedDataset
+  tables: F.FeatureTables
+  valid: F.EvalUsers
+  test: F.EvalUsers
+
+
+def prepare_data(config: ExperimentConfig,
+                 dataset: Optional[ProcessedDataset] = None) -> Prepared:
+  """Loads the dataset (unless given), applies the protocol, builds features.
+
+  Args:
+    config: The experiment config.
+    dataset: An already processed dataset to reuse.
+
+  Returns:
+    The ``Prepared`` data.
+  """
+  if dataset is None:
+    raw = data_registry.load_dataset(config.dataset, data_dir=config.data_dir,
+                                     **config.dataset_kwargs)
+    dataset = protocol.apply_comirec_protocol(raw)
+    logging.info("%s", protocol.describe(dataset))
+  tables = F.build_feature_tables(dataset, maxlen=config.maxlen,
+                                  use_user_id=config.use_user_id,
+                                  max_item_users=config.max_item_users,
+                                  seed=config.seed)
+  valid = F.eval_users(tables, dataset, dataset.valid_users)
+  test = F.eval_users(tables, dataset, dataset.test_users)
+  return Prepared(dataset, tables, valid, test)
+
+
+def build_model(config: ExperimentConfig, tables: F.FeatureTables) -> MICModel:
+  """Builds the towers and the ``MICModel`` and compiles it."""
+  user_tower, item_tower = tower_registry.build_towers(
+      config.tower, tables.spec, embedding_dim=config.embedding_dim,
+      output_dim=config.output_dim, dropout=config.dropout,
+      hidden_units=config.hidden_units, **config.tower_kwargs)
+  model = MICModel(user_tower, item_tower, tables.spec, tables.item_table,
+                   config=config.mic, item_counts=tables.item_counts)
+  model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
+  return model
+
+
+def evaluate_u2i(model: MICModel, users: F.EvalUsers,
+                 cutoffs: Sequence[int] = (20, 50),
+                 exclude_history: bool = True,
+                 batch_size: int = 1024) -> Dict[str, float]:
+  """Exact U2I metrics of a model on evaluation users (shared space)."""
+  queries = encode.encode_users(model, users.features, "shared", batch_size)
+  items = encode.encode_items(model, "shared")
+  return evaluation.evaluate_embeddings(
+      queries, items, users.histories, users.targets, cutoffs=cutoffs,
+      exclude_history=exclude_history)
+
+
+class EvaluationCallback(tf.keras.callbacks.Callback):
+  """Evaluates valid users after each epoch; keeps the best weights.
+
+  The selection metric is ``recall@{max cutoff}`` on valid users. Metrics
+  are added to the epoch logs as ``val_<metric>`` (so TensorBoard and the
+  progress bar show them) and kept in ``history``.
+  """
+
+  def __init__(self, users: F.EvalUsers, cutoffs: Sequence[int],
+               exclude_history: bool, batch_size: int,
+               checkpoint_path: Optional[str]):
+    super().__init__()
+    self.users = users
+    self.cutoffs = tuple(cutoffs)
+    self.exclude_history = exclude_history
+    self.batch_size = batch_size
+    self.checkpoint_path = checkpoint_path
+    self.monitor = f"recall@{max(self.cutoffs)}"
+    self.best = -np.inf
+    self.best_epoch = -1
+    self.best_weights = None
+    self.history = []
+
+  def on_epoch_end(self, epoch, logs=None):
+    metrics = evaluate_u2i(self.model, self.users, self.cutoffs,
+                           self.exclude_history, self.batch_size)
+    self.history.append({"epoch": epoch + 1, **metrics})
+    if logs is not None:
+      logs.update({f"val_{k}": v for k, v in metrics.items()})
+    logging.info("epoch %d valid %s", epoch + 1, _fmt(metrics))
+    if metrics[self.monitor] > self.best:
+      self.best, self.best_epoch = metrics[self.monitor], epoch + 1
+      self.best_weights = self.model.get_weights()
+      if self.checkpoint_path:
+        tf.train.Checkpoint(model=self.model).write(self.checkpoint_path)
+
+
+def _fmt(metrics: Dict[str, float]) -> str:
+  return " ".join(f"{k}={v:.3f}" for k, v in sorted(metrics.items()))
+
+
+def run_experiment(config: ExperimentConfig,
+                   prepared: Optional[Prepared] = None,
+                   verbose: int = 1) -> Dict[str, Any]:
+  """Trains, selects on valid users, evaluates test users once.
+
+  Args:
+    config: The experiment config.
+    prepared: Reuse already prepared data (e.g. across seeds).
+    verbose: Keras ``fit`` verbosity (1: progress bars).
+
+  Returns:
+    A results dict: ``valid`` and ``test`` metrics of the selected epoch,
+    ``best_epoch``, per-epoch ``history``, ``train_seconds``, ``config``,
+    and the trained ``model`` under key ``model``.
+  """
+  tf.keras.utils.set_random_seed(config.seed)
+  prepared = prepared or prepare_data(config)
+  tables = prepared.tables
+  out_dir = config.output_dir
+  if out_dir:
+    tf.io.gfile.makedirs(out_dir)
+    _write_json(os.path.join(out_dir, "config.json"), config.to_dict())
+    with tf.io.gfile.GFile(os.path.join(out_dir, "feature_spec.json"),
+                           "w") as f:
+      f.write(tables.spec.to_json())
+
+  train_ds = pipeline.training_dataset(
+      tables, prepared.dataset, batch_size=config.batch_size,
+      seed=config.seed, min_history=config.min_history,
+      max_examples=config.examples_per_epoch)
+  model = build_model(config, tables)
+
+  ckpt = os.path.join(out_dir, "checkpoints", "best") if out_dir else None
+  evaluator = EvaluationCallback(prepared.valid, config.cutoffs,
+                                 config.exclude_history,
+                                 config.eval_batch_size, ckpt)
+  callbacks = [evaluator]
+  if out_dir:
+    callbacks += [
+        tf.keras.callbacks.TensorBoard(os.path.join(out_dir, "tensorboard"),
+                                       update_freq=100),
+        tf.keras.callbacks.BackupAndRestore(os.path.join(out_dir, "backup")),
+    ]
+  start = time.perf_counter()
+  model.fit(train_ds, epochs=config.epochs, callbacks=callbacks,
+            verbose=verbose)
+  train_seconds = time.perf_counter() - start
+  if evaluator.best_weights is not None:
+    model.set_weights(evaluator.best_weights)
+  test = evaluate_u2i(model, prepared.test, config.cutoffs,
+                      config.exclude_history, config.eval_batch_size)
+  valid = next(h for h in evaluator.history
+               if h["epoch"] == evaluator.best_epoch)
+  results = {
+      "dataset": config.dataset, "tower": config.tower,
+      "mic_terms": list(config.mic.terms), "seed": config.seed,
+      "best_epoch": evaluator.best_epoch,
+      "valid": {k: v for k, v in valid.items() if k != "epoch"},
+      "test": test, "history": evaluator.history,
+      "train_seconds": train_seconds,
+      "num_test_users": int(len(prepared.test.users)),
+      "num_valid_users": int(len(prepared.valid.users)),
+      "config": config.to_dict(),
+  }
+  logging.info("test %s", _fmt(test))
+  if out_dir:
+    _write_json(os.path.join(out_dir, "metrics.json"), results)
+  results["model"] = model
+  return results
+
+
+def _write_json(path: str, obj: Any) -> None:
+  tmp = path + ".tmp"
+  with tf.io.gfile.GFile(tmp, "w") as f:
+    json.dump(obj, f, indent=1, sort_keys=True, default=_json_default)
+  tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def _json_default(o):
+  if isinstance(o, (np.integer,)):
+    return int(o)
+  if isinstance(o, (np.floating,)):
+    return float(o)
+  if isinstance(o, np.ndarray):
+    return o.tolist()
+  if isinstance(o, tuple):
+    return list(o)
+  raise TypeError(f"Not JSON serialisable: {type(o)}")
