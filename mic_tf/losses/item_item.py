@@ -1,0 +1,34 @@
+"""Item-item (I2I) contrastive loss, eq. (6) of the MIC paper."""
+
+from typing import Optional
+
+import tensorflow as tf
+
+from mic_tf.losses import _common
+# Imported by name: the package re-exports the function `info_nce`, which
+# shadows the submodule of the same name as a package attribute.
+from mic_tf.losses.info_nce import nt_xent
+
+
+def item_item_loss(view_a: tf.Tensor,
+                   view_b: tf.Tensor,
+                   item_ids: Optional[tf.Tensor] = None,
+                   temperature: _common.Temperature = 0.1) -> tf.Tensor:
+  """Contrastive loss between two perturbed views of the same target items.
+
+  Each item view's positive is the other view of the same item; the other
+  2(N - 1) item views of the batch are negatives (SimCLR NT-Xent). Rows that
+  carry the same item id (popular items recur within a batch) are not used as
+  negatives.
+
+  Args:
+    view_a: (B, d) item representations under the first perturbation.
+    view_b: (B, d) item representations under the second perturbation.
+    item_ids: Optional (B,) int item ids for accidental-hit masking.
+    temperature: Softmax temperature tau (> 0); the paper uses 0.1.
+
+  Returns:
+    A float32 scalar: mean loss over the 2B item views.
+  """
+  return nt_xent(view_a, view_b, ids=item_ids,
+                 temperature=temperature)
