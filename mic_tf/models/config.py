@@ -22,7 +22,7 @@ to the UU loss; the U2U channel uses the same mean.
 
 import dataclasses
 import json
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 TERMS = ("ui", "uu", "ii")
 BASIC_LOSSES = ("softmax", "logistic")
@@ -58,6 +58,11 @@ class MICConfig:
     projection: ``"mlp"`` (non-linear heads into the shared space) or
       ``"none"`` (shared space = own spaces; needs equal widths).
     projection_dim: Width of the shared space.
+    contrastive_batch_size: Build the perturbed views, and compute the
+      contrastive terms, on the first this-many examples of each (shuffled)
+      batch only; ``None`` uses the whole batch as the paper does. The
+      contrastive terms cost O(views x rows) tower passes and O(rows^2)
+      similarities, so this knob bounds MIC's extra cost on a CPU.
   """
   terms: Tuple[str, ...] = ("ui", "uu", "ii")
   lambda_: float = 0.7
@@ -77,6 +82,7 @@ class MICConfig:
   embedding_dropout: float = 0.2
   projection: str = "mlp"
   projection_dim: int = 128
+  contrastive_batch_size: Optional[int] = None
 
   def __post_init__(self):
     self.terms = tuple(self.terms)
@@ -108,6 +114,10 @@ class MICConfig:
     for k, v in rates.items():
       if not 0.0 <= v < 1.0:
         raise ValueError(f"Rate {k}={v} must be in [0, 1).")
+    if self.contrastive_batch_size is not None and (
+        self.contrastive_batch_size < 2):
+      raise ValueError("contrastive_batch_size must be >= 2 (in-batch "
+                       f"negatives), got {self.contrastive_batch_size}.")
     missing = [t for t in self.terms if t not in self.weights]
     if missing:
       raise ValueError(f"No weight given for term(s) {missing}.")

@@ -130,52 +130,64 @@ class MICModel(tfrs.Model):
   # ----------------------------------------------------------- step 2: towers
   def _encode_views(self, tower: tf.keras.Model,
                     features: Mapping[str, tf.Tensor], names: List[str],
-                    perturb, num_views: int,
-                    training: Optional[bool]) -> List[tf.Tensor]:
+                    perturb, num_views: int, training: Optional[bool],
+                    view_rows: Optional[int] = None) -> List[tf.Tensor]:
     """Encodes the anchor and ``num_views`` perturbed views in one call."""
     feats = {k: features[k] for k in names}
     if num_views == 0:
       return [tower(feats, training=training)]
     batch = tf.shape(feats[names[0]])[0]
-    views = [perturb(feats, training=training) for _ in range(num_views)]
-    stacked = {k: tf.concat([feats[k]] + [v[k] for v in views], axis=0)
-               for k in names}
+    source = feats
+    if view_rows is not None:
+      source = {k: v[:view_rows] for k, v in feats.items()}
+    views = [perturb(source, training=training) for _ in range(num_views)]
     if isinstance(tower, Tower):
-      embedded = tower.embed(stacked, training=training)
-      embedded = {
-          k: tf.concat([e[:batch],
-                        self.embedding_dropout(e[batch:], training=training)],
-                       axis=0)
-          for k, e in embedded.items()}
-      out = tower.encode(embedded, stacked, training=training)
+      # Anchor and views are embedded by separate lookups so that dropout
+      # touches only the views and embedding gradients stay sparse.
+      anchor = tower.embed(feats, training=training)
+      stacked = {k: tf.concat([v[k] for v in views], axis=0) for k in names}
+      perturbed = self.embedding_dropout(tower.embed(stacked,
+                                                     training=training),
+                                         training=training)
+      embedded = {k: tf.concat([anchor[k], perturbed[k]], axis=0)
+                  for k in anchor}
+      all_feats = {k: tf.concat([feats[k], stacked[k]], axis=0)
+                   for k in names}
+      out = tower.encode(embedded, all_feats, training=training)
     else:
-      out = tower(stacked, training=training)
-    return tf.split(out, num_views + 1, axis=0)
+      all_feats = {k: tf.concat([feats[k]] + [v[k] for v in views], axis=0)
+                   for k in names}
+      out = tower(all_feats, training=training)
+    return [out[:batch]] + tf.split(out[batch:], num_views, axis=0)
 
   def encode_user(self, features: Mapping[str, tf.Tensor],
-                  num_views: int = 0,
-                  training: Optional[bool] = None) -> List[tf.Tensor]:
+                  num_views: int = 0, training: Optional[bool] = None,
+                  view_rows: Optional[int] = None) -> List[tf.Tensor]:
     """User-space representations: ``[anchor, view_1, ..., view_n]``.
 
     Args:
       features: User features dict.
       num_views: Number of perturbed views to add after the anchor.
       training: Keras training flag.
+      view_rows: Build the views from the first ``view_rows`` examples only
+        (``None``: all of them).
 
     Returns:
-      A list of ``num_views + 1`` tensors ``(B, d)`` or ``(B, K, d)``.
+      A list of ``num_views + 1`` tensors: the anchor ``(B, ...)`` and the
+      views ``(min(B, view_rows), ...)``; ``(.., d)`` or ``(.., K, d)``.
     """
     return self._encode_views(self.user_tower, features,
                               self.spec.user_field_names, self.perturb_user,
-                              num_views, training)
+                              num_views, training, view_rows)
 
   def encode_item(self, item_ids: tf.Tensor, num_views: int = 0,
-                  training: Optional[bool] = None) -> List[tf.Tensor]:
+                  training: Optional[bool] = None,
+                  view_rows: Optional[int] = None) -> List[tf.Tensor]:
     """Item-space representations of item ids: ``[anchor, views...]``."""
     features = self.item_lookup(item_ids)
     return self._encode_views(self.item_tower, features,
                               self.spec.item_field_names, self.perturb_item,
-                              num_views, training)
+                              num_views, training, view_rows)
 
   # ------------------------------------------------------- step 3: projection
   def project_user(self, user: tf.Tensor) -> tf.Tensor:
@@ -262,25 +274,31 @@ class MICModel(tfrs.Model):
     user_ids = tf.cast(inputs.get(pipeline.USER_KEY, tf.zeros_like(item_ids)),
                        tf.int32)
     num_views = c.num_views if c.contrastive else 0
-    users = self.encode_user(inputs, num_views, training=training)
-    items = self.encode_item(item_ids, num_views, training=training)
+    rows = c.contrastive_batch_size
+    users = self.encode_user(inputs, num_views, training, rows)
+    items = self.encode_item(item_ids, num_views, training, rows)
     users_shared = [self.project_user(u) for u in users]
     items_shared = [self.project_item(v) for v in items]
 
     if users[0].shape.rank == 3:  # multi-interest user tower
       pick = self.select_interest(users_shared[0], items_shared[0])
-      select = lambda x: tf.gather(x, pick, axis=1, batch_dims=1)
-      users_shared = [select(u) for u in users_shared]
+      users_shared = [
+          tf.gather(u, pick[:tf.shape(u)[0]], axis=1, batch_dims=1)
+          for u in users_shared]
       users = [self.user_space_summary(u) for u in users]
 
     basic = self.basic_loss(users_shared[0], items_shared[0], item_ids)
     self._trackers["basic"].update_state(basic)
     terms = {}
     if c.contrastive:
-      pair = slice(1, 3) if c.num_views == 2 else slice(0, 2)
-      terms = self.contrastive_losses(users[pair], items[pair],
-                                      users_shared[pair], items_shared[pair],
-                                      user_ids, item_ids)
+      n = tf.shape(users[1])[0]  # rows that have views
+      if c.num_views == 2:
+        pair = lambda views: views[1:3]
+      else:  # the anchor against its one perturbed view (eq. 5 as written)
+        pair = lambda views: [views[0][:n], views[1]]
+      terms = self.contrastive_losses(
+          pair(users), pair(items), pair(users_shared), pair(items_shared),
+          user_ids[:n], item_ids[:n])
       for name, value in terms.items():
         self._trackers[name].update_state(value)
     return self.combiner({"basic": basic, **terms})
