@@ -248,6 +248,7 @@ def run_experiment(config: ExperimentConfig,
       seed=config.seed, min_history=config.min_history,
       max_examples=config.examples_per_epoch)
   model = build_model(config, tables)
+  build_variables(model, tables)
 
   ckpt = os.path.join(out_dir, "checkpoints", "best") if out_dir else None
   evaluator = EvaluationCallback(prepared.valid, config.cutoffs,
@@ -305,3 +306,48 @@ def _json_default(o):
   if isinstance(o, tuple):
     return list(o)
   raise TypeError(f"Not JSON serialisable: {type(o)}")
+
+
+def build_variables(model: MICModel, tables: F.FeatureTables) -> None:
+  """Creates every variable of a model by running one tiny batch."""
+  users = np.nonzero(tables.train_user_mask)[0][:2]
+  feats = tables.user_features(
+      users, np.zeros((len(users), tables.spec.maxlen), np.int32))
+  batch = {k: tf.constant(v) for k, v in feats.items()}
+  batch[F.ITEM_ID] = tf.constant([1, 1], tf.int32)
+  batch[pipeline.USER_KEY] = tf.constant(users.astype(np.int32))
+  model.compute_loss(batch, training=True)
+  model(batch)  # marks the Keras model as built
+
+
+def load_run(output_dir: str, prepared: Optional[Prepared] = None
+             ) -> Tuple[ExperimentConfig, Prepared, MICModel]:
+  """Reloads a finished run: its config, its data and its best model.
+
+  Args:
+    output_dir: A directory written by ``run_experiment``.
+    prepared: Reuse already prepared data.
+
+  Returns:
+    ``(config, prepared, model)`` with the selected checkpoint restored.
+
+  Raises:
+    FileNotFoundError: If the directory holds no finished run.
+  """
+  config_path = os.path.join(output_dir, "config.json")
+  ckpt = os.path.join(output_dir, "checkpoints", "best")
+  if not tf.io.gfile.exists(config_path):
+    raise FileNotFoundError(
+        f"{config_path} not found: {output_dir!r} is not a run directory "
+        "written by experiments/train.py (pass its --output_dir).")
+  if not tf.io.gfile.exists(ckpt + ".index"):
+    raise FileNotFoundError(
+        f"No checkpoint at {ckpt}: the run in {output_dir!r} did not finish "
+        "an epoch. Train it again (a crashed run resumes from backup/).")
+  with tf.io.gfile.GFile(config_path) as f:
+    config = ExperimentConfig.from_dict(json.load(f))
+  prepared = prepared or prepare_data(config)
+  model = build_model(config, prepared.tables)
+  build_variables(model, prepared.tables)
+  tf.train.Checkpoint(model=model).read(ckpt).assert_existing_objects_matched()
+  return config, prepared, model

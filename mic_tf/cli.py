@@ -1,0 +1,243 @@
+"""Flags and glue shared by the absl binaries in ``experiments/``.
+
+Binaries stay thin: they define flags from here, build an
+``ExperimentConfig`` with ``experiment_config_from_flags`` and call library
+functions. A notebook can build the same ``ExperimentConfig`` by hand.
+"""
+
+from typing import Any, Dict, List, Sequence
+
+from absl import flags
+from absl import logging
+
+from mic_tf import baselines
+from mic_tf import evaluation
+from mic_tf import training
+from mic_tf.data import registry as data_registry
+from mic_tf.models.config import BASIC_LOSSES, TERMS, WEIGHTING_MODES
+from mic_tf.models.config import MICConfig
+from mic_tf.towers import registry as tower_registry
+
+BASELINES = ("mostpop", "itemknn")
+
+
+def define_data_flags() -> None:
+  """--dataset, --data_dir, --data_path and the bring-your-own columns."""
+  flags.DEFINE_enum("dataset", "ml-1m", sorted(data_registry.LOADERS),
+                    "Dataset name.")
+  flags.DEFINE_string("data_dir", None, "Data cache directory (default: "
+                      "$MIC_TF_DATA_DIR or ~/.cache/mic_tf/data).")
+  flags.DEFINE_string("data_path", None, "File or folder of datasets that "
+                      "cannot be downloaded (ml-1m-grouplens zip, "
+                      "amazon-books reviews, taobao UserBehavior.csv, custom "
+                      "interactions CSV/Parquet).")
+  flags.DEFINE_string("metadata_path", None,
+                      "amazon-books: meta_Books.json for item categories.")
+  flags.DEFINE_string("user_col", "user", "custom: user column.")
+  flags.DEFINE_string("item_col", "item", "custom: item column.")
+  flags.DEFINE_string("time_col", "timestamp", "custom: timestamp column.")
+  flags.DEFINE_string("user_features_path", None,
+                      "custom: user feature table (CSV/Parquet).")
+  flags.DEFINE_string("item_features_path", None,
+                      "custom: item feature table (CSV/Parquet).")
+  flags.DEFINE_list("item_bag_columns", [],
+                    "custom: item feature columns holding token lists.")
+
+
+def define_training_flags() -> None:
+  """Model, optimisation and output flags."""
+  flags.DEFINE_string("tower", "dssm", "Registered tower name: one of "
+                      f"{', '.join(tower_registry.available_towers())} or "
+                      "your own.")
+  flags.DEFINE_integer("epochs", 3, "Training epochs.", lower_bound=1)
+  flags.DEFINE_integer("batch_size", 1024, "Batch size.", lower_bound=2)
+  flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.",
+                     lower_bound=0.0)
+  flags.DEFINE_integer("embedding_dim", 128, "Field embedding width.",
+                       lower_bound=1)
+  flags.DEFINE_integer("output_dim", 128, "Tower output width.",
+                       lower_bound=1)
+  flags.DEFINE_list("hidden_units", ["256"], "Hidden widths of MLP towers.")
+  flags.DEFINE_float("dropout", 0.2, "Dropout inside the towers.",
+                     lower_bound=0.0, upper_bound=0.99)
+  flags.DEFINE_integer("maxlen", 20, "History length.", lower_bound=1)
+  flags.DEFINE_integer("examples_per_epoch", None, "Seeded subset of training "
+                       "(user, position) pairs per epoch (default: all).",
+                       lower_bound=1)
+  flags.DEFINE_integer("num_interests", 4, "Interests of multi-interest "
+                       "towers (comirec_sa, comirec_dr).", lower_bound=1)
+  flags.DEFINE_bool("use_user_id", False, "Give the user tower a user-id "
+                    "field (useless for users unseen in training).")
+  flags.DEFINE_integer("max_item_users", 20, "Size of each item's bag of "
+                       "training users (0 disables the field).",
+                       lower_bound=0)
+  flags.DEFINE_bool("exclude_history", True, "Exclude history items from "
+                    "retrieval (MovieLens has no repeat interactions).")
+  flags.DEFINE_integer("seed", 0, "Random seed.")
+  flags.DEFINE_string("output_dir", None, "Run directory (metrics.json, "
+                      "checkpoints, TensorBoard logs).")
+  flags.DEFINE_list("baselines", [], "Reference rows to add: "
+                    f"{', '.join(BASELINES)}.")
+  flags.DEFINE_integer("verbose", 1, "Keras progress: 0 silent, 1 bars, "
+                       "2 one line per epoch.")
+
+
+def define_mic_flags() -> None:
+  """Every ``MICConfig`` setting as a flag."""
+  d = MICConfig()
+  flags.DEFINE_list("mic_terms", [], "Contrastive terms, any of "
+                    f"{','.join(TERMS)}; empty = base model.")
+  flags.DEFINE_float("mic_lambda", d.lambda_, "Basic loss weight λ.",
+                     lower_bound=0.0, upper_bound=1.0)
+  flags.DEFINE_float("w_ui", 1.0, "Weight of the UI term.", lower_bound=0.0)
+  flags.DEFINE_float("w_uu", 1.0, "Weight of the UU term.", lower_bound=0.0)
+  flags.DEFINE_float("w_ii", 1.0, "Weight of the II term.", lower_bound=0.0)
+  flags.DEFINE_enum("weighting", d.weighting, list(WEIGHTING_MODES),
+                    "fixed (eq. 8) or uncertainty (learned weights).")
+  flags.DEFINE_float("temperature", d.temperature,
+                     "Contrastive temperature τ.", lower_bound=1e-6)
+  flags.DEFINE_enum("basic_loss", d.basic_loss, list(BASIC_LOSSES),
+                    "Basic loss.")
+  flags.DEFINE_float("basic_temperature", d.basic_temperature,
+                     "Temperature of the basic loss.", lower_bound=1e-6)
+  flags.DEFINE_bool("log_q", d.log_q_correction, "logQ correction in the "
+                    "softmax basic loss.")
+  flags.DEFINE_integer("num_views", d.num_views, "Perturbed views per side "
+                       "(2: view vs view; 1: anchor vs view).",
+                       lower_bound=1, upper_bound=2)
+  flags.DEFINE_float("user_attribute_mask", d.user_attribute_mask,
+                     "Masking rate of user attributes.", lower_bound=0.0,
+                     upper_bound=0.99)
+  flags.DEFINE_float("history_mask", d.history_mask,
+                     "Masking rate of history items.", lower_bound=0.0,
+                     upper_bound=0.99)
+  flags.DEFINE_float("item_attribute_mask", d.item_attribute_mask,
+                     "Masking rate of item attributes.", lower_bound=0.0,
+                     upper_bound=0.99)
+  flags.DEFINE_float("item_users_mask", d.item_users_mask,
+                     "Masking rate of an item's user-bag entries.",
+                     lower_bound=0.0, upper_bound=0.99)
+  flags.DEFINE_float("embedding_dropout", d.embedding_dropout,
+                     "Dropout in the embedded feature space (views).",
+                     lower_bound=0.0, upper_bound=0.99)
+  flags.DEFINE_enum("projection", d.projection, ["mlp", "none"],
+                    "Projection heads into the shared space.")
+  flags.DEFINE_integer("projection_dim", d.projection_dim,
+                       "Width of the shared space.", lower_bound=1)
+  flags.DEFINE_integer("contrastive_batch_size", None, "Rows of each batch "
+                       "that get views and contrastive terms (default: all).",
+                       lower_bound=2)
+
+
+def mic_config_from_flags(f) -> MICConfig:
+  return MICConfig(
+      terms=tuple(f.mic_terms), lambda_=f.mic_lambda,
+      weights={"ui": f.w_ui, "uu": f.w_uu, "ii": f.w_ii},
+      weighting=f.weighting, temperature=f.temperature,
+      basic_loss=f.basic_loss, basic_temperature=f.basic_temperature,
+      log_q_correction=f.log_q, num_views=f.num_views,
+      user_attribute_mask=f.user_attribute_mask, history_mask=f.history_mask,
+      item_attribute_mask=f.item_attribute_mask,
+      item_users_mask=f.item_users_mask,
+      embedding_dropout=f.embedding_dropout, projection=f.projection,
+      projection_dim=f.projection_dim,
+      contrastive_batch_size=f.contrastive_batch_size)
+
+
+def _dataset_kwargs(f) -> Dict[str, Any]:
+  kwargs: Dict[str, Any] = {}
+  if f.data_path:
+    kwargs["path"] = f.data_path
+  if f.dataset == "amazon-books" and f.metadata_path:
+    kwargs["metadata_path"] = f.metadata_path
+  if f.dataset == "custom":
+    kwargs.update(user_col=f.user_col, item_col=f.item_col,
+                  time_col=f.time_col,
+                  user_features_path=f.user_features_path,
+                  item_features_path=f.item_features_path,
+                  item_bag_columns=tuple(f.item_bag_columns))
+  elif f.dataset in ("ml-1m", "ml-100k") and f.data_path:
+    raise ValueError(f"--data_path is not used by --dataset={f.dataset} (it "
+                     "is fetched); for official GroupLens files use "
+                     "--dataset=ml-1m-grouplens --data_path=...")
+  return kwargs
+
+
+def experiment_config_from_flags(f) -> training.ExperimentConfig:
+  """Builds (and validates) an ``ExperimentConfig`` from parsed flags."""
+  try:
+    hidden = tuple(int(h) for h in f.hidden_units)
+  except ValueError:
+    raise ValueError(f"--hidden_units must be integers, got "
+                     f"{f.hidden_units}.") from None
+  bad = [b for b in f.baselines if b not in BASELINES]
+  if bad:
+    raise ValueError(f"Unknown --baselines {bad}; choose from {BASELINES}.")
+  if f.tower not in tower_registry.available_towers():
+    raise ValueError(f"Unknown --tower={f.tower}; available: "
+                     f"{', '.join(tower_registry.available_towers())}.")
+  tower_kwargs = {}
+  if f.tower in ("comirec_sa", "comirec_dr"):
+    tower_kwargs["num_interests"] = f.num_interests
+  return training.ExperimentConfig(
+      dataset=f.dataset, data_dir=f.data_dir, dataset_kwargs=_dataset_kwargs(f),
+      tower=f.tower, epochs=f.epochs, batch_size=f.batch_size,
+      learning_rate=f.learning_rate, embedding_dim=f.embedding_dim,
+      output_dim=f.output_dim, hidden_units=hidden, dropout=f.dropout,
+      maxlen=f.maxlen, examples_per_epoch=f.examples_per_epoch,
+      use_user_id=f.use_user_id, max_item_users=f.max_item_users,
+      seed=f.seed, output_dir=f.output_dir,
+      exclude_history=f.exclude_history, mic=mic_config_from_flags(f),
+      tower_kwargs=tower_kwargs)
+
+
+def run_baseline(name: str, prepared: training.Prepared,
+                 cutoffs: Sequence[int] = (20, 50),
+                 exclude_history: bool = True) -> Dict[str, Any]:
+  """Fits MostPopular or ItemKNN on training users; scores valid and test."""
+  ds = prepared.dataset
+  model = (baselines.MostPopular(ds.num_items) if name == "mostpop" else
+           baselines.ItemKNN(ds.num_items))
+  model.fit([ds.sequences[u] for u in ds.train_users])
+  out = {"name": {"mostpop": "MostPopular", "itemknn": "ItemKNN"}[name]}
+  for split, users in (("valid", prepared.valid), ("test", prepared.test)):
+    ids = model.retrieve(users.histories, max(cutoffs),
+                         exclude_history=exclude_history)
+    out[split] = evaluation.evaluate_retrieval(ids, users.targets, cutoffs)
+  return out
+
+
+def run_with_baselines(config: training.ExperimentConfig,
+                       names: Sequence[str],
+                       verbose: int = 1) -> List[Dict[str, Any]]:
+  """Runs the requested reference rows, then trains and evaluates the model."""
+  prepared = training.prepare_data(config)
+  rows = []
+  for name in names:
+    row = run_baseline(name, prepared, config.cutoffs, config.exclude_history)
+    logging.info("%s test %s", row["name"], row["test"])
+    rows.append(row)
+  results = training.run_experiment(config, prepared, verbose=verbose)
+  results.pop("model")
+  label = config.tower.upper() if config.tower == "dssm" else config.tower
+  if config.mic.terms:
+    label += "+MIC(" + ",".join(t.upper() for t in config.mic.terms) + ")"
+  rows.append({"name": label, "valid": results["valid"],
+               "test": results["test"],
+               "train_seconds": results["train_seconds"]})
+  return rows
+
+
+METRIC_ORDER = ("recall@20", "ndcg@20", "ndcg_gt@20", "hr@20",
+                "recall@50", "ndcg@50", "ndcg_gt@50", "hr@50")
+
+
+def results_table(rows: Sequence[Dict[str, Any]], split: str = "test") -> str:
+  """A Markdown table of metrics (percent) for each row."""
+  header = "| model | " + " | ".join(METRIC_ORDER) + " |"
+  lines = [header, "|" + "---|" * (len(METRIC_ORDER) + 1)]
+  for row in rows:
+    m = row[split]
+    lines.append(f"| {row['name']} | " +
+                 " | ".join(f"{m[k]:.3f}" for k in METRIC_ORDER) + " |")
+  return "\n".join(lines)
