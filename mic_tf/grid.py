@@ -1,0 +1,119 @@
+"""Seeds x variants x towers grids, summarised as mean ± std tables.
+
+The paper's Tables 2 and 3 compare models and loss settings; here every cell
+is trained with several seeds on the same prepared data and reported as mean
+± sample standard deviation. ``experiments/ablation.py`` is the binary.
+"""
+
+import dataclasses
+import json
+import os
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+from absl import logging
+import numpy as np
+
+from mic_tf import training
+from mic_tf.models.config import TERMS
+
+METRICS = ("recall@20", "ndcg@20", "hr@20", "recall@50", "ndcg@50", "hr@50")
+
+
+def parse_variant(name: str) -> tuple:
+  """``"base"`` -> (); ``"ui+uu"`` -> ("ui", "uu"); ``"all"`` -> all terms."""
+  if name == "base":
+    return ()
+  if name == "all":
+    return TERMS
+  terms = tuple(name.split("+"))
+  bad = [t for t in terms if t not in TERMS]
+  if bad:
+    raise ValueError(f"Unknown term(s) {bad} in variant {name!r}; use base, "
+                     f"all, or terms from {TERMS} joined by '+'.")
+  return terms
+
+
+def variant_label(tower: str, terms: Sequence[str]) -> str:
+  label = "DSSM" if tower == "dssm" else tower
+  if not terms:
+    return label
+  return label + "+MIC(" + "+".join(t.upper() for t in terms) + ")"
+
+
+def run_grid(base: training.ExperimentConfig, towers: Sequence[str],
+             variants: Sequence[str], seeds: Sequence[int],
+             output_dir: Optional[str] = None,
+             verbose: int = 2) -> List[Dict[str, Any]]:
+  """Trains every (tower, variant, seed) cell on one prepared dataset.
+
+  Args:
+    base: Config of every run; tower, MIC terms, seed and output_dir are
+      replaced per cell.
+    towers: Tower names.
+    variants: Variant names (see ``parse_variant``).
+    seeds: Seeds.
+    output_dir: Root of per-cell run directories and ``grid.json``.
+    verbose: Keras verbosity.
+
+  Returns:
+    One dict per cell (tower, variant, seed, valid, test, train_seconds).
+  """
+  prepared = training.prepare_data(base)
+  rows = []
+  for tower in towers:
+    for variant in variants:
+      terms = parse_variant(variant)
+      for seed in seeds:
+        mic = dataclasses.replace(base.mic, terms=terms)
+        cell_dir = (os.path.join(output_dir, f"{tower}_{variant}_s{seed}")
+                    if output_dir else None)
+        config = dataclasses.replace(base, tower=tower, mic=mic, seed=seed,
+                                     output_dir=cell_dir)
+        start = time.perf_counter()
+        result = training.run_experiment(config, prepared, verbose=verbose)
+        result.pop("model")
+        rows.append({"tower": tower, "variant": variant, "seed": seed,
+                     "label": variant_label(tower, terms),
+                     "valid": result["valid"], "test": result["test"],
+                     "best_epoch": result["best_epoch"],
+                     "train_seconds": result["train_seconds"],
+                     "wall_seconds": time.perf_counter() - start})
+        logging.info("%s seed %d test %s", rows[-1]["label"], seed,
+                     result["test"])
+        if output_dir:
+          _dump(os.path.join(output_dir, "grid.json"), rows)
+  return rows
+
+
+def _dump(path: str, rows) -> None:
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(rows, f, indent=1)
+  os.replace(tmp, path)
+
+
+def summary_table(rows: Sequence[Dict[str, Any]], split: str = "test",
+                  metrics: Sequence[str] = METRICS,
+                  with_time: bool = True) -> str:
+  """Markdown table: one row per (tower, variant), mean ± std over seeds."""
+  groups: Dict[str, List[Dict[str, Any]]] = {}
+  for r in rows:
+    groups.setdefault(r["label"], []).append(r)
+  header = ["model", "seeds"] + list(metrics)
+  if with_time:
+    header.append("train s/run")
+  lines = ["| " + " | ".join(header) + " |",
+           "|" + "---|" * len(header)]
+  for label, cells in groups.items():
+    vals = []
+    for m in metrics:
+      x = np.array([c[split][m] for c in cells])
+      sd = x.std(ddof=1) if len(x) > 1 else float("nan")
+      vals.append(f"{x.mean():.2f} ± {sd:.2f}")
+    line = [label, str(len(cells))] + vals
+    if with_time:
+      line.append(f"{np.mean([c['train_seconds'] for c in cells]):.0f}")
+    lines.append("| " + " | ".join(line) + " |")
+  return "\n".join(lines)
