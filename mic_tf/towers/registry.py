@@ -89,3 +89,14 @@ def build_towers(name: str, spec: F.FeatureSpec, embedding_dim: int = 128,
 
 
 register_tower("dssm", _dssm)
+
+# The plug-in baselines of the MIC paper (section 4.4); the item tower stays a
+# DSSMTower for each of them.
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from mic_tf.towers import comirec_dr as _comirec_dr
+from mic_tf.towers import comirec_sa as _comirec_sa
+from mic_tf.towers import youtube_dnn as _youtube_dnn
+
+register_tower("youtube_dnn", _youtube_dnn.build_youtube_dnn)
+register_tower("comirec_sa", _comirec_sa.build_comirec_sa)
+register_tower("comirec_dr", _comirec_dr.build_comirec_dr)
