@@ -52,9 +52,14 @@ def available_towers() -> Tuple[str, ...]:
   return tuple(sorted(_USER_BUILDERS))
 
 
-def _dssm(fields, embedding_dim, output_dim, dropout, **kwargs):
+def _dssm(fields, embedding_dim, output_dim, dropout, name=None,
+          hidden_units=(256,), **kwargs):
+  if kwargs:
+    raise ValueError(f"The dssm tower takes no {sorted(kwargs)}; its options "
+                     "are embedding_dim, output_dim, dropout and "
+                     "hidden_units.")
   return DSSMTower(fields, embedding_dim, output_dim, dropout=dropout,
-                   **kwargs)
+                   hidden_units=hidden_units, name=name)
 
 
 def build_towers(name: str, spec: F.FeatureSpec, embedding_dim: int = 128,
@@ -68,7 +73,8 @@ def build_towers(name: str, spec: F.FeatureSpec, embedding_dim: int = 128,
     embedding_dim: Field embedding width.
     output_dim: Representation width.
     dropout: Dropout rate inside the towers.
-    **kwargs: Passed to the user tower builder.
+    **kwargs: Passed to the user tower builder; ``hidden_units`` also to
+      the item tower builder.
 
   Returns:
     The two towers.
@@ -80,11 +86,17 @@ def build_towers(name: str, spec: F.FeatureSpec, embedding_dim: int = 128,
     raise ValueError(f"Unknown tower {name!r}; available towers: "
                      f"{', '.join(available_towers())}. Register your own with "
                      "mic_tf.towers.register_tower.")
+  if "name" in kwargs:
+    raise ValueError("Tower names are fixed (user_tower, item_tower); drop "
+                     "'name' from the tower arguments.")
   user = _USER_BUILDERS[name](spec.user_fields, embedding_dim, output_dim,
                               dropout, name="user_tower", **kwargs)
   item_builder = _ITEM_BUILDERS.get(name, _dssm)
+  item_kwargs = {}
+  if "hidden_units" in kwargs:
+    item_kwargs["hidden_units"] = kwargs["hidden_units"]
   item = item_builder(spec.item_fields, embedding_dim, output_dim, dropout,
-                      name="item_tower")
+                      name="item_tower", **item_kwargs)
   return user, item
 
 

@@ -59,7 +59,9 @@ class TowerRegistryTest(tf.test.TestCase, parameterized.TestCase):
       towers.register_tower("comirec_dr", lambda *a, **k: None)
 
   def test_custom_item_builder(self):
-    def item_builder(fields, embedding_dim, output_dim, dropout, name=None):
+    def item_builder(fields, embedding_dim, output_dim, dropout, name=None,
+                     **kwargs):
+      del kwargs  # e.g. hidden_units, which this linear tower ignores
       return towers.DSSMTower(fields, embedding_dim, output_dim,
                               hidden_units=(), dropout=dropout, name=name)
 

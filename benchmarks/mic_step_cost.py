@@ -1,0 +1,96 @@
+r"""Cost of a MIC training step as a ratio to the base model's step.
+
+Builds every model on the same data, then times optimizer steps of each in
+interleaved rounds within one process (these VMs are noisy and bimodal, so A
+and B are always measured side by side), and prints the median ms/step and the
+ratio to the base step.
+
+  python benchmarks/mic_step_cost.py --dataset=ml-1m --rounds=5 --steps=10
+
+Target of the MIC-core issue: <= 1.5x.
+"""
+
+import statistics
+import time
+
+from absl import app
+from absl import flags
+
+
+import mic_tf  # noqa: F401
+import tensorflow as tf
+from mic_tf import pipeline
+from mic_tf import training
+from mic_tf.models.config import MICConfig
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("dataset", "ml-1m", "Dataset (fetched like train.py).")
+flags.DEFINE_integer("batch_size", 1024, "Batch size.")
+flags.DEFINE_integer("maxlen", 20, "History length.")
+flags.DEFINE_integer("max_item_users", 20, "Item user-bag size.")
+flags.DEFINE_integer("rounds", 5, "Interleaved timing rounds.")
+flags.DEFINE_integer("steps", 10, "Steps per model per round.")
+
+VARIANTS = {
+    "base": MICConfig.base(),
+    "MIC all, 2 views, full batch": MICConfig(),
+    "MIC all, 1 view, full batch": MICConfig(num_views=1),
+    "MIC all, 2 views, contrastive rows 256": MICConfig(
+        contrastive_batch_size=256),
+    "MIC all, 1 view, contrastive rows 256": MICConfig(
+        num_views=1, contrastive_batch_size=256),
+    "MIC uu only, 2 views, contrastive rows 256": MICConfig(
+        terms=("uu",), contrastive_batch_size=256),
+}
+
+
+def main(argv):
+  del argv
+  base = training.ExperimentConfig(dataset=FLAGS.dataset,
+                                   maxlen=FLAGS.maxlen,
+                                   max_item_users=FLAGS.max_item_users)
+  prepared = training.prepare_data(base)
+  data = pipeline.training_dataset(prepared.tables, prepared.dataset,
+                                   batch_size=FLAGS.batch_size, seed=0)
+  batches = [b for b in data.take(FLAGS.steps)]
+  steps = {}
+  for name, mic in VARIANTS.items():
+    tf.keras.utils.set_random_seed(0)
+    model = training.build_model(
+        training.ExperimentConfig(dataset=FLAGS.dataset, mic=mic),
+        prepared.tables)
+    optimizer = model.optimizer
+
+    @tf.function
+    def step(batch, model=model, optimizer=optimizer):
+      with tf.GradientTape() as tape:
+        loss = model.compute_loss(batch, training=True)
+      grads = tape.gradient(loss, model.trainable_variables)
+      optimizer.apply_gradients(zip(grads, model.trainable_variables))
+      return loss
+
+    step(batches[0]).numpy()  # trace + warm up
+    steps[name] = step
+  times = {name: [] for name in VARIANTS}
+  for r in range(FLAGS.rounds):
+    for name, step in steps.items():
+      start = time.perf_counter()
+      for b in batches:
+        loss = step(b)
+      loss.numpy()
+      times[name].append((time.perf_counter() - start) / len(batches) * 1e3)
+    print(f"round {r + 1}/{FLAGS.rounds} done", flush=True)
+  base_ms = statistics.median(times["base"])
+  print(f"\n{FLAGS.dataset}, batch {FLAGS.batch_size}, maxlen {FLAGS.maxlen}, "
+        f"{FLAGS.rounds} interleaved rounds x {FLAGS.steps} steps; "
+        f"devices: {[d.device_type for d in tf.config.list_logical_devices()]}")
+  print("| variant | median ms/step | ratio to base |")
+  print("|---|---|---|")
+  for name, t in times.items():
+    med = statistics.median(t)
+    print(f"| {name} | {med:.1f} | {med / base_ms:.2f}x |")
+
+
+
+if __name__ == "__main__":
+  app.run(main)
