@@ -181,12 +181,15 @@ class EvaluationCallback(tf.keras.callbacks.Callback):
 
   The selection metric is ``recall@{max cutoff}`` on valid users. Metrics
   are added to the epoch logs as ``val_<metric>`` (so TensorBoard and the
-  progress bar show them) and kept in ``history``.
+  progress bar show them) and kept in ``history``. With a checkpoint path,
+  the best weights and the history are also written to disk after every
+  epoch, so a run resumed by ``BackupAndRestore`` after a crash still knows
+  its best epoch.
   """
 
   def __init__(self, users: F.EvalUsers, cutoffs: Sequence[int],
                exclude_history: bool, batch_size: int,
-               checkpoint_path: Optional[str]):
+               checkpoint_path: Optional[str], resume: bool = False):
     super().__init__()
     self.users = users
     self.cutoffs = tuple(cutoffs)
@@ -198,10 +201,20 @@ class EvaluationCallback(tf.keras.callbacks.Callback):
     self.best_epoch = -1
     self.best_weights = None
     self.history = []
+    self._state_path = (checkpoint_path + ".history.json"
+                        if checkpoint_path else None)
+    if self._state_path and resume and tf.io.gfile.exists(self._state_path):
+      with tf.io.gfile.GFile(self._state_path) as f:
+        state = json.load(f)
+      self.history = state["history"]
+      self.best, self.best_epoch = state["best"], state["best_epoch"]
+      logging.info("Resuming: best epoch so far %d (%s=%.3f)",
+                   self.best_epoch, self.monitor, self.best)
 
   def on_epoch_end(self, epoch, logs=None):
     metrics = evaluate_u2i(self.model, self.users, self.cutoffs,
                            self.exclude_history, self.batch_size)
+    self.history = [h for h in self.history if h["epoch"] != epoch + 1]
     self.history.append({"epoch": epoch + 1, **metrics})
     if logs is not None:
       logs.update({f"val_{k}": v for k, v in metrics.items()})
@@ -211,6 +224,19 @@ class EvaluationCallback(tf.keras.callbacks.Callback):
       self.best_weights = self.model.get_weights()
       if self.checkpoint_path:
         tf.train.Checkpoint(model=self.model).write(self.checkpoint_path)
+    if self._state_path:
+      _write_json(self._state_path, {"history": self.history,
+                                     "best": self.best,
+                                     "best_epoch": self.best_epoch})
+
+  def restore_best(self) -> None:
+    """Loads the best weights into the model (from memory or disk)."""
+    if self.best_weights is not None:
+      self.model.set_weights(self.best_weights)
+    elif self.checkpoint_path and tf.io.gfile.exists(
+        self.checkpoint_path + ".index"):
+      tf.train.Checkpoint(model=self.model).read(
+          self.checkpoint_path).assert_existing_objects_matched()
 
 
 def _fmt(metrics: Dict[str, float]) -> str:
@@ -219,13 +245,20 @@ def _fmt(metrics: Dict[str, float]) -> str:
 
 def run_experiment(config: ExperimentConfig,
                    prepared: Optional[Prepared] = None,
-                   verbose: int = 1) -> Dict[str, Any]:
+                   verbose: int = 1,
+                   callbacks: Sequence[tf.keras.callbacks.Callback] = ()
+                   ) -> Dict[str, Any]:
   """Trains, selects on valid users, evaluates test users once.
+
+  If ``output_dir`` holds the backup of a run that crashed, training resumes
+  from its last finished epoch (``BackupAndRestore``) and keeps the best
+  epoch found before the crash.
 
   Args:
     config: The experiment config.
     prepared: Reuse already prepared data (e.g. across seeds).
     verbose: Keras ``fit`` verbosity (1: progress bars).
+    callbacks: Extra Keras callbacks.
 
   Returns:
     A results dict: ``valid`` and ``test`` metrics of the selected epoch,
@@ -251,22 +284,25 @@ def run_experiment(config: ExperimentConfig,
   build_variables(model, tables)
 
   ckpt = os.path.join(out_dir, "checkpoints", "best") if out_dir else None
+  backup = os.path.join(out_dir, "backup") if out_dir else None
+  resume = bool(backup and tf.io.gfile.exists(backup)
+                and tf.io.gfile.listdir(backup))
   evaluator = EvaluationCallback(prepared.valid, config.cutoffs,
                                  config.exclude_history,
-                                 config.eval_batch_size, ckpt)
-  callbacks = [evaluator]
+                                 config.eval_batch_size, ckpt, resume=resume)
+  all_callbacks = [evaluator]
   if out_dir:
-    callbacks += [
+    all_callbacks += [
         tf.keras.callbacks.TensorBoard(os.path.join(out_dir, "tensorboard"),
                                        update_freq=100),
-        tf.keras.callbacks.BackupAndRestore(os.path.join(out_dir, "backup")),
+        tf.keras.callbacks.BackupAndRestore(backup),
     ]
+  all_callbacks += list(callbacks)
   start = time.perf_counter()
-  model.fit(train_ds, epochs=config.epochs, callbacks=callbacks,
+  model.fit(train_ds, epochs=config.epochs, callbacks=all_callbacks,
             verbose=verbose)
   train_seconds = time.perf_counter() - start
-  if evaluator.best_weights is not None:
-    model.set_weights(evaluator.best_weights)
+  evaluator.restore_best()
   test = evaluate_u2i(model, prepared.test, config.cutoffs,
                       config.exclude_history, config.eval_batch_size)
   valid = next(h for h in evaluator.history

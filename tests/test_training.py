@@ -90,3 +90,43 @@ def test_seeded_runs_are_reproducible(prepared, tmp_path):
                                       examples_per_epoch=2048), prepared,
                               verbose=0)
   tf.debugging.assert_equal(a["test"]["recall@50"], b["test"]["recall@50"])
+
+
+class _Crash(tf.keras.callbacks.Callback):
+
+  def on_epoch_begin(self, epoch, logs=None):
+    if epoch == 1:
+      raise RuntimeError("simulated crash")
+
+
+class _EpochCounter(tf.keras.callbacks.Callback):
+
+  def __init__(self):
+    super().__init__()
+    self.epochs = []
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self.epochs.append(epoch)
+
+
+def test_crashed_run_resumes_and_keeps_its_best_epoch(prepared, tmp_path):
+  config = _config(tmp_path, epochs=3, examples_per_epoch=2048)
+  with pytest.raises(RuntimeError, match="simulated crash"):
+    training.run_experiment(config, prepared, verbose=0, callbacks=[_Crash()])
+  with open(os.path.join(tmp_path, "checkpoints",
+                         "best.history.json")) as f:
+    before = json.load(f)["history"]
+  assert [h["epoch"] for h in before] == [1]
+  counter = _EpochCounter()
+  resumed = training.run_experiment(config, prepared, verbose=0,
+                                    callbacks=[counter])
+  assert counter.epochs == [1, 2]  # 0-based: epoch 1 was not trained again
+  assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
+  assert resumed["history"][0] == before[0]
+
+
+def test_rerun_in_a_finished_directory_starts_fresh(prepared, tmp_path):
+  config = _config(tmp_path, epochs=1, examples_per_epoch=2048)
+  training.run_experiment(config, prepared, verbose=0)
+  again = training.run_experiment(config, prepared, verbose=0)
+  assert [h["epoch"] for h in again["history"]] == [1]
