@@ -10,6 +10,10 @@ Paper Table 2 style (each tower with and without MIC):
   python experiments/ablation.py --towers=dssm,youtube_dnn,comirec_sa,\
 comirec_dr --variants=base,all --seeds=0,1,2 --output_dir=runs/towers
 
+Mining (nearest-neighbour views) with and without, all three channels:
+
+  python experiments/ablation.py --variants=all,all+nn --seeds=0,1,2
+
 Every other flag of experiments/train.py applies to every cell. Writes
 <output_dir>/grid.json (every cell) and prints the table.
 """
@@ -25,9 +29,11 @@ FLAGS = flags.FLAGS
 cli.define_data_flags()
 cli.define_training_flags()
 cli.define_mic_flags()
+cli.define_mining_flags()
 flags.DEFINE_list("towers", ["dssm"], "Towers to compare.")
 flags.DEFINE_list("variants", ["base", "ui", "uu", "ii", "all"],
-                  "MIC variants: base, all, or terms joined by '+'.")
+                  "MIC variants: base, all, or terms joined by '+'; a '+nn' "
+                  "suffix adds nearest-neighbour mining (e.g. all+nn).")
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of every cell.")
 
 

@@ -20,6 +20,7 @@ FLAGS = flags.FLAGS
 cli.define_data_flags()
 cli.define_training_flags()
 cli.define_mic_flags()
+cli.define_mining_flags()
 
 
 def main(argv):

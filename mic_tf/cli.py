@@ -14,6 +14,7 @@ from mic_tf import baselines
 from mic_tf import evaluation
 from mic_tf import training
 from mic_tf.data import registry as data_registry
+from mic_tf.mining import MiningConfig
 from mic_tf.models.config import BASIC_LOSSES, TERMS, WEIGHTING_MODES
 from mic_tf.models.config import MICConfig
 from mic_tf.towers import registry as tower_registry
@@ -129,6 +130,40 @@ def define_mic_flags() -> None:
                        lower_bound=2)
 
 
+def define_mining_flags() -> None:
+  """Every ``MiningConfig`` setting as a flag."""
+  d = MiningConfig()
+  flags.DEFINE_list("mining_channels", [], "Mined channels, any of uu,ii,ui "
+                    "(each must also be in --mic_terms); empty = off.")
+  flags.DEFINE_integer("num_neighbours", d.num_neighbours,
+                       "kNN positives per anchor.", lower_bound=1)
+  flags.DEFINE_integer("num_clusters", d.num_clusters,
+                       "k-means++ clusters.", lower_bound=2)
+  flags.DEFINE_integer("hard_negatives", d.hard_negatives,
+                       "Hard negatives per example.", lower_bound=0)
+  flags.DEFINE_enum("hard_negative_pool", d.hard_negative_pool,
+                    ["nearest_cluster", "other_clusters"],
+                    "Where hard negatives come from.")
+  flags.DEFINE_float("mining_weight", d.positive_weight,
+                     "Weight of the mined-positive term.", lower_bound=0.0)
+  flags.DEFINE_integer("refresh_every_steps", None, "Rebuild neighbours and "
+                       "clusters every n steps (default: once per epoch).",
+                       lower_bound=1)
+  flags.DEFINE_enum("mining_index", d.index, ["auto", "exact", "scann"],
+                    "Index used for kNN mining.")
+
+
+def mining_config_from_flags(f) -> MiningConfig:
+  if not f.mining_channels:
+    return MiningConfig.off()
+  return MiningConfig(
+      channels=tuple(f.mining_channels), num_neighbours=f.num_neighbours,
+      num_clusters=f.num_clusters, hard_negatives=f.hard_negatives,
+      hard_negative_pool=f.hard_negative_pool,
+      positive_weight=f.mining_weight,
+      refresh_every_steps=f.refresh_every_steps, index=f.mining_index)
+
+
 def mic_config_from_flags(f) -> MICConfig:
   return MICConfig(
       terms=tuple(f.mic_terms), lambda_=f.mic_lambda,
@@ -188,7 +223,7 @@ def experiment_config_from_flags(f) -> training.ExperimentConfig:
       use_user_id=f.use_user_id, max_item_users=f.max_item_users,
       seed=f.seed, output_dir=f.output_dir,
       exclude_history=f.exclude_history, mic=mic_config_from_flags(f),
-      tower_kwargs=tower_kwargs)
+      mining=mining_config_from_flags(f), tower_kwargs=tower_kwargs)
 
 
 def run_baseline(name: str, prepared: training.Prepared,

@@ -9,36 +9,51 @@ import dataclasses
 import json
 import os
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from absl import logging
 import numpy as np
 
 from mic_tf import training
+from mic_tf.mining import MiningConfig
 from mic_tf.models.config import TERMS
 
 METRICS = ("recall@20", "ndcg@20", "hr@20", "recall@50", "ndcg@50", "hr@50")
 
 
-def parse_variant(name: str) -> tuple:
-  """``"base"`` -> (); ``"ui+uu"`` -> ("ui", "uu"); ``"all"`` -> all terms."""
+def parse_variant(name: str) -> Tuple[Tuple[str, ...], bool]:
+  """Parses a variant name into (MIC terms, mining on?).
+
+  ``"base"`` -> ((), False); ``"ui+uu"`` -> (("ui", "uu"), False); ``"all"``
+  -> (all terms, False); a ``"+nn"`` suffix turns nearest-neighbour mining on
+  for those terms (``"all+nn"``).
+  """
+  mined = name.endswith("+nn")
+  if mined:
+    name = name[:-len("+nn")]
   if name == "base":
-    return ()
+    if mined:
+      raise ValueError("Mining needs contrastive terms: 'base+nn' is not a "
+                       "variant; use e.g. 'all+nn'.")
+    return (), False
   if name == "all":
-    return TERMS
+    return TERMS, mined
   terms = tuple(name.split("+"))
   bad = [t for t in terms if t not in TERMS]
   if bad:
     raise ValueError(f"Unknown term(s) {bad} in variant {name!r}; use base, "
-                     f"all, or terms from {TERMS} joined by '+'.")
-  return terms
+                     f"all, or terms from {TERMS} joined by '+' (optionally "
+                     "ending in '+nn' for mining).")
+  return terms, mined
 
 
-def variant_label(tower: str, terms: Sequence[str]) -> str:
+def variant_label(tower: str, terms: Sequence[str],
+                  mined: bool = False) -> str:
   label = "DSSM" if tower == "dssm" else tower
   if not terms:
     return label
-  return label + "+MIC(" + "+".join(t.upper() for t in terms) + ")"
+  label += "+MIC(" + "+".join(t.upper() for t in terms) + ")"
+  return label + " +mining" if mined else label
 
 
 def run_grid(base: training.ExperimentConfig, towers: Sequence[str],
@@ -63,18 +78,23 @@ def run_grid(base: training.ExperimentConfig, towers: Sequence[str],
   rows = []
   for tower in towers:
     for variant in variants:
-      terms = parse_variant(variant)
+      terms, mined = parse_variant(variant)
+      mining = MiningConfig.off()
+      if mined:
+        mining = base.mining if base.mining.enabled else MiningConfig()
+        mining = dataclasses.replace(
+            mining, channels=tuple(c for c in mining.channels if c in terms))
       for seed in seeds:
         mic = dataclasses.replace(base.mic, terms=terms)
         cell_dir = (os.path.join(output_dir, f"{tower}_{variant}_s{seed}")
                     if output_dir else None)
         config = dataclasses.replace(base, tower=tower, mic=mic, seed=seed,
-                                     output_dir=cell_dir)
+                                     mining=mining, output_dir=cell_dir)
         start = time.perf_counter()
         result = training.run_experiment(config, prepared, verbose=verbose)
         result.pop("model")
         rows.append({"tower": tower, "variant": variant, "seed": seed,
-                     "label": variant_label(tower, terms),
+                     "label": variant_label(tower, terms, mined),
                      "valid": result["valid"], "test": result["test"],
                      "best_epoch": result["best_epoch"],
                      "train_seconds": result["train_seconds"],

@@ -33,9 +33,11 @@ from mic_tf import pipeline
 from mic_tf.data import protocol
 from mic_tf.data import registry as data_registry
 from mic_tf.data.dataset import ProcessedDataset
+from mic_tf.mining import MiningCallback, MiningConfig
 from mic_tf.models import encode
 from mic_tf.models.config import MICConfig
 from mic_tf.models.mic_model import MICModel
+from mic_tf.models.mined import build_mined_model
 from mic_tf.towers import registry as tower_registry
 
 
@@ -68,6 +70,8 @@ class ExperimentConfig:
     exclude_history: Exclude each user's history items from retrieval.
     eval_batch_size: Users per evaluation batch.
     mic: The MIC objective's settings.
+    mining: Nearest-neighbour mining settings (off by default; every mined
+      channel must also be a MIC term).
     tower_kwargs: Extra arguments of the user tower builder.
   """
   dataset: str = "ml-1m"
@@ -92,6 +96,7 @@ class ExperimentConfig:
   exclude_history: bool = True
   eval_batch_size: int = 1024
   mic: MICConfig = dataclasses.field(default_factory=MICConfig.base)
+  mining: MiningConfig = dataclasses.field(default_factory=MiningConfig.off)
   tower_kwargs: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
   def __post_init__(self):
@@ -107,6 +112,8 @@ class ExperimentConfig:
       raise ValueError(f"dropout must be in [0, 1), got {self.dropout}.")
     if isinstance(self.mic, dict):
       self.mic = MICConfig.from_dict(self.mic)
+    if isinstance(self.mining, dict):
+      self.mining = MiningConfig.from_dict(self.mining)
     self.hidden_units = tuple(self.hidden_units)
     self.cutoffs = tuple(self.cutoffs)
 
@@ -152,14 +159,32 @@ def prepare_data(config: ExperimentConfig,
   return Prepared(dataset, tables, valid, test)
 
 
-def build_model(config: ExperimentConfig, tables: F.FeatureTables) -> MICModel:
-  """Builds the towers and the ``MICModel`` and compiles it."""
+def build_model(config: ExperimentConfig, tables: F.FeatureTables,
+                dataset: Optional[ProcessedDataset] = None) -> MICModel:
+  """Builds the towers and the (mined) ``MICModel`` and compiles it.
+
+  Args:
+    config: The experiment config.
+    tables: Feature tables.
+    dataset: The processed dataset; needed when mining is on (the user pool
+      is every training user's history).
+
+  Returns:
+    A compiled ``MICModel`` (a ``MinedMICModel`` when mining is on).
+  """
   user_tower, item_tower = tower_registry.build_towers(
       config.tower, tables.spec, embedding_dim=config.embedding_dim,
       output_dim=config.output_dim, dropout=config.dropout,
       hidden_units=config.hidden_units, **config.tower_kwargs)
-  model = MICModel(user_tower, item_tower, tables.spec, tables.item_table,
-                   config=config.mic, item_counts=tables.item_counts)
+  if config.mining.enabled:
+    if dataset is None:
+      raise ValueError("Mining needs the dataset (training users' "
+                       "histories): pass dataset=prepared.dataset.")
+    model = build_mined_model(user_tower, item_tower, tables, dataset,
+                              config.mic, config.mining)
+  else:
+    model = MICModel(user_tower, item_tower, tables.spec, tables.item_table,
+                     config=config.mic, item_counts=tables.item_counts)
   model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
   return model
 
@@ -280,7 +305,7 @@ def run_experiment(config: ExperimentConfig,
       tables, prepared.dataset, batch_size=config.batch_size,
       seed=config.seed, min_history=config.min_history,
       max_examples=config.examples_per_epoch)
-  model = build_model(config, tables)
+  model = build_model(config, tables, prepared.dataset)
   build_variables(model, tables)
 
   ckpt = os.path.join(out_dir, "checkpoints", "best") if out_dir else None
@@ -291,6 +316,8 @@ def run_experiment(config: ExperimentConfig,
                                  config.exclude_history,
                                  config.eval_batch_size, ckpt, resume=resume)
   all_callbacks = [evaluator]
+  if config.mining.enabled:
+    all_callbacks.insert(0, MiningCallback(verbose=verbose > 0))
   if out_dir:
     all_callbacks += [
         tf.keras.callbacks.TensorBoard(os.path.join(out_dir, "tensorboard"),
@@ -383,7 +410,7 @@ def load_run(output_dir: str, prepared: Optional[Prepared] = None
   with tf.io.gfile.GFile(config_path) as f:
     config = ExperimentConfig.from_dict(json.load(f))
   prepared = prepared or prepare_data(config)
-  model = build_model(config, prepared.tables)
+  model = build_model(config, prepared.tables, prepared.dataset)
   build_variables(model, prepared.tables)
   tf.train.Checkpoint(model=model).read(ckpt).assert_existing_objects_matched()
   return config, prepared, model
