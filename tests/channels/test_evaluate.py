@@ -1,0 +1,207 @@
+"""Tests for per-channel evaluation, index save/load, grid search, the binary.
+
+One tiny run is trained once (synthetic data written as a custom CSV, so
+``training.load_run`` can reload it like any run).
+"""
+
+import contextlib
+import importlib.util
+import io
+import json
+import os
+import pathlib
+import tempfile
+
+import mic_tf  # noqa: F401  (sets the Keras-2 environment first)
+
+from absl import flags
+from absl.testing import flagsaver
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from mic_tf import channels
+from mic_tf import indexes
+from mic_tf import training
+from mic_tf.models.config import MICConfig
+from mic_tf.testing.synthetic import synthetic_dataset
+
+_ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _write_interactions(path):
+  ds = synthetic_dataset(num_users=200, num_items=80, length=15, seed=3)
+  rows = [(u, int(i), t) for u, seq in enumerate(ds.sequences)
+          for t, i in enumerate(seq)]
+  pd.DataFrame(rows, columns=["user", "item", "timestamp"]).to_csv(
+      path, index=False)
+
+
+def _tiny_config(csv, output_dir):
+  return training.ExperimentConfig(
+      dataset="custom", dataset_kwargs={"path": csv}, epochs=1,
+      batch_size=128, embedding_dim=8, output_dim=8, hidden_units=(16,),
+      maxlen=8, max_item_users=4, eval_batch_size=64,
+      mic=MICConfig.base(projection_dim=8), output_dir=output_dir)
+
+
+def _load_binary():
+  spec = importlib.util.spec_from_file_location(
+      "evaluate_binary", _ROOT / "experiments" / "evaluate.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+class EvaluateChannelsTest(tf.test.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.tmp = tempfile.TemporaryDirectory()
+    csv = os.path.join(cls.tmp.name, "interactions.csv")
+    _write_interactions(csv)
+    cls.run_dir = os.path.join(cls.tmp.name, "run")
+    config = _tiny_config(csv, cls.run_dir)
+    cls.results = training.run_experiment(config, verbose=0)
+    cls.model = cls.results["model"]
+    cls.prepared = training.prepare_data(config)
+    cls.assets = channels.build_channel_assets(
+        cls.model, cls.prepared.tables, cls.prepared.dataset)
+
+  @classmethod
+  def tearDownClass(cls):
+    cls.tmp.cleanup()
+    super().tearDownClass()
+
+  def test_u2i_exact_reproduces_the_run_metrics(self):
+    report = channels.evaluate_run(self.run_dir, "test", ("u2i",), "exact",
+                                   write=False)
+    with open(os.path.join(self.run_dir, "metrics.json")) as f:
+      expected = json.load(f)["test"]
+    got = report["results"]["exact"]["u2i"]
+    self.assertEqual(sorted(got), sorted(expected))
+    for name, value in expected.items():
+      self.assertAlmostEqual(got[name], value, places=9, msg=name)
+
+  def test_every_channel_and_scann_recall(self):
+    approximate = indexes.ScannConfig(num_neighbors=10).with_ah(
+    ).with_reorder(20)
+    results = channels.evaluate_channels(
+        self.model, self.prepared, "test", "scann",
+        scann_configs={"items": approximate}, assets=self.assets)
+    self.assertEqual(sorted(results), sorted(channels.CHANNELS))
+    for name in ("u2i", "u2u", "i2i"):
+      self.assertBetween(results[name]["scann_recall@50"], 0.0, 100.0)
+    # U2U and I2I use ScaNN's exact float scoring at this size.
+    self.assertEqual(results["u2u"]["scann_recall@50"], 100.0)
+    self.assertEqual(results["i2i"]["scann_recall@50"], 100.0)
+    self.assertNotIn("scann_recall@50", results["fused"])
+    for metrics in results.values():
+      self.assertBetween(metrics["recall@50"], 0.0, 100.0)
+      self.assertGreaterEqual(metrics["hr@50"], metrics["hr@20"])
+
+  def test_indexes_save_and_load(self):
+    context = channels.build_context(self.model, self.prepared, "test",
+                                     assets=self.assets)
+    for kind in ("exact", "scann"):
+      built = channels.build_channel_indexes(self.assets, kind)
+      directory = os.path.join(self.tmp.name, f"indexes_{kind}")
+      built.save(directory)
+      loaded = channels.ChannelIndexes.load(directory)
+      before = channels.retrieve_channels(
+          channels.build_channels(self.assets, built), context.queries, 20)
+      after = channels.retrieve_channels(
+          channels.build_channels(self.assets, loaded), context.queries, 20)
+      for name in channels.CHANNELS:
+        self.assertAllEqual(before[name][0], after[name][0], msg=name)
+        self.assertAllClose(before[name][1], after[name][1], msg=name)
+    with self.assertRaisesRegex(FileNotFoundError, "no channel indexes"):
+      channels.ChannelIndexes.load(self.tmp.name)
+
+  def test_grid_search_on_valid_users(self):
+    context = channels.build_context(self.model, self.prepared, "valid",
+                                     assets=self.assets)
+    grid = {"num_neighbors": [3, 20], "alpha": [0.0, 1.0]}
+    result = channels.grid_search(context, "u2u", grid)
+    self.assertLen(result.rows, 4)
+    best = max(row["recall@50"] for row in result.rows)
+    self.assertEqual(result.best_value, best)
+    self.assertEqual(result.best_config.u2u.num_neighbors,
+                     result.best_params["num_neighbors"])
+    self.assertEqual(result.best_config.u2u.alpha,
+                     result.best_params["alpha"])
+    # A grid point equals a direct evaluation with its settings.
+    config = channels.ChannelConfig(
+        u2u=channels.U2UConfig(num_neighbors=3, alpha=1.0))
+    direct = channels.evaluate_context(context, config, ("u2u",))["u2u"]
+    row = next(r for r in result.rows
+               if r["num_neighbors"] == 3 and r["alpha"] == 1.0)
+    self.assertAlmostEqual(row["recall@50"], direct["recall@50"], places=9)
+
+  def test_grid_search_i2i_and_fusion(self):
+    context = channels.build_context(self.model, self.prepared, "valid",
+                                     assets=self.assets)
+    i2i = channels.grid_search(context, "i2i",
+                               {"num_history_items": [2, 8],
+                                "recency_decay": [0.5, 1.0]})
+    self.assertLen(i2i.rows, 4)
+    config = channels.ChannelConfig(i2i=channels.I2IConfig(
+        num_history_items=2, recency_decay=0.5))
+    direct = channels.evaluate_context(context, config, ("i2i",))["i2i"]
+    self.assertAlmostEqual(i2i.rows[0]["recall@20"], direct["recall@20"],
+                           places=9)
+    fused = channels.grid_search(context, "fused",
+                                 {"mode": ["quota", "score"]},
+                                 metric="ndcg@20")
+    self.assertLen(fused.rows, 2)
+    self.assertIn(fused.best_config.fusion.mode, ("quota", "score"))
+    with self.assertRaisesRegex(ValueError, "not U2UConfig fields"):
+      channels.grid_search(context, "u2u", {"beta": [1]})
+    with self.assertRaisesRegex(ValueError, "metric"):
+      channels.grid_search(context, "u2u", {"alpha": [1.0]},
+                           metric="recall@100")
+
+  def test_binary(self):
+    binary = _load_binary()
+    config = json.dumps({"u2u": {"num_neighbors": 10}})
+    grid = json.dumps({"u2u": {"alpha": [0.0, 1.0]}})
+    argv = ["evaluate.py", f"--run_dir={self.run_dir}", "--split=valid",
+            "--channels=u2i,fused", "--index=both",
+            f"--channel_config={config}", f"--tune_grid={grid}"]
+    out = io.StringIO()
+    with flagsaver.flagsaver():
+      flags.FLAGS(argv)
+      with contextlib.redirect_stdout(out):
+        binary.main(argv[:1])
+    with open(os.path.join(self.run_dir, "channels_valid.json")) as f:
+      report = json.load(f)
+    self.assertEqual(sorted(report["results"]), ["exact", "scann"])
+    self.assertEqual(sorted(report["results"]["exact"]), ["fused", "u2i"])
+    self.assertEqual(report["channel_config"]["u2u"]["num_neighbors"], 10)
+    tuned = report["tuning"]["channels"]["u2u"]
+    self.assertLen(tuned["rows"], 2)
+    self.assertEqual(report["channel_config"]["u2u"]["alpha"],
+                     tuned["best_params"]["alpha"])
+    self.assertIn("scann_recall@50", report["results"]["scann"]["u2i"])
+    self.assertEqual(report["num_users"], len(self.prepared.valid.users))
+    table = out.getvalue()
+    self.assertIn("u2u tuned on valid users", table)
+    self.assertIn("fused", table)
+    self.assertIn("recall@50", table)
+
+  def test_bad_arguments(self):
+    with self.assertRaisesRegex(ValueError, "users"):
+      channels.evaluate_channels(self.model, self.prepared, users="train",
+                                 assets=self.assets)
+    with self.assertRaisesRegex(ValueError, "Unknown channel"):
+      channels.evaluate_channels(self.model, self.prepared,
+                                 channels=("u2x",), assets=self.assets)
+    with self.assertRaisesRegex(FileNotFoundError, "not a run directory"):
+      channels.evaluate_run(self.tmp.name)
+    with self.assertRaisesRegex(ValueError, "neither"):
+      channels.load_channel_config("{not json")
+
+
+if __name__ == "__main__":
+  tf.test.main()

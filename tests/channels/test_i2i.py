@@ -1,0 +1,158 @@
+"""Tests for the I2I channel against hand-made answers and a numpy reference."""
+
+import mic_tf  # noqa: F401  (sets the Keras-2 environment first)
+
+from absl.testing import parameterized
+import numpy as np
+import tensorflow as tf
+
+from mic_tf import indexes
+from mic_tf.channels import ranking
+from mic_tf.channels.i2i import I2IChannel
+from mic_tf.channels.i2i import I2IConfig
+from mic_tf.channels.queries import ChannelQueries
+
+
+def _unit(x):
+  x = np.asarray(x, np.float64)
+  return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def _reference(history, shared, item_space, item_shared, exclude, config, k):
+  """The module docstring's formula, one user at a time, in float64."""
+  out = []
+  for u, row in enumerate(history):
+    sources = []
+    for item in row[::-1]:
+      if item > 0 and item not in sources:
+        sources.append(int(item))
+    total = {}
+    for p, h in enumerate(sources[:config.num_history_items]):
+      sims = item_space @ item_space[h]
+      sims[0] = -np.inf  # padding is not in the index
+      order = [j for j in np.argsort(-sims, kind="stable") if j not in (0, h)]
+      for j in order[:config.num_similar_items]:
+        w = sims[j] ** config.gamma if sims[j] > 0 else 0.0
+        total[j] = total.get(j, 0.0) + config.recency_decay ** p * w
+    for item in exclude[u]:
+      total.pop(int(item), None)
+    if not total:
+      out.append([])
+      continue
+    top = max(total.values())
+    scored = []
+    for j, s in total.items():
+      cf = s / top if top > 0 else 0.0
+      cos = max(shared[u] @ item_shared[j])
+      scored.append((config.alpha * cf + (1 - config.alpha) * cos, int(j)))
+    scored.sort(key=lambda t: (-t[0], t[1]))
+    out.append(scored[:k])
+  return out
+
+
+def _channel(item_space, item_shared, config):
+  ids = np.arange(1, len(item_space), dtype=np.int64)
+  index = indexes.make_index("exact", item_space[1:].astype(np.float32), ids)
+  return I2IChannel(index, item_space, item_shared, config, batch_size=3)
+
+
+def _queries(history, shared, exclude):
+  return ChannelQueries(shared, np.zeros((len(history), 2), np.float32),
+                        np.asarray(history), ranking.pad_lists(exclude))
+
+
+class I2IChannelTest(tf.test.TestCase, parameterized.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    # Item space: 1 (1, 0) ~ 2 (.96, .28); 3 (0, 1) ~ 4 (.28, .96);
+    # 5 (-1, 0) is far from everything.
+    self.item_space = np.array([[0, 0], [1, 0], [0.96, 0.28], [0, 1],
+                                [0.28, 0.96], [-1, 0]], np.float32)
+    self.item_shared = np.array([[0, 0], [1, 0], [0, 1], [1, 0], [0.6, 0.8],
+                                 [0, 1]], np.float32)
+    self.history = np.array([[0, 0, 1, 3]])  # 3 is the latest item
+    self.shared = np.array([[[0.0, 1.0]]], np.float32)
+
+  def test_recency_weighted_neighbours(self):
+    config = I2IConfig(num_history_items=2, num_similar_items=1, alpha=1.0,
+                       recency_decay=0.5)
+    ids, scores = _channel(self.item_space, self.item_shared, config
+                           ).retrieve(_queries(self.history, self.shared,
+                                               [[1, 3]]), 3)
+    # 3 -> 4 (sim .96, weight 1), 1 -> 2 (sim .96, weight .5).
+    self.assertAllEqual(ids, [[4, 2, -1]])
+    self.assertAllClose(scores[0, :2], [1.0, 0.5])
+
+  def test_equal_weights_tie_on_item_id(self):
+    config = I2IConfig(num_history_items=2, num_similar_items=1, alpha=1.0)
+    ids, _ = _channel(self.item_space, self.item_shared, config).retrieve(
+        _queries(self.history, self.shared, [[1, 3]]), 2)
+    self.assertAllEqual(ids, [[2, 4]])
+
+  def test_cosine_part_and_no_exclusion(self):
+    config = I2IConfig(num_history_items=1, num_similar_items=2, alpha=0.0)
+    ids, scores = _channel(self.item_space, self.item_shared, config
+                           ).retrieve(_queries(self.history, self.shared,
+                                               [[]]), 3)
+    # Source 3 retrieves 4 (.96) and 2 (.28), never itself; ranked by the
+    # shared-space cosine with (0, 1): item 2 -> 1, item 4 -> .8.
+    self.assertAllEqual(ids, [[2, 4, -1]])
+    self.assertAllClose(scores[0, :2], [1.0, 0.8])
+
+  def test_empty_history_gives_an_empty_list(self):
+    ids, scores = _channel(self.item_space, self.item_shared, I2IConfig()
+                           ).retrieve(_queries([[0, 0, 0, 0]], self.shared,
+                                               [[]]), 3)
+    self.assertAllEqual(ids, [[-1, -1, -1]])
+    self.assertTrue(np.all(np.isneginf(scores)))
+
+  @parameterized.parameters(
+      (I2IConfig(num_history_items=3, num_similar_items=4), 1),
+      (I2IConfig(num_history_items=5, num_similar_items=2, alpha=0.2,
+                 gamma=2.0, recency_decay=0.7), 2),
+      (I2IConfig(num_history_items=8, num_similar_items=10, alpha=0.9), 1))
+  def test_matches_reference(self, config, interests):
+    rng = np.random.default_rng(config.num_similar_items)
+    num_items, d = 30, 4
+    item_space = _unit(rng.normal(size=(num_items, d)))
+    item_space[0] = 0.0
+    item_shared = _unit(rng.normal(size=(num_items, d)))
+    item_shared[0] = 0.0
+    history = rng.integers(0, num_items, (8, 6))
+    history[0] = 0
+    shared = _unit(rng.normal(size=(8, interests, d)))
+    exclude = [row[row > 0] for row in history]
+    exclude[1] = np.array([], np.int64)
+    channel = _channel(item_space, item_shared.astype(np.float32), config)
+    ids, scores = channel.retrieve(_queries(history, shared, exclude), 7)
+    want = _reference(history, shared, item_space, item_shared, exclude,
+                      config, 7)
+    for u, expected in enumerate(want):
+      n = len(expected)
+      self.assertAllEqual(ids[u, :n], [j for _, j in expected])
+      self.assertAllClose(scores[u, :n], [s for s, _ in expected], atol=1e-5)
+      self.assertAllEqual(ids[u, n:], -np.ones(7 - n))
+
+  def test_search_then_rank_with_smaller_settings(self):
+    channel = _channel(self.item_space, self.item_shared,
+                       I2IConfig(num_history_items=2, num_similar_items=3,
+                                 alpha=1.0))
+    queries = _queries(self.history, self.shared, [[1, 3]])
+    searched = channel.search(queries)
+    self.assertAllEqual(searched[0], [[3, 1]])
+    smaller = I2IConfig(num_history_items=1, num_similar_items=1, alpha=1.0)
+    ids, _ = channel.rank(queries, *searched, 3, config=smaller)
+    self.assertAllEqual(ids, [[4, -1, -1]])
+    direct = _channel(self.item_space, self.item_shared, smaller)
+    self.assertAllEqual(direct.retrieve(queries, 3)[0], ids)
+
+  def test_bad_config(self):
+    with self.assertRaisesRegex(ValueError, "recency_decay"):
+      I2IConfig(recency_decay=0.0)
+    with self.assertRaisesRegex(ValueError, "num_similar_items"):
+      I2IConfig(num_similar_items=0)
+
+
+if __name__ == "__main__":
+  tf.test.main()

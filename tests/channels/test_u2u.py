@@ -1,0 +1,164 @@
+"""Tests for the U2U channel against hand-made answers and a numpy reference."""
+
+import mic_tf  # noqa: F401  (sets the Keras-2 environment first)
+
+from absl.testing import parameterized
+import numpy as np
+import tensorflow as tf
+
+from mic_tf import indexes
+from mic_tf.channels import ranking
+from mic_tf.channels.queries import ChannelQueries
+from mic_tf.channels.u2u import neighbor_histories
+from mic_tf.channels.u2u import U2UChannel
+from mic_tf.channels.u2u import U2UConfig
+
+
+def _unit(x):
+  x = np.asarray(x, np.float64)
+  return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def _reference(user_space, shared, train_space, sequences, item_shared,
+               exclude, config, k):
+  """The module docstring's formula, one user at a time, in float64."""
+  out = []
+  for u in range(len(user_space)):
+    sims = train_space @ user_space[u]
+    neighbours = np.argsort(-sims, kind="stable")[:config.num_neighbors]
+    total = {}
+    for v in neighbours:
+      w = sims[v] ** config.gamma if sims[v] > 0 else 0.0
+      seq = sequences[v]
+      if config.history_len:
+        seq = seq[-config.history_len:]
+      for item in set(int(i) for i in seq if i > 0):
+        total[item] = total.get(item, 0.0) + w
+    for item in exclude[u]:
+      total.pop(int(item), None)
+    if not total:
+      out.append([])
+      continue
+    top = max(total.values())
+    scored = []
+    for item, s in total.items():
+      cf = s / top if top > 0 else 0.0
+      cos = max(shared[u] @ item_shared[item])
+      scored.append((config.alpha * cf + (1 - config.alpha) * cos, item))
+    scored.sort(key=lambda t: (-t[0], t[1]))
+    out.append(scored[:k])
+  return out
+
+
+def _channel(train_space, sequences, item_shared, config):
+  users = np.arange(10, 10 + len(train_space), dtype=np.int64)  # user ids
+  index = indexes.make_index("exact", train_space.astype(np.float32), users)
+  return U2UChannel(index, users, sequences, item_shared, config,
+                    batch_size=3)
+
+
+class U2UChannelTest(tf.test.TestCase, parameterized.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    # Training users A (1, 0), B (.8, .6), C (-1, 0) with items {1, 2},
+    # {2, 3} and {4}; the query user sits at (1, 0).
+    self.train_space = np.array([[1.0, 0.0], [0.8, 0.6], [-1.0, 0.0]],
+                                np.float32)
+    self.sequences = [np.array([1, 2, 1]), np.array([2, 3]), np.array([4])]
+    # Shared space: the query is (0, 1); its cosine with items 1..4 is
+    # .995, 1, .436 and 0.
+    self.item_shared = _unit([[1, 0], [0.1, 0.995], [0.0, 1.0], [0.9, 0.436],
+                              [1.0, 0.0]]).astype(np.float32)
+    self.item_shared[0] = 0.0
+    self.query = lambda exclude: ChannelQueries(
+        np.array([[[0.0, 1.0]]], np.float32),
+        np.array([[1.0, 0.0]], np.float32), np.zeros((1, 4), np.int64),
+        ranking.pad_lists([exclude]))
+
+  def test_neighbour_weights_only(self):
+    channel = _channel(self.train_space, self.sequences, self.item_shared,
+                       U2UConfig(num_neighbors=2, alpha=1.0))
+    ids, scores = channel.retrieve(self.query([]), 4)
+    # S = {1: 1, 2: 1.8, 3: .8}; item 4 belongs to the third-closest user.
+    self.assertAllEqual(ids, [[2, 1, 3, -1]])
+    self.assertAllClose(scores[0, :3], [1.0, 1 / 1.8, 0.8 / 1.8])
+
+  def test_exclusion(self):
+    channel = _channel(self.train_space, self.sequences, self.item_shared,
+                       U2UConfig(num_neighbors=2, alpha=1.0))
+    ids, _ = channel.retrieve(self.query([2]), 4)
+    self.assertAllEqual(ids, [[1, 3, -1, -1]])
+
+  def test_cosine_only_reranks_the_candidates(self):
+    channel = _channel(self.train_space, self.sequences, self.item_shared,
+                       U2UConfig(num_neighbors=2, alpha=0.0))
+    ids, scores = channel.retrieve(self.query([]), 3)
+    self.assertAllEqual(ids, [[2, 1, 3]])
+    self.assertAllClose(scores[0], [1.0, 0.995, 0.436], atol=2e-3)
+
+  def test_gamma_sharpens_similarities(self):
+    channel = _channel(self.train_space, self.sequences, self.item_shared,
+                       U2UConfig(num_neighbors=2, alpha=1.0, gamma=2.0))
+    _, scores = channel.retrieve(self.query([]), 3)
+    # S = {2: 1 + .64, 1: 1, 3: .64}.
+    self.assertAllClose(scores[0], [1.0, 1 / 1.64, 0.64 / 1.64])
+
+  def test_neighbor_histories(self):
+    values, splits = neighbor_histories(
+        [np.array([3, 1, 3]), np.array([], np.int64), np.array([5, 0, 2])],
+        history_len=2)
+    self.assertAllEqual(values, [1, 3, 2])
+    self.assertAllEqual(splits, [0, 2, 2, 3])
+
+  @parameterized.parameters(
+      (U2UConfig(num_neighbors=4, alpha=0.5), 1),
+      (U2UConfig(num_neighbors=7, alpha=0.3, gamma=2.0), 3),
+      (U2UConfig(num_neighbors=30, alpha=0.8, history_len=3), 2))
+  def test_matches_reference(self, config, interests):
+    rng = np.random.default_rng(config.num_neighbors)
+    num_items, d = 25, 5
+    train_space = _unit(rng.normal(size=(30, d)))
+    sequences = [rng.integers(1, num_items, rng.integers(1, 9))
+                 for _ in range(30)]
+    item_shared = _unit(rng.normal(size=(num_items, d)))
+    item_shared[0] = 0.0
+    user_space = _unit(rng.normal(size=(7, d)))
+    shared = _unit(rng.normal(size=(7, interests, d)))
+    exclude = [rng.integers(1, num_items, rng.integers(0, 4))
+               for _ in range(7)]
+    channel = _channel(train_space, sequences, item_shared.astype(np.float32),
+                       config)
+    queries = ChannelQueries(shared, user_space, np.zeros((7, 3), np.int64),
+                             ranking.pad_lists(exclude))
+    ids, scores = channel.retrieve(queries, 6)
+    want = _reference(user_space, shared, train_space, sequences,
+                      item_shared, exclude, config, 6)
+    for u, expected in enumerate(want):
+      n = len(expected)
+      self.assertAllEqual(ids[u, :n], [item for _, item in expected])
+      self.assertAllClose(scores[u, :n], [s for s, _ in expected], atol=1e-5)
+      self.assertAllEqual(ids[u, n:], -np.ones(6 - n))
+      self.assertFalse(np.isin(ids[u], exclude[u]).any())
+
+  def test_search_then_rank_with_fewer_neighbours(self):
+    channel = _channel(self.train_space, self.sequences, self.item_shared,
+                       U2UConfig(num_neighbors=2, alpha=1.0))
+    rows, sims = channel.search(self.query([]), 3)
+    self.assertAllEqual(rows, [[0, 1, 2]])
+    ids, _ = channel.rank(self.query([]), rows, sims, 4,
+                          config=U2UConfig(num_neighbors=1, alpha=1.0))
+    self.assertAllEqual(ids, [[1, 2, -1, -1]])
+    with self.assertRaisesRegex(ValueError, "history_len"):
+      channel.rank(self.query([]), rows, sims, 4,
+                   config=U2UConfig(history_len=1))
+
+  def test_bad_config(self):
+    with self.assertRaisesRegex(ValueError, "alpha"):
+      U2UConfig(alpha=1.5)
+    with self.assertRaisesRegex(ValueError, "num_neighbors"):
+      U2UConfig(num_neighbors=0)
+
+
+if __name__ == "__main__":
+  tf.test.main()
