@@ -412,5 +412,7 @@ def load_run(output_dir: str, prepared: Optional[Prepared] = None
   prepared = prepared or prepare_data(config)
   model = build_model(config, prepared.tables, prepared.dataset)
   build_variables(model, prepared.tables)
-  tf.train.Checkpoint(model=model).read(ckpt).assert_existing_objects_matched()
+  status = tf.train.Checkpoint(model=model).read(ckpt)
+  status.assert_existing_objects_matched()
+  status.expect_partial()  # optimizer slots are not needed to evaluate
   return config, prepared, model
