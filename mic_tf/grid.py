@@ -137,3 +137,48 @@ def summary_table(rows: Sequence[Dict[str, Any]], split: str = "test",
       line.append(f"{np.mean([c['train_seconds'] for c in cells]):.0f}")
     lines.append("| " + " | ".join(line) + " |")
   return "\n".join(lines)
+
+
+def channel_summary_table(groups: Dict[str, Sequence[Dict[str, Any]]],
+                          metrics: Sequence[str] = METRICS) -> str:
+  """Mean ± std over seeds of per-channel reports.
+
+  Args:
+    groups: Label -> the ``channels_<split>.json`` reports of its seeds
+      (written by ``experiments/evaluate.py``).
+    metrics: Metric columns.
+
+  Returns:
+    A Markdown table, one row per (index, channel, label).
+  """
+  header = ["index", "channel", "model", "seeds"] + list(metrics)
+  has_scann = any("scann" in r["results"] for rs in groups.values()
+                  for r in rs)
+  if has_scann:
+    header.append("ScaNN recall@50 vs exact")
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  indexes = sorted({i for rs in groups.values() for r in rs
+                    for i in r["results"]})
+  for index in indexes:
+    channels = [c for c in ("u2i", "u2u", "i2i", "fused")
+                if any(c in r["results"].get(index, {})
+                       for rs in groups.values() for r in rs)]
+    for channel in channels:
+      for label, reports in groups.items():
+        cells = [r["results"][index][channel] for r in reports
+                 if channel in r["results"].get(index, {})]
+        if not cells:
+          continue
+        vals = [_mean_std([c[m] for c in cells]) for m in metrics]
+        line = [index, channel, label, str(len(cells))] + vals
+        if has_scann:
+          line.append(_mean_std([c["scann_recall@50"] for c in cells])
+                      if "scann_recall@50" in cells[0] else "-")
+        lines.append("| " + " | ".join(line) + " |")
+  return "\n".join(lines)
+
+
+def _mean_std(values: Sequence[float]) -> str:
+  x = np.asarray(values, dtype=np.float64)
+  sd = x.std(ddof=1) if len(x) > 1 else float("nan")
+  return f"{x.mean():.2f} ± {sd:.2f}"
