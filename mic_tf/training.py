@@ -65,6 +65,9 @@ class ExperimentConfig:
     use_user_id: Give the user tower a user-id field.
     max_item_users: Size of each item's bag of training users (0: off).
     seed: Seed of initialisation, shuffling and perturbation.
+    data_seed: Seed of data-side sampling (which training users fill an
+      item's user bag). Kept apart from ``seed`` so that every seed of a
+      grid trains on the same features, and ``load_run`` rebuilds them.
     output_dir: Where to write the run; None keeps nothing on disk.
     cutoffs: Metric cutoffs N.
     exclude_history: Exclude each user's history items from retrieval.
@@ -91,6 +94,7 @@ class ExperimentConfig:
   use_user_id: bool = False
   max_item_users: int = 50
   seed: int = 0
+  data_seed: int = 0
   output_dir: Optional[str] = None
   cutoffs: Tuple[int, ...] = (20, 50)
   exclude_history: bool = True
@@ -153,7 +157,7 @@ def prepare_data(config: ExperimentConfig,
   tables = F.build_feature_tables(dataset, maxlen=config.maxlen,
                                   use_user_id=config.use_user_id,
                                   max_item_users=config.max_item_users,
-                                  seed=config.seed)
+                                  seed=config.data_seed)
   valid = F.eval_users(tables, dataset, dataset.valid_users)
   test = F.eval_users(tables, dataset, dataset.test_users)
   return Prepared(dataset, tables, valid, test)
@@ -292,6 +296,7 @@ def run_experiment(config: ExperimentConfig,
   """
   tf.keras.utils.set_random_seed(config.seed)
   prepared = prepared or prepare_data(config)
+  _check_prepared(config, prepared)
   tables = prepared.tables
   out_dir = config.output_dir
   if out_dir:
@@ -350,6 +355,21 @@ def run_experiment(config: ExperimentConfig,
     _write_json(os.path.join(out_dir, "metrics.json"), results)
   results["model"] = model
   return results
+
+
+def _check_prepared(config: ExperimentConfig, prepared: Prepared) -> None:
+  """Raises if reused data were built with other feature settings."""
+  spec = prepared.tables.spec
+  bag = (spec.item_field(F.ITEM_USERS).length
+         if F.ITEM_USERS in spec.item_field_names else 0)
+  has_id = F.USER_ID in spec.user_field_names
+  if (spec.maxlen, bag, has_id) != (config.maxlen, config.max_item_users,
+                                    config.use_user_id):
+    raise ValueError(
+        "The prepared data do not match the config: built with maxlen="
+        f"{spec.maxlen}, max_item_users={bag}, use_user_id={has_id}; the "
+        f"config asks for {config.maxlen}, {config.max_item_users}, "
+        f"{config.use_user_id}. Call prepare_data(config) with this config.")
 
 
 def _write_json(path: str, obj: Any) -> None:

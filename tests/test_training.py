@@ -16,7 +16,8 @@ from mic_tf.models.config import MICConfig
 
 @pytest.fixture(scope="module")
 def prepared(ml100k):
-  config = training.ExperimentConfig(dataset="ml-100k", maxlen=10)
+  config = training.ExperimentConfig(dataset="ml-100k", maxlen=10,
+                                     max_item_users=10)
   return training.prepare_data(config, protocol.apply_comirec_protocol(ml100k))
 
 
@@ -31,7 +32,9 @@ def _config(tmp_path, **kwargs):
 
 
 def test_short_real_run_learns_writes_and_reloads(prepared, tmp_path):
-  config = _config(tmp_path)
+  # A seed other than the one `prepared` was built with: reloading must
+  # rebuild the very features the run trained on.
+  config = _config(tmp_path, seed=1)
   tf.keras.utils.set_random_seed(0)
   untrained = training.build_model(config, prepared.tables)
   training.build_variables(untrained, prepared.tables)
@@ -50,7 +53,7 @@ def test_short_real_run_learns_writes_and_reloads(prepared, tmp_path):
   assert saved["best_epoch"] in (1, 2)
   assert os.path.isdir(os.path.join(tmp_path, "tensorboard"))
   # Reloading the selected checkpoint gives the same test metrics.
-  _, _, model = training.load_run(str(tmp_path), prepared)
+  _, _, model = training.load_run(str(tmp_path))  # rebuilds the data
   again = training.evaluate_u2i(model, prepared.test)
   for k, v in saved["test"].items():
     np.testing.assert_allclose(again[k], v, rtol=1e-5, atol=1e-6)
@@ -64,6 +67,11 @@ def test_mic_run_reports_every_term(prepared, tmp_path):
   names = {m.name for m in model.metrics}
   assert {"basic_loss", "ui_loss", "uu_loss", "ii_loss"} <= names
   assert np.isfinite(results["test"]["recall@50"])
+
+
+def test_mismatched_prepared_data_are_refused(prepared, tmp_path):
+  with pytest.raises(ValueError, match="do not match the config"):
+    training.run_experiment(_config(tmp_path, maxlen=7), prepared, verbose=0)
 
 
 def test_load_run_errors_name_the_problem(tmp_path):
