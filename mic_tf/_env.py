@@ -8,6 +8,7 @@ before ``mic_tf``, as long as nothing touched ``tf.keras`` in between.
 """
 
 import os
+import sys
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -24,3 +25,8 @@ def check_keras() -> None:
         f"{module!r}: something touched tf.keras before mic_tf was imported. "
         "Import mic_tf first, or set TF_USE_LEGACY_KERAS=1 in the environment, "
         "and make sure `pip install tf-keras~=2.20.0` is done.")
+
+
+if "tensorflow" in sys.modules:
+  # TensorFlow came first: fail now, with the fix, if it already bound Keras 3.
+  check_keras()
