@@ -7,14 +7,22 @@ import mic_tf  # noqa: F401
 from mic_tf import cli
 
 
+_BEFORE = set(flags.FLAGS)
+cli.define_data_flags()
+cli.define_training_flags()
+cli.define_mic_flags()
+cli.define_mining_flags()
+_OURS = set(flags.FLAGS) - _BEFORE
+
+
 @pytest.fixture()
 def parse():
-  fv = flags.FLAGS
-  if "mic_terms" not in fv:
-    cli.define_data_flags()
-    cli.define_training_flags()
-    cli.define_mic_flags()
-    cli.define_mining_flags()
+  # A private FlagValues holding only the CLI's flags, so flags that other
+  # test modules register globally (e.g. a binary's required --run_dir) do
+  # not take part in parsing.
+  fv = flags.FlagValues()
+  for name in _OURS:
+    fv[name] = flags.FLAGS[name]
 
   def _parse(*argv):
     fv.unparse_flags()
