@@ -39,6 +39,10 @@ VARIANTS = {
         contrastive_batch_size=256),
     "MIC all, 1 view, contrastive rows 256": MICConfig(
         num_views=1, contrastive_batch_size=256),
+    "MIC all, 2 views, contrastive rows 128 (README tables)": MICConfig(
+        contrastive_batch_size=128),
+    "MIC all, 1 view, contrastive rows 128": MICConfig(
+        num_views=1, contrastive_batch_size=128),
     "MIC uu only, 2 views, contrastive rows 256": MICConfig(
         terms=("uu",), contrastive_batch_size=256),
 }
