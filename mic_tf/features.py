@@ -30,7 +30,7 @@ a masked field never collides with a real id.
 
 import dataclasses
 import json
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -348,7 +348,3 @@ def as_ragged_arrays(sequences: Sequence[np.ndarray]
   values = (np.concatenate(sequences).astype(np.int32)
             if len(sequences) else np.zeros(0, np.int32))
   return values, starts
-
-
-def to_feature_dict(arrays: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
-  return {k: np.asarray(v) for k, v in arrays.items()}

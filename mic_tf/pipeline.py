@@ -13,7 +13,7 @@ Each training batch is a dict holding the user-side features named by the
     negatives). Towers ignore keys they do not know.
 """
 
-from typing import Dict, Mapping, Optional
+from typing import Dict, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -104,11 +104,3 @@ class _BatchBuilder:
       known = tf.gather(self._train_mask, users)
       out[F.USER_ID] = tf.where(known, tf.cast(users, tf.int32) + 1, 0)
     return out
-
-
-def features_dataset(arrays: Mapping[str, np.ndarray],
-                     batch_size: int = 1024) -> tf.data.Dataset:
-  """Batches precomputed feature arrays (for evaluation or encoding)."""
-  arrays = {k: np.asarray(v) for k, v in arrays.items()}
-  return (tf.data.Dataset.from_tensor_slices(arrays)
-          .batch(batch_size).prefetch(tf.data.AUTOTUNE))

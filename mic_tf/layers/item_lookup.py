@@ -37,6 +37,3 @@ class ItemFeatureLookup(tf.keras.layers.Layer):
     # padding id 0, whose every attribute is "missing".
     ids = tf.where((ids >= 0) & (ids < self.num_items), ids, 0)
     return {n: tf.gather(self._tables[n], ids) for n in self._names}
-
-  def numpy_tables(self) -> Dict[str, np.ndarray]:
-    return {n: t.numpy() for n, t in self._tables.items()}
