@@ -50,7 +50,13 @@ def define_training_flags() -> None:
   flags.DEFINE_string("tower", "dssm", "Registered tower name: one of "
                       f"{', '.join(tower_registry.available_towers())} or "
                       "your own.")
-  flags.DEFINE_integer("epochs", 3, "Training epochs.", lower_bound=1)
+  flags.DEFINE_integer("epochs", 30, "Maximum training epochs (early "
+                       "stopping ends training sooner; see --patience).",
+                       lower_bound=1)
+  flags.DEFINE_integer("patience", 3, "Early stopping: stop after this many "
+                       "epochs without a new best valid Recall@50 and keep "
+                       "the best epoch; 0 trains every epoch.",
+                       lower_bound=0)
   flags.DEFINE_integer("batch_size", 1024, "Batch size.", lower_bound=2)
   flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.",
                      lower_bound=0.0)
@@ -125,6 +131,16 @@ def define_mic_flags() -> None:
                     "Projection heads into the shared space.")
   flags.DEFINE_integer("projection_dim", d.projection_dim,
                        "Width of the shared space.", lower_bound=1)
+  flags.DEFINE_list("term_temperatures", [], "Per-term temperature "
+                    "overrides, e.g. ii=0.5,uu=0.2 (others use "
+                    "--temperature).")
+  flags.DEFINE_bool("mask_false_negatives", d.mask_false_negatives,
+                    "Never use in-batch known positives (same user, or in "
+                    "the row's history) as negatives in the basic, UI and "
+                    "II losses.")
+  flags.DEFINE_integer("contrastive_warmup_steps",
+                       d.contrastive_warmup_steps, "Ramp the contrastive "
+                       "weight from 0 over this many steps.", lower_bound=0)
   flags.DEFINE_integer("contrastive_batch_size", None, "Rows of each batch "
                        "that get views and contrastive terms (default: all).",
                        lower_bound=2)
@@ -164,6 +180,20 @@ def mining_config_from_flags(f) -> MiningConfig:
       refresh_every_steps=f.refresh_every_steps, index=f.mining_index)
 
 
+def _term_temperatures(values: Sequence[str]) -> Dict[str, float]:
+  out = {}
+  for item in values:
+    name, sep, value = item.partition("=")
+    try:
+      if not sep:
+        raise ValueError
+      out[name.strip()] = float(value)
+    except ValueError:
+      raise ValueError(f"--term_temperatures entries must read term=value "
+                       f"(e.g. ii=0.5), got {item!r}.") from None
+  return out
+
+
 def mic_config_from_flags(f) -> MICConfig:
   return MICConfig(
       terms=tuple(f.mic_terms), lambda_=f.mic_lambda,
@@ -176,7 +206,10 @@ def mic_config_from_flags(f) -> MICConfig:
       item_users_mask=f.item_users_mask,
       embedding_dropout=f.embedding_dropout, projection=f.projection,
       projection_dim=f.projection_dim,
-      contrastive_batch_size=f.contrastive_batch_size)
+      contrastive_batch_size=f.contrastive_batch_size,
+      term_temperatures=_term_temperatures(f.term_temperatures),
+      mask_false_negatives=f.mask_false_negatives,
+      contrastive_warmup_steps=f.contrastive_warmup_steps)
 
 
 def _dataset_kwargs(f) -> Dict[str, Any]:
@@ -216,7 +249,8 @@ def experiment_config_from_flags(f) -> training.ExperimentConfig:
     tower_kwargs["num_interests"] = f.num_interests
   return training.ExperimentConfig(
       dataset=f.dataset, data_dir=f.data_dir, dataset_kwargs=_dataset_kwargs(f),
-      tower=f.tower, epochs=f.epochs, batch_size=f.batch_size,
+      tower=f.tower, epochs=f.epochs, patience=f.patience or None,
+      batch_size=f.batch_size,
       learning_rate=f.learning_rate, embedding_dim=f.embedding_dim,
       output_dim=f.output_dim, hidden_units=hidden, dropout=f.dropout,
       maxlen=f.maxlen, examples_per_epoch=f.examples_per_epoch,

@@ -44,6 +44,7 @@ USER_ID = "user_id"
 HISTORY = "history"
 ITEM_ID = "item_id"
 ITEM_USERS = "item_users"
+PAD_ID = 0  # padding / missing id of every field
 
 
 @dataclasses.dataclass(frozen=True)

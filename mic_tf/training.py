@@ -51,7 +51,11 @@ class ExperimentConfig:
       ``~/.cache/mic_tf/data``).
     dataset_kwargs: Extra loader arguments (paths, column names).
     tower: Registered tower name.
-    epochs: Training epochs.
+    epochs: Maximum training epochs (training stops earlier when the
+      validation metric has not improved for ``patience`` epochs).
+    patience: Early stopping: stop after this many epochs without a new best
+      validation Recall@50; the best epoch's weights are restored. ``None``
+      trains all ``epochs``.
     batch_size: Training batch size (paper: 1024).
     learning_rate: Adam learning rate (paper: 1e-3).
     embedding_dim: Field embedding width (paper: 128).
@@ -82,6 +86,7 @@ class ExperimentConfig:
   dataset_kwargs: Dict[str, Any] = dataclasses.field(default_factory=dict)
   tower: str = "dssm"
   epochs: int = 3
+  patience: Optional[int] = None
   batch_size: int = 1024
   learning_rate: float = 1e-3
   embedding_dim: int = 128
@@ -109,6 +114,9 @@ class ExperimentConfig:
       if getattr(self, name) <= 0:
         raise ValueError(f"{name} must be positive, got "
                          f"{getattr(self, name)}.")
+    if self.patience is not None and self.patience <= 0:
+      raise ValueError(f"patience must be positive (or None to train every "
+                       f"epoch), got {self.patience}.")
     if self.learning_rate <= 0:
       raise ValueError(f"learning_rate must be positive, got "
                        f"{self.learning_rate}.")
@@ -208,7 +216,10 @@ def evaluate_u2i(model: MICModel, users: F.EvalUsers,
 class EvaluationCallback(tf.keras.callbacks.Callback):
   """Evaluates valid users after each epoch; keeps the best weights.
 
-  The selection metric is ``recall@{max cutoff}`` on valid users. Metrics
+  The selection metric is ``recall@{max cutoff}`` on valid users. With a
+  ``patience``, training stops once ``patience`` epochs in a row bring no
+  new best (early stopping); the caller then restores the best weights with
+  ``restore_best``. Metrics
   are added to the epoch logs as ``val_<metric>`` (so TensorBoard and the
   progress bar show them) and kept in ``history``. With a checkpoint path,
   the best weights and the history are also written to disk after every
@@ -218,8 +229,11 @@ class EvaluationCallback(tf.keras.callbacks.Callback):
 
   def __init__(self, users: F.EvalUsers, cutoffs: Sequence[int],
                exclude_history: bool, batch_size: int,
-               checkpoint_path: Optional[str], resume: bool = False):
+               checkpoint_path: Optional[str], resume: bool = False,
+               patience: Optional[int] = None):
     super().__init__()
+    self.patience = patience
+    self.stopped_epoch = None
     self.users = users
     self.cutoffs = tuple(cutoffs)
     self.exclude_history = exclude_history
@@ -240,6 +254,21 @@ class EvaluationCallback(tf.keras.callbacks.Callback):
       logging.info("Resuming: best epoch so far %d (%s=%.3f)",
                    self.best_epoch, self.monitor, self.best)
 
+  @property
+  def epochs_without_improvement(self) -> int:
+    if not self.history:
+      return 0
+    return max(h["epoch"] for h in self.history) - max(self.best_epoch, 0)
+
+  def on_train_begin(self, logs=None):
+    # A resumed run that had already stopped early must not train on.
+    if self._should_stop():
+      self.model.stop_training = True
+
+  def _should_stop(self) -> bool:
+    return (self.patience is not None and self.best_epoch > 0 and
+            self.epochs_without_improvement >= self.patience)
+
   def on_epoch_end(self, epoch, logs=None):
     metrics = evaluate_u2i(self.model, self.users, self.cutoffs,
                            self.exclude_history, self.batch_size)
@@ -257,6 +286,12 @@ class EvaluationCallback(tf.keras.callbacks.Callback):
       _write_json(self._state_path, {"history": self.history,
                                      "best": self.best,
                                      "best_epoch": self.best_epoch})
+    if self._should_stop():
+      self.stopped_epoch = epoch + 1
+      self.model.stop_training = True
+      logging.info("early stopping after epoch %d: no new best %s for %d "
+                   "epochs (best epoch %d)", epoch + 1, self.monitor,
+                   self.patience, self.best_epoch)
 
   def restore_best(self) -> None:
     """Loads the best weights into the model (from memory or disk)."""
@@ -319,7 +354,8 @@ def run_experiment(config: ExperimentConfig,
                 and tf.io.gfile.listdir(backup))
   evaluator = EvaluationCallback(prepared.valid, config.cutoffs,
                                  config.exclude_history,
-                                 config.eval_batch_size, ckpt, resume=resume)
+                                 config.eval_batch_size, ckpt, resume=resume,
+                                 patience=config.patience)
   all_callbacks = [evaluator]
   if config.mining.enabled:
     all_callbacks.insert(0, MiningCallback(verbose=verbose > 0))
@@ -339,10 +375,18 @@ def run_experiment(config: ExperimentConfig,
                       config.exclude_history, config.eval_batch_size)
   valid = next(h for h in evaluator.history
                if h["epoch"] == evaluator.best_epoch)
+  epochs_run = max(h["epoch"] for h in evaluator.history)
   results = {
       "dataset": config.dataset, "tower": config.tower,
       "mic_terms": list(config.mic.terms), "seed": config.seed,
       "best_epoch": evaluator.best_epoch,
+      "epochs_run": epochs_run,
+      "max_epochs": config.epochs,
+      "stopped_early": evaluator.stopped_epoch is not None,
+      # The best epoch is interior (the metric fell afterwards): the run is
+      # converged in the early-stopping sense. A best epoch equal to the
+      # last allowed one means training was cut while still improving.
+      "converged": evaluator.best_epoch < config.epochs,
       "valid": {k: v for k, v in valid.items() if k != "epoch"},
       "test": test, "history": evaluator.history,
       "train_seconds": train_seconds,
@@ -350,6 +394,10 @@ def run_experiment(config: ExperimentConfig,
       "num_valid_users": int(len(prepared.valid.users)),
       "config": config.to_dict(),
   }
+  logging.info("kept epoch %d of %d run (max %d)%s", evaluator.best_epoch,
+               epochs_run, config.epochs,
+               "" if results["converged"] else
+               ": the last allowed epoch, NOT converged (raise --epochs)")
   logging.info("test %s", _fmt(test))
   if out_dir:
     _write_json(os.path.join(out_dir, "metrics.json"), results)

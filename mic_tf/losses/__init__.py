@@ -6,6 +6,8 @@
 * :mod:`~mic_tf.losses.item_item`: I2I loss, eq. (6).
 * :mod:`~mic_tf.losses.basic`: basic logistic / sampled-softmax loss, eq. (7).
 * :mod:`~mic_tf.losses.combination`: ``LossCombiner``, eq. (8).
+* :mod:`~mic_tf.losses.false_negatives`: in-batch pairs that are known
+  positives and never serve as negatives.
 
 All losses take (B, d) representations, L2-normalise them in float32 and
 return a scalar mean over anchors.
@@ -14,6 +16,7 @@ return a scalar mean over anchors.
 from mic_tf.losses.basic import logistic_loss
 from mic_tf.losses.basic import softmax_loss
 from mic_tf.losses.combination import LossCombiner
+from mic_tf.losses.false_negatives import known_positives
 from mic_tf.losses.info_nce import info_nce
 from mic_tf.losses.info_nce import nt_xent
 from mic_tf.losses.item_item import item_item_loss
@@ -24,6 +27,7 @@ __all__ = [
     "LossCombiner",
     "info_nce",
     "item_item_loss",
+    "known_positives",
     "logistic_loss",
     "nt_xent",
     "softmax_loss",

@@ -17,13 +17,19 @@ from mic_tf.losses import _common
 
 
 def _negative_mask(logits: tf.Tensor,
-                   item_ids: Optional[tf.Tensor]) -> tf.Tensor:
-  """(B, B) bool: off-diagonal pairs that are not accidental hits."""
+                   item_ids: Optional[tf.Tensor],
+                   known_positives: Optional[tf.Tensor] = None
+                   ) -> tf.Tensor:
+  """(B, B) bool: off-diagonal pairs that are neither accidental hits nor
+  known positives (see ``mic_tf.losses.false_negatives``)."""
   batch_size = tf.shape(logits)[0]
   valid = tf.logical_not(tf.eye(batch_size, dtype=tf.bool))
   if item_ids is not None:
     valid = tf.logical_and(
         valid, tf.logical_not(_common.same_id_mask(item_ids, item_ids)))
+  if known_positives is not None:
+    valid = tf.logical_and(
+        valid, tf.logical_not(tf.cast(known_positives, tf.bool)))
   return valid
 
 
@@ -38,7 +44,8 @@ def _check_paired(logits: tf.Tensor) -> None:
 def logistic_loss(user: tf.Tensor,
                   item: tf.Tensor,
                   item_ids: Optional[tf.Tensor],
-                  temperature: _common.Temperature = 0.1) -> tf.Tensor:
+                  temperature: _common.Temperature = 0.1,
+                  known_positives: Optional[tf.Tensor] = None) -> tf.Tensor:
   """Class-balanced logistic (binary cross-entropy) loss, eq. (7).
 
   With ``l_ij = cos(user_i, item_j) / temperature``::
@@ -59,6 +66,8 @@ def logistic_loss(user: tf.Tensor,
     item: (B, d) target-item representations; row i is user i's positive.
     item_ids: (B,) int target-item ids for accidental-hit masking, or None.
     temperature: Temperature (> 0) of the basic loss; may be a tensor.
+    known_positives: Optional (B, B) bool; True pairs are not negatives
+      (``mic_tf.losses.false_negatives.known_positives``).
 
   Returns:
     A float32 scalar.
@@ -66,7 +75,7 @@ def logistic_loss(user: tf.Tensor,
   logits = _common.cosine_logits(user, item, temperature, "user", "item")
   _check_paired(logits)
   positive_term = tf.reduce_mean(tf.nn.softplus(-tf.linalg.diag_part(logits)))
-  valid = _negative_mask(logits, item_ids)
+  valid = _negative_mask(logits, item_ids, known_positives)
   negative_sum = tf.reduce_sum(
       tf.where(valid, tf.nn.softplus(logits), tf.zeros_like(logits)))
   negative_term = tf.math.divide_no_nan(
@@ -78,7 +87,8 @@ def softmax_loss(user: tf.Tensor,
                  item: tf.Tensor,
                  item_ids: Optional[tf.Tensor],
                  temperature: _common.Temperature = 0.1,
-                 log_q: Optional[tf.Tensor] = None) -> tf.Tensor:
+                 log_q: Optional[tf.Tensor] = None,
+                 known_positives: Optional[tf.Tensor] = None) -> tf.Tensor:
   """In-batch sampled softmax loss with optional logQ correction.
 
   Row i is a softmax over the B in-batch items with the diagonal as label.
@@ -93,6 +103,7 @@ def softmax_loss(user: tf.Tensor,
     item_ids: (B,) int target-item ids for accidental-hit masking, or None.
     temperature: Temperature (> 0) of the basic loss; may be a tensor.
     log_q: Optional (B,) log sampling probability of each in-batch item.
+    known_positives: Optional (B, B) bool; True pairs are not negatives.
 
   Returns:
     A float32 scalar: the mean over the B users.
@@ -102,7 +113,7 @@ def softmax_loss(user: tf.Tensor,
   if log_q is not None:
     log_q = _common.as_float32(log_q, "log_q")
     logits = logits - tf.reshape(log_q, [1, -1])
-  valid = _negative_mask(logits, item_ids)
+  valid = _negative_mask(logits, item_ids, known_positives)
   per_user = _common.softmax_cross_entropy_rows(
       logits, tf.range(tf.shape(logits)[0]), valid)
   return tf.reduce_mean(per_user)

@@ -83,7 +83,8 @@ def info_nce(queries: tf.Tensor,
 def nt_xent(view_a: tf.Tensor,
             view_b: tf.Tensor,
             ids: Optional[tf.Tensor] = None,
-            temperature: _common.Temperature = 0.1) -> tf.Tensor:
+            temperature: _common.Temperature = 0.1,
+            known_positives: Optional[tf.Tensor] = None) -> tf.Tensor:
   """SimCLR's NT-Xent loss over the 2B views of B instances.
 
   The two views are stacked into a set of 2B representations. Each view's
@@ -99,6 +100,9 @@ def nt_xent(view_a: tf.Tensor,
       with ``view_a``.
     ids: Optional (B,) int instance ids for accidental-hit masking.
     temperature: Softmax temperature tau (> 0).
+    known_positives: Optional (B, B) bool; True where instance j must not
+      be a negative of instance i (both of its views are dropped from
+      instance i's denominators).
 
   Returns:
     A float32 scalar: mean loss over all 2B anchors.
@@ -117,6 +121,9 @@ def nt_xent(view_a: tf.Tensor,
   positive_indices = tf.concat(
       [tf.range(batch_size, 2 * batch_size), tf.range(batch_size)], axis=0)
   not_self = tf.logical_not(tf.eye(2 * batch_size, dtype=tf.bool))
+  if known_positives is not None:
+    known = tf.tile(tf.cast(known_positives, tf.bool), [2, 2])
+    not_self = tf.logical_and(not_self, tf.logical_not(known))
   view_ids = None
   if ids is not None:
     ids = tf.reshape(ids, [-1])

@@ -13,7 +13,8 @@ from mic_tf.losses.info_nce import nt_xent
 def item_item_loss(view_a: tf.Tensor,
                    view_b: tf.Tensor,
                    item_ids: Optional[tf.Tensor] = None,
-                   temperature: _common.Temperature = 0.1) -> tf.Tensor:
+                   temperature: _common.Temperature = 0.1,
+                   known_positives: Optional[tf.Tensor] = None) -> tf.Tensor:
   """Contrastive loss between two perturbed views of the same target items.
 
   Each item view's positive is the other view of the same item; the other
@@ -26,9 +27,11 @@ def item_item_loss(view_a: tf.Tensor,
     view_b: (B, d) item representations under the second perturbation.
     item_ids: Optional (B,) int item ids for accidental-hit masking.
     temperature: Softmax temperature tau (> 0); the paper uses 0.1.
+    known_positives: Optional (B, B) bool; True pairs are not negatives
+      (``mic_tf.losses.false_negatives``).
 
   Returns:
     A float32 scalar: mean loss over the 2B item views.
   """
   return nt_xent(view_a, view_b, ids=item_ids,
-                 temperature=temperature)
+                 temperature=temperature, known_positives=known_positives)

@@ -5,9 +5,6 @@ from typing import Optional, Sequence
 import tensorflow as tf
 
 from mic_tf.losses import _common
-# Imported by name: the package re-exports the function `info_nce`, which
-# shadows the submodule of the same name as a package attribute.
-from mic_tf.losses.info_nce import info_nce
 
 
 def _stack_views(views: Sequence[tf.Tensor], name: str) -> tf.Tensor:
@@ -30,7 +27,8 @@ def user_item_loss(user_views: Sequence[tf.Tensor],
                    item_views: Sequence[tf.Tensor],
                    item_ids: Optional[tf.Tensor],
                    user_ids: Optional[tf.Tensor] = None,
-                   temperature: _common.Temperature = 0.1) -> tf.Tensor:
+                   temperature: _common.Temperature = 0.1,
+                   known_positives: Optional[tf.Tensor] = None) -> tf.Tensor:
   """Bidirectional user<->item contrastive loss over K perturbed views.
 
   View k of example i pairs the user view ``u^k_i`` with the item view
@@ -44,6 +42,12 @@ def user_item_loss(user_views: Sequence[tf.Tensor],
   * item -> user: anchor ``v^k_i``, positive ``u^k_i``, symmetrically; other
     user views of the same example are excluded, and if ``user_ids`` are
     given so are user views with example i's user id.
+  * ``known_positives[i, j]`` (optional) marks item j as a positive of user
+    i (``mic_tf.losses.false_negatives``): the pair is then no negative in
+    either direction.
+
+  Both directions read one (KB, KB) cosine matrix: item -> user is its
+  transpose, so the similarity matmul is done once.
 
   Eq. (4) writes the sum of the two directions; we return their *average*
   (each a mean over the K*B anchors), so that this loss has the same scale as
@@ -58,6 +62,8 @@ def user_item_loss(user_views: Sequence[tf.Tensor],
       disable item accidental-hit masking.
     user_ids: Optional (B,) int user ids for user accidental-hit masking.
     temperature: Softmax temperature tau (> 0); the paper uses 0.1.
+    known_positives: Optional (B, B) bool, True where example j's item is a
+      known positive of example i's user.
 
   Returns:
     A float32 scalar: ``(mean_user->item + mean_item->user) / 2``.
@@ -82,19 +88,30 @@ def user_item_loss(user_views: Sequence[tf.Tensor],
   example = tf.tile(tf.range(batch_size), [num_views])
   # Row r of `users`/`items` is view r // B of example r % B; its positive is
   # row r of the other side. Views of the same example are never negatives.
-  positive_indices = tf.range(num_views * batch_size)
-  other_example = tf.not_equal(example[:, tf.newaxis], example[tf.newaxis, :])
+  positives = tf.range(num_views * batch_size)
+  logits = _common.cosine_logits(users, items, temperature, "user_views",
+                                 "item_views")
+  # valid[r, c]: may item view c serve as a negative of user view r?
+  valid = tf.not_equal(example[:, tf.newaxis], example[tf.newaxis, :])
+  if known_positives is not None:
+    known = tf.tile(tf.cast(known_positives, tf.bool),
+                    [num_views, num_views])
+    valid_user_item = tf.logical_and(valid, tf.logical_not(known))
+    valid_item_user = tf.logical_and(valid,
+                                     tf.logical_not(tf.transpose(known)))
+  else:
+    valid_user_item = valid_item_user = valid
 
-  def tiled(ids):
-    return None if ids is None else tf.tile(tf.reshape(ids, [-1]),
-                                            [num_views])
+  def not_same(ids):
+    ids = tf.tile(tf.reshape(ids, [-1]), [num_views])
+    return tf.logical_not(_common.same_id_mask(ids, ids))
 
-  view_item_ids = tiled(item_ids)
-  view_user_ids = tiled(user_ids)
-  user_to_item = info_nce(users, items, positive_indices, temperature,
-                          query_ids=view_item_ids, key_ids=view_item_ids,
-                          extra_key_mask=other_example)
-  item_to_user = info_nce(items, users, positive_indices, temperature,
-                          query_ids=view_user_ids, key_ids=view_user_ids,
-                          extra_key_mask=other_example)
-  return 0.5 * (user_to_item + item_to_user)
+  if item_ids is not None:
+    valid_user_item = tf.logical_and(valid_user_item, not_same(item_ids))
+  if user_ids is not None:
+    valid_item_user = tf.logical_and(valid_item_user, not_same(user_ids))
+  user_to_item = _common.softmax_cross_entropy_rows(logits, positives,
+                                                    valid_user_item)
+  item_to_user = _common.softmax_cross_entropy_rows(
+      tf.transpose(logits), positives, valid_item_user)
+  return 0.5 * (tf.reduce_mean(user_to_item) + tf.reduce_mean(item_to_user))

@@ -58,6 +58,15 @@ class MICConfig:
     projection: ``"mlp"`` (non-linear heads into the shared space) or
       ``"none"`` (shared space = own spaces; needs equal widths).
     projection_dim: Width of the shared space.
+    term_temperatures: Per-term overrides of ``temperature`` (e.g.
+      ``{"ii": 0.5}``: a softer item-item term spreads co-chosen items
+      less).
+    mask_false_negatives: Never use known positives as negatives: in-batch
+      items of the same user or in the row's history, in the basic loss,
+      both UI directions and II (``mic_tf.losses.false_negatives``).
+    contrastive_warmup_steps: Ramp the contrastive weight ``1 - λ`` linearly
+      from 0 to its value over the first this-many training steps (0: no
+      ramp), so the views are contrasted once the towers carry signal.
     contrastive_batch_size: Build the perturbed views, and compute the
       contrastive terms, on the first this-many examples of each (shuffled)
       batch only; ``None`` uses the whole batch as the paper does. The
@@ -83,9 +92,25 @@ class MICConfig:
   projection: str = "mlp"
   projection_dim: int = 128
   contrastive_batch_size: Optional[int] = None
+  term_temperatures: Dict[str, float] = dataclasses.field(
+      default_factory=dict)
+  mask_false_negatives: bool = True
+  contrastive_warmup_steps: int = 0
 
   def __post_init__(self):
     self.terms = tuple(self.terms)
+    self.term_temperatures = {k: float(v) for k, v in
+                              dict(self.term_temperatures).items()}
+    bad = [k for k in self.term_temperatures if k not in TERMS]
+    if bad:
+      raise ValueError(f"term_temperatures names unknown term(s) {bad}; "
+                       f"choose from {TERMS}.")
+    if any(v <= 0 for v in self.term_temperatures.values()):
+      raise ValueError("term_temperatures must be positive, got "
+                       f"{self.term_temperatures}.")
+    if self.contrastive_warmup_steps < 0:
+      raise ValueError("contrastive_warmup_steps must be >= 0, got "
+                       f"{self.contrastive_warmup_steps}.")
     bad = [t for t in self.terms if t not in TERMS]
     if bad:
       raise ValueError(f"Unknown contrastive term(s) {bad}; choose from "
@@ -125,6 +150,10 @@ class MICConfig:
   @property
   def contrastive(self) -> bool:
     return bool(self.terms)
+
+  def temperature_of(self, term: str) -> float:
+    """The contrastive temperature of one term (override or ``temperature``)."""
+    return self.term_temperatures.get(term, self.temperature)
 
   @classmethod
   def base(cls, **kwargs) -> "MICConfig":

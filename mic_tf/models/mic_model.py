@@ -32,6 +32,7 @@ from mic_tf.layers.field_mask import FieldMask
 from mic_tf.layers.item_lookup import ItemFeatureLookup
 from mic_tf.layers.projection import ProjectionHead
 from mic_tf.models.config import MICConfig
+from mic_tf.models.views import Views
 from mic_tf.towers.base import Tower
 
 
@@ -222,33 +223,27 @@ class MICModel(tfrs.Model):
 
   # ----------------------------------------------------------- step 4: losses
   def basic_loss(self, user_shared: tf.Tensor, item_shared: tf.Tensor,
-                 item_ids: tf.Tensor) -> tf.Tensor:
+                 item_ids: tf.Tensor,
+                 known_positives: Optional[tf.Tensor] = None) -> tf.Tensor:
     """The basic user-item loss in the shared space (eq. 7 or softmax)."""
     c = self.config
     if c.basic_loss == "logistic":
       return L.logistic_loss(user_shared, item_shared, item_ids,
-                             temperature=c.basic_temperature)
+                             temperature=c.basic_temperature,
+                             known_positives=known_positives)
     log_q = None
     if self._log_q is not None:
       log_q = tf.gather(self._log_q, item_ids)
     return L.softmax_loss(user_shared, item_shared, item_ids,
-                          temperature=c.basic_temperature, log_q=log_q)
+                          temperature=c.basic_temperature, log_q=log_q,
+                          known_positives=known_positives)
 
-  def contrastive_losses(self, user_views: List[tf.Tensor],
-                         item_views: List[tf.Tensor],
-                         user_shared_views: List[tf.Tensor],
-                         item_shared_views: List[tf.Tensor],
-                         user_ids: tf.Tensor, item_ids: tf.Tensor
-                         ) -> Dict[str, tf.Tensor]:
+  def contrastive_losses(self, views: Views) -> Dict[str, tf.Tensor]:
     """The enabled contrastive terms over two views per side.
 
     Args:
-      user_views: Two user-space views ``(B, d)``.
-      item_views: Two item-space views ``(B, d)``.
-      user_shared_views: The same two user views in the shared space.
-      item_shared_views: The same two item views in the shared space.
-      user_ids: ``(B,)`` user of each example (masks same-user negatives).
-      item_ids: ``(B,)`` target item of each example.
+      views: The batch's ``Views`` (two views per side in the user, item and
+        shared spaces, ids and known positives).
 
     Returns:
       Term name -> scalar loss.
@@ -256,23 +251,45 @@ class MICModel(tfrs.Model):
     c = self.config
     out = {}
     if "ui" in c.terms:
-      out["ui"] = L.user_item_loss(user_shared_views, item_shared_views,
-                                   item_ids, user_ids=user_ids,
-                                   temperature=c.temperature)
+      out["ui"] = L.user_item_loss(views.user_shared, views.item_shared,
+                                   views.item_ids, user_ids=views.user_ids,
+                                   temperature=c.temperature_of("ui"),
+                                   known_positives=views.known_positives)
     if "uu" in c.terms:
-      out["uu"] = L.user_user_loss(user_views[0], user_views[1], user_ids,
-                                   temperature=c.temperature)
+      out["uu"] = L.user_user_loss(views.user[0], views.user[1],
+                                   views.user_ids,
+                                   temperature=c.temperature_of("uu"))
     if "ii" in c.terms:
-      out["ii"] = L.item_item_loss(item_views[0], item_views[1], item_ids,
-                                   temperature=c.temperature)
+      out["ii"] = L.item_item_loss(views.item[0], views.item[1],
+                                   views.item_ids,
+                                   temperature=c.temperature_of("ii"),
+                                   known_positives=views.known_positives)
     return out
+
+  def known_positives(self, inputs: Mapping[str, tf.Tensor],
+                      user_ids: tf.Tensor, item_ids: tf.Tensor
+                      ) -> Optional[tf.Tensor]:
+    """(B, B) in-batch pairs that are known positives (None: masking off)."""
+    if not self.config.mask_false_negatives:
+      return None
+    return L.known_positives(user_ids, item_ids, inputs.get(F.HISTORY),
+                             padding_id=F.PAD_ID)
+
+  def contrastive_ramp(self) -> tf.Tensor:
+    """Factor in [0, 1] on the contrastive terms (warm-up ramp)."""
+    steps = self.config.contrastive_warmup_steps
+    if not steps or self.optimizer is None:
+      return tf.constant(1.0)
+    done = tf.cast(self.optimizer.iterations, tf.float32)
+    return tf.minimum(1.0, done / float(steps))
 
   def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
     """The total loss of a batch (eq. 8); see the module docstring."""
     c = self.config
     item_ids = tf.cast(inputs[F.ITEM_ID], tf.int32)
-    user_ids = tf.cast(inputs.get(pipeline.USER_KEY, tf.zeros_like(item_ids)),
-                       tf.int32)
+    has_users = pipeline.USER_KEY in inputs
+    user_ids = tf.cast(inputs[pipeline.USER_KEY], tf.int32) if has_users \
+        else tf.range(tf.shape(item_ids)[0])
     num_views = c.num_views if c.contrastive else 0
     rows = c.contrastive_batch_size
     users = self.encode_user(inputs, num_views, training, rows)
@@ -287,7 +304,10 @@ class MICModel(tfrs.Model):
           for u in users_shared]
       users = [self.user_space_summary(u) for u in users]
 
-    basic = self.basic_loss(users_shared[0], items_shared[0], item_ids)
+    known = self.known_positives(inputs, user_ids if has_users else None,
+                                 item_ids)
+    basic = self.basic_loss(users_shared[0], items_shared[0], item_ids,
+                            known)
     self._trackers["basic"].update_state(basic)
     terms = {}
     if c.contrastive:
@@ -296,11 +316,15 @@ class MICModel(tfrs.Model):
         pair = lambda views: views[1:3]
       else:  # the anchor against its one perturbed view (eq. 5 as written)
         pair = lambda views: [views[0][:n], views[1]]
-      terms = self.contrastive_losses(
-          pair(users), pair(items), pair(users_shared), pair(items_shared),
-          user_ids[:n], item_ids[:n])
+      terms = self.contrastive_losses(Views(
+          user=pair(users), item=pair(items), user_shared=pair(users_shared),
+          item_shared=pair(items_shared), user_ids=user_ids[:n],
+          item_ids=item_ids[:n],
+          known_positives=None if known is None else known[:n, :n]))
       for name, value in terms.items():
         self._trackers[name].update_state(value)
+      ramp = self.contrastive_ramp()
+      terms = {name: ramp * value for name, value in terms.items()}
     return self.combiner({"basic": basic, **terms})
 
   # -------------------------------------------------------------- inference

@@ -45,6 +45,7 @@ from mic_tf.mining.callback import MiningCallback
 from mic_tf.mining.config import MiningConfig
 from mic_tf.models.config import MICConfig
 from mic_tf.models.mic_model import MICModel
+from mic_tf.models.views import Views
 
 
 def _l2(x: tf.Tensor) -> tf.Tensor:
@@ -208,28 +209,25 @@ class MinedMICModel(MICModel):
     return timings
 
   # ---------------------------------------------------------------- losses
-  def contrastive_losses(self, user_views: List[tf.Tensor],
-                         item_views: List[tf.Tensor],
-                         user_shared_views: List[tf.Tensor],
-                         item_shared_views: List[tf.Tensor],
-                         user_ids: tf.Tensor, item_ids: tf.Tensor
-                         ) -> Dict[str, tf.Tensor]:
+  def contrastive_losses(self, views: Views) -> Dict[str, tf.Tensor]:
     """MIC's terms, with each mined channel's term replaced by ``L_c'``."""
-    out = super().contrastive_losses(user_views, item_views,
-                                     user_shared_views, item_shared_views,
-                                     user_ids, item_ids)
+    out = super().contrastive_losses(views)
     if not self.mining.enabled:
       return out
     bank = self.mining_bank
     channels = self.mining.channels
     terms = {}
     if "uu" in channels:
-      terms["uu"] = self._self_channel(bank.pool("user"), user_views, user_ids)
+      terms["uu"] = self._self_channel(bank.pool("user"), views.user,
+                                       views.user_ids, "uu")
     if "ii" in channels:
-      terms["ii"] = self._self_channel(bank.pool("item"), item_views, item_ids)
+      terms["ii"] = self._self_channel(bank.pool("item"), views.item,
+                                       views.item_ids, "ii",
+                                       views.known_positives)
     if "ui" in channels:
       terms["ui"] = self._interaction_channel(
-          user_shared_views, item_shared_views, user_ids, item_ids)
+          views.user_shared, views.item_shared, views.user_ids,
+          views.item_ids, views.known_positives)
     w = self.mining.positive_weight
     for name, (aug, nn) in terms.items():
       self._nn_trackers[name].update_state(nn)
@@ -243,13 +241,20 @@ class MinedMICModel(MICModel):
     return self.mining_bank.sample_hard_negatives(target, anchor_clusters, num)
 
   def _self_channel(self, pool: Pool, views: List[tf.Tensor],
-                    ids: tf.Tensor):
-    """``(L_aug, L_nn)`` of U2U or I2I in the pool's own space."""
+                    ids: tf.Tensor, term: str,
+                    known_positives: Optional[tf.Tensor] = None):
+    """``(L_aug, L_nn)`` of U2U or I2I in the pool's own space.
+
+    ``known_positives`` (II only, as in the plain term) drops co-chosen
+    items from the in-batch negatives."""
     bank = self.mining_bank
     pool.build(views[0].shape[-1])
-    tau = self.config.temperature
+    tau = self.config.temperature_of(term)
     queries, examples, qids, positives, not_self = ML.self_channel_layout(
         (views[0], views[1]), ids)
+    if known_positives is not None:
+      not_self = tf.logical_and(not_self, tf.logical_not(
+          tf.tile(tf.cast(known_positives, tf.bool), [2, 2])))
     rows, known = pool.rows_of(ids)
     clusters = tf.gather(pool.clusters, rows)
     query_ok = tf.tile(known, [2])
@@ -269,13 +274,14 @@ class MinedMICModel(MICModel):
 
   def _interaction_channel(self, user_views: List[tf.Tensor],
                            item_views: List[tf.Tensor], user_ids: tf.Tensor,
-                           item_ids: tf.Tensor):
+                           item_ids: tf.Tensor,
+                           known_positives: Optional[tf.Tensor] = None):
     """``(L_aug, L_nn)`` of U2I in the shared space, both directions."""
     bank = self.mining_bank
     users_pool, items_pool = bank.pool("shared_user"), bank.pool("shared_item")
     users_pool.build(user_views[0].shape[-1])
     items_pool.build(item_views[0].shape[-1])
-    tau = self.config.temperature
+    tau = self.config.temperature_of("ui")
     k = len(user_views)
     users = tf.concat(list(user_views), axis=0)
     items = tf.concat(list(item_views), axis=0)
@@ -286,8 +292,16 @@ class MinedMICModel(MICModel):
     tiled_items = tf.tile(tf.reshape(item_ids, [-1]), [k])
     tiled_users = tf.tile(tf.reshape(user_ids, [-1]), [k])
 
+    if known_positives is not None:
+      known = tf.tile(tf.cast(known_positives, tf.bool), [k, k])
+      user_item_ok = tf.logical_and(other_example, tf.logical_not(known))
+      item_user_ok = tf.logical_and(other_example,
+                                    tf.logical_not(tf.transpose(known)))
+    else:
+      user_item_ok = item_user_ok = other_example
+
     def direction(queries, keys, anchor_pool, target_pool, anchor_ids,
-                  exclusion_ids):
+                  exclusion_ids, other_example):
       rows, known = anchor_pool.rows_of(anchor_ids)
       clusters = tf.gather(anchor_pool.clusters, rows)
       query_ok = tf.tile(known, [k])
@@ -308,10 +322,10 @@ class MinedMICModel(MICModel):
 
     # Users retrieve items: the exclusion id is the target item.
     aug_ui, nn_ui = direction(users, items, users_pool, items_pool, user_ids,
-                              tiled_items)
+                              tiled_items, user_item_ok)
     # Items retrieve users: the exclusion id is the example's user.
     aug_iu, nn_iu = direction(items, users, items_pool, users_pool, item_ids,
-                              tiled_users)
+                              tiled_users, item_user_ok)
     return 0.5 * (aug_ui + aug_iu), 0.5 * (nn_ui + nn_iu)
 
   # ------------------------------------------------------------- training

@@ -11,6 +11,7 @@ from mic_tf.mining import MiningConfig
 from mic_tf.mining import pool as pool_lib
 from mic_tf.models.config import MICConfig
 from mic_tf.models.mic_model import MICModel
+from mic_tf.models.views import Views
 from mic_tf.models.mined import MinedMICModel
 from mic_tf.models.mined import build_mined_model
 from mic_tf.testing.synthetic import synthetic_dataset
@@ -104,9 +105,10 @@ class MinedMICModelTest(tf.test.TestCase, parameterized.TestCase):
                      tf.float32) for i in range(8)]
     uid = batch[pipeline.USER_KEY]
     iid = tf.cast(batch[F.ITEM_ID], tf.int32)
-    plain = MICModel.contrastive_losses(mined, v[0:2], v[2:4], v[4:6],
-                                        v[6:8], uid, iid)
-    got = mined.contrastive_losses(v[0:2], v[2:4], v[4:6], v[6:8], uid, iid)
+    views = Views(user=v[0:2], item=v[2:4], user_shared=v[4:6],
+                  item_shared=v[6:8], user_ids=uid, item_ids=iid)
+    plain = MICModel.contrastive_losses(mined, views)
+    got = mined.contrastive_losses(views)
     for name in ("ui", "uu", "ii"):
       if name == channel:
         self.assertNotAllClose(got[name], plain[name])

@@ -30,13 +30,40 @@ def _setup(config, seed=0, dim=16):
 class MICModelTest(tf.test.TestCase, parameterized.TestCase):
 
   def test_base_loss_is_the_basic_softmax_of_the_anchors(self):
-    _, _, model, data = _setup(MICConfig.base())
+    _, _, model, data = _setup(MICConfig.base(mask_false_negatives=False))
     batch = next(iter(data))
     loss = model.compute_loss(batch, training=False)
     users = model.project_user(model.user_representation(batch))
     items = model.project_item(model.item_representation(batch["item_id"]))
     expected = L.softmax_loss(users, items, batch["item_id"], temperature=0.1)
     self.assertAllClose(loss, expected, rtol=1e-5)
+
+  def test_base_loss_masks_known_positives_of_the_batch(self):
+    _, _, model, data = _setup(MICConfig.base())
+    batch = next(iter(data))
+    loss = model.compute_loss(batch, training=False)
+    users = model.project_user(model.user_representation(batch))
+    items = model.project_item(model.item_representation(batch["item_id"]))
+    known = L.known_positives(batch[pipeline.USER_KEY], batch["item_id"],
+                              batch[F.HISTORY])
+    # The synthetic batch has same-user rows and history hits to mask.
+    self.assertGreater(int(tf.reduce_sum(tf.cast(known, tf.int32))), 32)
+    expected = L.softmax_loss(users, items, batch["item_id"], temperature=0.1,
+                              known_positives=known)
+    unmasked = L.softmax_loss(users, items, batch["item_id"], temperature=0.1)
+    self.assertAllClose(loss, expected, rtol=1e-5)
+    self.assertNotAllClose(loss, unmasked)
+
+  def test_contrastive_ramp_scales_terms_from_zero(self):
+    _, _, model, data = _setup(MICConfig(contrastive_warmup_steps=10))
+    batch = next(iter(data))
+    total = model.compute_loss(batch, training=True)
+    basic = float(model._trackers["basic"].result())
+    self.assertAllClose(total, 0.7 * basic, rtol=1e-5)  # step 0: ramp is 0
+    model.optimizer.iterations.assign(5)
+    self.assertAllClose(model.contrastive_ramp(), 0.5)
+    model.optimizer.iterations.assign(50)
+    self.assertAllClose(model.contrastive_ramp(), 1.0)
 
   def test_full_loss_combines_terms_with_lambda(self):
     _, _, model, data = _setup(MICConfig())

@@ -10,6 +10,7 @@ import mic_tf  # noqa: F401
 from mic_tf import features as F
 from mic_tf import pipeline
 from mic_tf.models import MICConfig
+from mic_tf.models import Views
 from mic_tf.testing.synthetic import synthetic_dataset
 from mic_tf.towers import build_towers
 
@@ -44,9 +45,10 @@ def test_readme_subclass_trains_and_adds_its_term():
   users = model.encode_user(batch, 2, training=True)
   shared = [model.project_user(u) for u in users]
   items = model.encode_item(batch["item_id"], 2, training=True)
-  terms = model.contrastive_losses(users[1:], items[1:], shared[1:],
-                                   [model.project_item(v) for v in items][1:],
-                                   batch["user"], batch["item_id"])
+  terms = model.contrastive_losses(Views(
+      user=users[1:], item=items[1:], user_shared=shared[1:],
+      item_shared=[model.project_item(v) for v in items][1:],
+      user_ids=batch["user"], item_ids=batch["item_id"]))
   from mic_tf import losses  # pylint: disable=g-import-not-at-top
   plain = losses.user_user_loss(users[1], users[2], batch["user"], 0.1)
   assert float(terms["uu"]) > float(plain)
