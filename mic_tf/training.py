@@ -310,8 +310,8 @@ def _fmt(metrics: Dict[str, float]) -> str:
 def run_experiment(config: ExperimentConfig,
                    prepared: Optional[Prepared] = None,
                    verbose: int = 1,
-                   callbacks: Sequence[tf.keras.callbacks.Callback] = ()
-                   ) -> Dict[str, Any]:
+                   callbacks: Sequence[tf.keras.callbacks.Callback] = (),
+                   evaluate_test: bool = True) -> Dict[str, Any]:
   """Trains, selects on valid users, evaluates test users once.
 
   If ``output_dir`` holds the backup of a run that crashed, training resumes
@@ -322,7 +322,10 @@ def run_experiment(config: ExperimentConfig,
     config: The experiment config.
     prepared: Reuse already prepared data (e.g. across seeds).
     verbose: Keras ``fit`` verbosity (1: progress bars).
-    callbacks: Extra Keras callbacks.
+    callbacks: Extra Keras callbacks (they run after the validation
+      evaluation, so their ``logs`` hold ``val_recall@50`` and the rest).
+    evaluate_test: Evaluate the test users (False for tuning trials: the
+      test split is evaluated once, after selection).
 
   Returns:
     A results dict: ``valid`` and ``test`` metrics of the selected epoch,
@@ -371,8 +374,9 @@ def run_experiment(config: ExperimentConfig,
             verbose=verbose)
   train_seconds = time.perf_counter() - start
   evaluator.restore_best()
-  test = evaluate_u2i(model, prepared.test, config.cutoffs,
-                      config.exclude_history, config.eval_batch_size)
+  test = (evaluate_u2i(model, prepared.test, config.cutoffs,
+                       config.exclude_history, config.eval_batch_size)
+          if evaluate_test else None)
   valid = next(h for h in evaluator.history
                if h["epoch"] == evaluator.best_epoch)
   epochs_run = max(h["epoch"] for h in evaluator.history)
@@ -398,7 +402,8 @@ def run_experiment(config: ExperimentConfig,
                epochs_run, config.epochs,
                "" if results["converged"] else
                ": the last allowed epoch, NOT converged (raise --epochs)")
-  logging.info("test %s", _fmt(test))
+  if test is not None:
+    logging.info("test %s", _fmt(test))
   if out_dir:
     _write_json(os.path.join(out_dir, "metrics.json"), results)
   results["model"] = model

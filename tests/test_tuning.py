@@ -1,0 +1,80 @@
+"""The tuner: settings applied, trials written, pruning, resume, test once."""
+
+import json
+import os
+
+import pytest
+
+import mic_tf  # noqa: F401
+from mic_tf import training
+from mic_tf import tuning
+from mic_tf.data import protocol
+from mic_tf.models.config import MICConfig
+
+
+@pytest.fixture(scope="module")
+def prepared(ml100k):
+  config = training.ExperimentConfig(dataset="ml-100k", maxlen=10,
+                                     max_item_users=10)
+  return training.prepare_data(config, protocol.apply_comirec_protocol(ml100k))
+
+
+def _base(**kwargs):
+  defaults = dict(dataset="ml-100k", epochs=2, patience=1, batch_size=512,
+                  maxlen=10, learning_rate=3e-3, embedding_dim=16,
+                  output_dim=16, hidden_units=(16,), max_item_users=10,
+                  examples_per_epoch=4096,
+                  mic=MICConfig(projection_dim=16, contrastive_batch_size=64))
+  defaults.update(kwargs)
+  return training.ExperimentConfig(**defaults)
+
+
+def test_apply_params_routes_each_name():
+  config = tuning.apply_params(_base(), {
+      "lambda_": 0.9, "w_ii": 0.25, "tau_ii": 0.5, "learning_rate": 1e-2,
+      "num_views": 1})
+  assert config.mic.lambda_ == 0.9
+  assert config.mic.weights["ii"] == 0.25
+  assert config.mic.weights["ui"] == 1.0
+  assert config.mic.temperature_of("ii") == 0.5
+  assert config.mic.temperature_of("ui") == config.mic.temperature
+  assert config.learning_rate == 1e-2
+  assert config.mic.num_views == 1
+  with pytest.raises(ValueError, match="not a searchable setting"):
+    tuning.apply_params(_base(), {"lamda": 0.5})
+  with pytest.raises(ValueError, match="lambda_ must be in"):
+    tuning.apply_params(_base(), {"lambda_": 1.5})
+
+
+def test_study_writes_trials_resumes_and_scores_test_once(prepared,
+                                                          tmp_path):
+  space = {"lambda_": tuning.uniform(0.6, 0.95),
+           "num_views": tuning.one_of(1, 2)}
+  seen = []
+  study_dir = str(tmp_path / "study")
+  tuning.run_study(_base(), space, study_dir, num_trials=2, seed=3,
+                   prepared=prepared, startup_trials=2, on_trial=seen.append)
+  assert [r["number"] for r in seen] == [0, 1]
+  for r in seen:
+    assert 0.6 <= r["params"]["lambda_"] <= 0.95
+    assert r["valid"]["recall@50"] > 0
+    assert "test" not in r  # the search never looks at test users
+    with open(os.path.join(study_dir, "trials", f"{r['number']:03d}.json")
+              ) as f:
+      assert json.load(f)["params"] == r["params"]
+  # Same seed, same first draws: the sampler is seeded.
+  again = []
+  tuning.run_study(_base(), space, str(tmp_path / "other"), num_trials=1,
+                   seed=3, prepared=prepared, startup_trials=2,
+                   on_trial=again.append)
+  assert again[0]["params"] == seen[0]["params"]
+  # Resuming with a larger budget runs only the missing trial.
+  more = []
+  tuning.run_study(_base(), space, study_dir, num_trials=3, seed=3,
+                   prepared=prepared, startup_trials=2, on_trial=more.append)
+  assert [r["number"] for r in more] == [2]
+  best = tuning.evaluate_best(study_dir, prepared)
+  values = {r["number"]: r["value"] for r in seen + more}
+  assert best["selected_trial"] == max(values, key=values.get)
+  assert set(best["test"]) >= {"recall@50", "recall@20"}
+  assert os.path.exists(os.path.join(study_dir, "best.json"))
