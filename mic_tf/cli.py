@@ -68,6 +68,10 @@ def define_training_flags() -> None:
   flags.DEFINE_float("dropout", 0.2, "Dropout inside the towers.",
                      lower_bound=0.0, upper_bound=0.99)
   flags.DEFINE_integer("maxlen", 20, "History length.", lower_bound=1)
+  flags.DEFINE_integer("steps_per_epoch", None, "Validate (and early-stop) "
+                       "every this many batches of an endless reshuffled "
+                       "stream (default: one full pass per epoch).",
+                       lower_bound=1)
   flags.DEFINE_integer("examples_per_epoch", None, "Seeded subset of training "
                        "(user, position) pairs per epoch (default: all).",
                        lower_bound=1)
@@ -254,6 +258,7 @@ def experiment_config_from_flags(f) -> training.ExperimentConfig:
       learning_rate=f.learning_rate, embedding_dim=f.embedding_dim,
       output_dim=f.output_dim, hidden_units=hidden, dropout=f.dropout,
       maxlen=f.maxlen, examples_per_epoch=f.examples_per_epoch,
+      steps_per_epoch=f.steps_per_epoch,
       use_user_id=f.use_user_id, max_item_users=f.max_item_users,
       seed=f.seed, output_dir=f.output_dir,
       exclude_history=f.exclude_history, mic=mic_config_from_flags(f),

@@ -64,6 +64,9 @@ class ExperimentConfig:
     dropout: Dropout inside the towers (paper: 0.2).
     maxlen: History length (ML default 50; ComiRec: Books 20, Taobao 50).
     min_history: Shortest history of a training example.
+    steps_per_epoch: If set, training reads an endless reshuffled stream and
+      an "epoch" (one validation, one early-stopping step) is this many
+      batches; ``None``: one pass over the training examples.
     examples_per_epoch: If set, each epoch uses this many (user, position)
       pairs drawn once with the seed (bounds the epoch cost).
     use_user_id: Give the user tower a user-id field.
@@ -95,6 +98,7 @@ class ExperimentConfig:
   dropout: float = 0.2
   maxlen: int = 50
   min_history: int = 1
+  steps_per_epoch: Optional[int] = None
   examples_per_epoch: Optional[int] = None
   use_user_id: bool = False
   max_item_users: int = 50
@@ -114,6 +118,9 @@ class ExperimentConfig:
       if getattr(self, name) <= 0:
         raise ValueError(f"{name} must be positive, got "
                          f"{getattr(self, name)}.")
+    if self.steps_per_epoch is not None and self.steps_per_epoch <= 0:
+      raise ValueError(f"steps_per_epoch must be positive (or None for full "
+                       f"passes), got {self.steps_per_epoch}.")
     if self.patience is not None and self.patience <= 0:
       raise ValueError(f"patience must be positive (or None to train every "
                        f"epoch), got {self.patience}.")
@@ -348,6 +355,8 @@ def run_experiment(config: ExperimentConfig,
       tables, prepared.dataset, batch_size=config.batch_size,
       seed=config.seed, min_history=config.min_history,
       max_examples=config.examples_per_epoch)
+  if config.steps_per_epoch:
+    train_ds = train_ds.repeat()
   model = build_model(config, tables, prepared.dataset)
   build_variables(model, tables)
 
@@ -371,7 +380,7 @@ def run_experiment(config: ExperimentConfig,
   all_callbacks += list(callbacks)
   start = time.perf_counter()
   model.fit(train_ds, epochs=config.epochs, callbacks=all_callbacks,
-            verbose=verbose)
+            verbose=verbose, steps_per_epoch=config.steps_per_epoch)
   train_seconds = time.perf_counter() - start
   evaluator.restore_best()
   test = (evaluate_u2i(model, prepared.test, config.cutoffs,

@@ -138,3 +138,22 @@ def test_rerun_in_a_finished_directory_starts_fresh(prepared, tmp_path):
   training.run_experiment(config, prepared, verbose=0)
   again = training.run_experiment(config, prepared, verbose=0)
   assert [h["epoch"] for h in again["history"]] == [1]
+
+
+def test_early_stopping_keeps_the_best_epoch_and_flags_convergence(
+    prepared, tmp_path):
+  # A large learning rate on a small stream: validation peaks early.
+  config = _config(tmp_path, epochs=12, patience=2, steps_per_epoch=20,
+                   learning_rate=3e-2)
+  results = training.run_experiment(config, prepared, verbose=0)
+  run = results["epochs_run"]
+  assert len(results["history"]) == run
+  assert results["stopped_early"] and run < 12
+  assert run - results["best_epoch"] == 2
+  assert results["converged"]
+  best = max(h["recall@50"] for h in results["history"])
+  assert results["valid"]["recall@50"] == best
+  # Capped at the last allowed epoch while still improving: not converged.
+  capped = training.run_experiment(
+      _config(tmp_path / "capped", epochs=1, patience=2), prepared, verbose=0)
+  assert capped["best_epoch"] == 1 and not capped["converged"]
