@@ -169,6 +169,9 @@ def define_mining_flags() -> None:
   flags.DEFINE_integer("refresh_every_steps", None, "Rebuild neighbours and "
                        "clusters every n steps (default: once per epoch).",
                        lower_bound=1)
+  flags.DEFINE_integer("mining_warmup_steps", d.warmup_steps, "No mining "
+                       "(mined terms off) during the first this many steps.",
+                       lower_bound=0)
   flags.DEFINE_enum("mining_index", d.index, ["auto", "exact", "scann"],
                     "Index used for kNN mining.")
 
@@ -181,7 +184,8 @@ def mining_config_from_flags(f) -> MiningConfig:
       num_clusters=f.num_clusters, hard_negatives=f.hard_negatives,
       hard_negative_pool=f.hard_negative_pool,
       positive_weight=f.mining_weight,
-      refresh_every_steps=f.refresh_every_steps, index=f.mining_index)
+      refresh_every_steps=f.refresh_every_steps, index=f.mining_index,
+      warmup_steps=f.mining_warmup_steps)
 
 
 def _term_temperatures(values: Sequence[str]) -> Dict[str, float]:

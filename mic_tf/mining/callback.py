@@ -15,7 +15,8 @@ class MiningCallback(tf.keras.callbacks.Callback):
   """Refreshes the mining bank at the start of training and on a schedule.
 
   The bank is refreshed at the start of the first epoch of every ``fit``
-  call, then at the start of each later epoch (``every_epoch``) and/or after
+  call (or, with ``mining.warmup_steps``, once that many optimizer steps
+  have run: the mined terms stay off until then), then at the start of each later epoch (``every_epoch``) and/or after
   every ``every_steps`` training steps. Each refresh re-encodes the pools with
   the current weights, recomputes the kNN lists and the k-means++ clusters.
 
@@ -81,14 +82,28 @@ class MiningCallback(tf.keras.callbacks.Callback):
   def on_train_begin(self, logs=None):
     self._refreshed_this_fit = False
 
+  @property
+  def warming_up(self) -> bool:
+    """True until ``mining.warmup_steps`` optimizer steps have run."""
+    warmup = getattr(self.model.mining, "warmup_steps", 0)
+    if not warmup:
+      return False
+    return int(self.model.optimizer.iterations.numpy()) < warmup
+
   def on_epoch_begin(self, epoch, logs=None):
     self._epoch = epoch
+    if self.warming_up:
+      return
     if self.every_epoch or not self._refreshed_this_fit:
       self.refresh()
       self._refreshed_this_fit = True
 
   def on_train_batch_end(self, batch, logs=None):
     self._step += 1
+    if self.warming_up:
+      return
     every = self.every_steps
-    if every and self._step % every == 0:
+    if not self._refreshed_this_fit or (every and self._step % every == 0):
+      # The first refresh after the warm-up turns the mined terms on.
       self.refresh()
+      self._refreshed_this_fit = True

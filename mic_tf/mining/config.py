@@ -52,6 +52,10 @@ class MiningConfig:
       steps (None: only per epoch / at the start).
     refresh_every_epoch: Refresh the banks at the start of every epoch (the
       first refresh of a ``fit`` always happens).
+    warmup_steps: No mining during the first this-many optimizer steps: the
+      first refresh (which turns the mined terms on) waits until the towers
+      have been trained that long, so kNN lists and clusters come from
+      trained weights. 0: refresh at the start.
     kmeans_iterations: Maximum Lloyd iterations per refresh.
     kmeans_metric: ``"cosine"`` (spherical k-means) or ``"euclidean"``; both
       run on L2-normalised vectors.
@@ -71,6 +75,7 @@ class MiningConfig:
   positive_weight: float = 1.0
   refresh_every_steps: Optional[int] = None
   refresh_every_epoch: bool = True
+  warmup_steps: int = 0
   kmeans_iterations: int = 20
   kmeans_metric: str = "cosine"
   kmeans_sample_size: Optional[int] = 50_000
@@ -106,6 +111,8 @@ class MiningConfig:
                        f"{self.positive_weight}.")
     if self.refresh_every_steps is not None:
       _check_positive("refresh_every_steps", self.refresh_every_steps)
+    if self.warmup_steps < 0:
+      raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}.")
     if self.kmeans_metric not in KMEANS_METRICS:
       raise ValueError(f"kmeans_metric must be one of {KMEANS_METRICS}, got "
                        f"{self.kmeans_metric!r}.")

@@ -52,6 +52,22 @@ class ScheduleTest(tf.test.TestCase):
     callback.set_model(_FakeModel(every_steps=4, every_epoch=False))
     self.assertEqual(_simulate(callback, 2, 5), [(0, 0), (0, 4), (1, 8)])
 
+  def test_warmup_delays_the_first_refresh(self):
+    model = _FakeModel()
+    model.mining.warmup_steps = 7
+    counter = tf.Variable(0, dtype=tf.int64)
+    model.optimizer = types.SimpleNamespace(iterations=counter)
+    callback = MiningCallback(verbose=False)
+    callback.set_model(model)
+    callback.on_train_begin()
+    for epoch in range(3):
+      callback.on_epoch_begin(epoch)
+      for step in range(5):
+        counter.assign_add(1)
+        callback.on_train_batch_end(step)
+    got = [(t["epoch"], t["step"]) for t in callback.timings]
+    self.assertEqual(got, [(1, 7), (2, 10)])
+
   def test_arguments_override_the_model_config(self):
     callback = MiningCallback(every_steps=2, every_epoch=False, verbose=False)
     callback.set_model(_FakeModel(every_steps=100, every_epoch=True))
