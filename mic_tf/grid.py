@@ -91,12 +91,20 @@ def run_grid(base: training.ExperimentConfig, towers: Sequence[str],
         config = dataclasses.replace(base, tower=tower, mic=mic, seed=seed,
                                      mining=mining, output_dir=cell_dir)
         start = time.perf_counter()
-        result = training.run_experiment(config, prepared, verbose=verbose)
-        result.pop("model")
+        result = _finished_cell(config)
+        if result is not None:
+          logging.info("%s seed %d: finished before, kept (%s)",
+                       variant_label(tower, terms, mined), seed, cell_dir)
+        else:
+          result = training.run_experiment(config, prepared, verbose=verbose)
+          result.pop("model")
         rows.append({"tower": tower, "variant": variant, "seed": seed,
                      "label": variant_label(tower, terms, mined),
                      "valid": result["valid"], "test": result["test"],
                      "best_epoch": result["best_epoch"],
+                     "epochs_run": result.get("epochs_run"),
+                     "max_epochs": config.epochs,
+                     "converged": result.get("converged"),
                      "train_seconds": result["train_seconds"],
                      "wall_seconds": time.perf_counter() - start})
         logging.info("%s seed %d test %s", rows[-1]["label"], seed,
@@ -104,6 +112,32 @@ def run_grid(base: training.ExperimentConfig, towers: Sequence[str],
         if output_dir:
           _dump(os.path.join(output_dir, "grid.json"), rows)
   return rows
+
+
+def _finished_cell(config: training.ExperimentConfig
+                   ) -> Optional[Dict[str, Any]]:
+  """The results of a cell that already finished with this very config.
+
+  A grid that was interrupted resumes: finished cells are read back, a cell
+  cut off mid-training resumes from its backup, and a cell whose directory
+  holds another config is an error (never silently mixed).
+  """
+  if not config.output_dir:
+    return None
+  path = os.path.join(config.output_dir, "metrics.json")
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    result = json.load(f)
+  saved = json.loads(json.dumps(result["config"]))
+  wanted = json.loads(json.dumps(config.to_dict(), default=list))
+  if saved != wanted:
+    diff = sorted(k for k in set(saved) | set(wanted)
+                  if saved.get(k) != wanted.get(k))
+    raise ValueError(
+        f"{config.output_dir} holds a finished run with other settings "
+        f"({', '.join(diff)}); use another --output_dir or remove it.")
+  return result
 
 
 def _dump(path: str, rows) -> None:
