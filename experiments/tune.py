@@ -25,6 +25,7 @@ FLAGS = flags.FLAGS
 cli.define_data_flags()
 cli.define_training_flags()
 cli.define_mic_flags()
+cli.define_mining_flags()
 flags.DEFINE_string("study_dir", None, "Study folder (resumes if present).",
                     required=True)
 flags.DEFINE_integer("num_trials", 16, "Finished trials wanted.",

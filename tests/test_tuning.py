@@ -78,3 +78,22 @@ def test_study_writes_trials_resumes_and_scores_test_once(prepared,
   assert best["selected_trial"] == max(values, key=values.get)
   assert set(best["test"]) >= {"recall@50", "recall@20"}
   assert os.path.exists(os.path.join(study_dir, "best.json"))
+
+
+def test_tune_binary_runs_end_to_end(ml100k, tmp_path):
+  del ml100k  # fetched into the cache by the fixture
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  root = os.path.join(os.path.dirname(__file__), "..")
+  out = subprocess.run(
+      [sys.executable, os.path.join(root, "experiments", "tune.py"),
+       "--dataset=ml-100k", "--mic_terms=ii", "--space=mic",
+       "--num_trials=1", "--epochs=1", "--steps_per_epoch=3",
+       "--batch_size=256", "--maxlen=5", "--embedding_dim=8",
+       "--output_dim=8", "--hidden_units=8", "--projection_dim=8",
+       f"--study_dir={tmp_path}"],
+      capture_output=True, text=True, timeout=300,
+      env={**os.environ, "PYTHONPATH": root})
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert "selected trial 0" in out.stdout
+  assert "test (evaluated once)" in out.stdout
