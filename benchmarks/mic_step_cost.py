@@ -48,6 +48,35 @@ VARIANTS = {
 }
 
 
+def similarity_gflop(mic: MICConfig, batch_size: int, dim: int) -> float:
+  """GFLOP of the similarity matmuls of one training step (fwd + bwd).
+
+  The basic loss scores a (B, B) matrix; each contrastive term a (2n, 2n)
+  matrix over the n rows with views (two views per side, or anchor + one
+  view). A (p, q) product over d dims is 2pqd FLOPs forward and twice that
+  backward (gradients of both operands).
+  """
+  flops = 3 * 2 * batch_size * batch_size * dim
+  n = mic.contrastive_batch_size or batch_size
+  flops += len(mic.terms) * 3 * 2 * (2 * n) ** 2 * dim
+  return flops / 1e9
+
+
+def matmul_gflops_per_s(size: int = 2048, dim: int = 128,
+                        repeats: int = 20) -> float:
+  """This CPU's measured rate on the contrastive terms' matmul shape."""
+  a = tf.random.normal((size, dim))
+  b = tf.random.normal((size, dim))
+  mm = tf.function(lambda x, y: tf.matmul(x, y, transpose_b=True))
+  mm(a, b).numpy()
+  start = time.perf_counter()
+  for _ in range(repeats):
+    out = mm(a, b)
+  out.numpy()
+  seconds = (time.perf_counter() - start) / repeats
+  return 2 * size * size * dim / seconds / 1e9
+
+
 def main(argv):
   del argv
   base = training.ExperimentConfig(dataset=FLAGS.dataset,
@@ -84,15 +113,20 @@ def main(argv):
       loss.numpy()
       times[name].append((time.perf_counter() - start) / len(batches) * 1e3)
     print(f"round {r + 1}/{FLAGS.rounds} done", flush=True)
+  rate = matmul_gflops_per_s()
   base_ms = statistics.median(times["base"])
   print(f"\n{FLAGS.dataset}, batch {FLAGS.batch_size}, maxlen {FLAGS.maxlen}, "
         f"{FLAGS.rounds} interleaved rounds x {FLAGS.steps} steps; "
         f"devices: {[d.device_type for d in tf.config.list_logical_devices()]}")
-  print("| variant | median ms/step | ratio to base |")
-  print("|---|---|---|")
+  print(f"measured matmul rate (2048x128 @ 128x2048): {rate:.1f} GFLOP/s")
+  print("| variant | median ms/step | ratio to base | similarity GFLOP/step "
+        "| their floor at that rate, ms |")
+  print("|---|---|---|---|---|")
   for name, t in times.items():
     med = statistics.median(t)
-    print(f"| {name} | {med:.1f} | {med / base_ms:.2f}x |")
+    gflop = similarity_gflop(VARIANTS[name], FLAGS.batch_size, 128)
+    print(f"| {name} | {med:.1f} | {med / base_ms:.2f}x | {gflop:.2f} | "
+          f"{gflop / rate * 1e3:.1f} |")
 
 
 
