@@ -131,6 +131,9 @@ def _finished_cell(config: training.ExperimentConfig
     result = json.load(f)
   saved = json.loads(json.dumps(result["config"]))
   wanted = json.loads(json.dumps(config.to_dict(), default=list))
+  # Where the cell lives is no setting: a moved grid still resumes.
+  saved.pop("output_dir", None)
+  wanted.pop("output_dir", None)
   if saved != wanted:
     diff = sorted(k for k in set(saved) | set(wanted)
                   if saved.get(k) != wanted.get(k))
