@@ -129,8 +129,12 @@ def _finished_cell(config: training.ExperimentConfig
     return None
   with open(path) as f:
     result = json.load(f)
-  saved = json.loads(json.dumps(result["config"]))
-  wanted = json.loads(json.dumps(config.to_dict(), default=list))
+  # Through the dataclass: settings added since the cell ran compare at
+  # their defaults.
+  normal = lambda d: json.loads(json.dumps(
+      training.ExperimentConfig.from_dict(d).to_dict(), default=list))
+  saved = normal(result["config"])
+  wanted = normal(config.to_dict())
   # Where the cell lives is no setting: a moved grid still resumes.
   saved.pop("output_dir", None)
   wanted.pop("output_dir", None)
