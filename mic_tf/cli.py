@@ -96,6 +96,11 @@ def define_training_flags() -> None:
 def define_mic_flags() -> None:
   """Every ``MICConfig`` setting as a flag."""
   d = MICConfig()
+  flags.DEFINE_enum("mic_preset", "paper", ["paper", "tuned"],
+                    "Starting values of the MIC settings: paper (eq. 8 with "
+                    "lambda 0.7, tau 0.1, 1:1:1) or tuned (MICConfig.tuned(), "
+                    "chosen on validation users, with all three terms); MIC "
+                    "flags given on the command line override the preset.")
   flags.DEFINE_list("mic_terms", [], "Contrastive terms, any of "
                     f"{','.join(TERMS)}; empty = base model.")
   flags.DEFINE_float("mic_lambda", d.lambda_, "Basic loss weight λ.",
@@ -202,7 +207,36 @@ def _term_temperatures(values: Sequence[str]) -> Dict[str, float]:
   return out
 
 
+# Which flags set each MICConfig field that a preset provides.
+_PRESET_FLAGS = {
+    "terms": ("mic_terms",), "lambda_": ("mic_lambda",),
+    "temperature": ("temperature",),
+    "term_temperatures": ("term_temperatures",),
+    "weights": ("w_ui", "w_uu", "w_ii"),
+    "user_attribute_mask": ("user_attribute_mask",),
+    "history_mask": ("history_mask",),
+    "item_attribute_mask": ("item_attribute_mask",),
+    "item_users_mask": ("item_users_mask",),
+    "embedding_dropout": ("embedding_dropout",),
+    "num_views": ("num_views",),
+    "contrastive_batch_size": ("contrastive_batch_size",),
+    "contrastive_warmup_steps": ("contrastive_warmup_steps",),
+}
+
+
 def mic_config_from_flags(f) -> MICConfig:
+  config = _mic_config_from_flag_values(f)
+  if getattr(f, "mic_preset", "paper") == "paper":
+    return config
+  preset = MICConfig.tuned().to_dict()
+  values = config.to_dict()
+  for field, names in _PRESET_FLAGS.items():
+    if not any(f[n].present for n in names):
+      values[field] = preset[field]
+  return MICConfig.from_dict(values)
+
+
+def _mic_config_from_flag_values(f) -> MICConfig:
   return MICConfig(
       terms=tuple(f.mic_terms), lambda_=f.mic_lambda,
       weights={"ui": f.w_ui, "uu": f.w_uu, "ii": f.w_ii},

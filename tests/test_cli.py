@@ -55,6 +55,19 @@ def test_mic_and_mining_flags(parse):
   assert c.tower_kwargs == {"num_interests": 3}
 
 
+def test_tuned_preset_with_command_line_overrides(parse):
+  from mic_tf.models.config import MICConfig  # pylint: disable=g-import-not-at-top
+  c = cli.experiment_config_from_flags(parse("--mic_preset=tuned"))
+  assert c.mic == MICConfig.tuned()
+  c = cli.experiment_config_from_flags(
+      parse("--mic_preset=tuned", "--mic_terms=ii", "--w_ui=0.5",
+            "--history_mask=0.3"))
+  assert c.mic.terms == ("ii",) and c.mic.history_mask == 0.3
+  assert c.mic.weights["ui"] == 0.5
+  assert c.mic.lambda_ == MICConfig.tuned().lambda_
+  assert c.mic.contrastive_batch_size == 128
+
+
 @pytest.mark.parametrize("argv, match", [
     (["--baselines=popular"], "Unknown --baselines"),
     (["--hidden_units=a,b"], "--hidden_units must be integers"),
