@@ -41,7 +41,7 @@ def load_run_info(run_dir: str) -> dict:
     metrics = json.load(f)
   return {"seed": metrics["seed"], "best_epoch": metrics["best_epoch"],
           "max_epochs": metrics["config"]["epochs"],
-          "epochs_run": len(metrics["history"]),
+          "epochs_run": metrics.get("epochs_run", len(metrics["history"])),
           "train_seconds": metrics["train_seconds"]}
 
 
