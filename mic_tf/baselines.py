@@ -5,10 +5,11 @@ is padding and is never recommended) and return ``(U, k)`` int64 id arrays
 that ``mic_tf.metrics`` scores directly. Ties are broken towards the lower
 item id, which is the more popular item under the dataset's id order.
 
-``ItemKNN`` and ``UserKNN`` keep sparse (``scipy.sparse``) matrices and
-score users in chunks, so they run at Amazon Books size (about 314k items).
-``EASE`` is inherently dense (an ``num_items x num_items`` inverse) and
-refuses vocabularies above ``EASE_ITEM_LIMIT`` items.
+``ItemKNN`` and ``UserKNN`` keep sparse (``scipy.sparse``) matrices, score
+users in chunks of bounded size and take the top-k from the sparse scores
+(no dense ``users x items`` array), so they run at Amazon Books size (about
+314k items). ``EASE`` is inherently dense (a ``num_items x num_items``
+inverse) and refuses vocabularies above ``EASE_ITEM_LIMIT`` items.
 
 Each model's hyper-parameter (``UserKNN.neighbours``, ``EASE.l2``) is a
 constructor argument; ``mic_tf.cli.run_baseline`` picks it on validation
@@ -257,6 +258,101 @@ def _top_n_per_column(rows: np.ndarray, cols: np.ndarray, values: np.ndarray,
   return keep
 
 
+def _chunks(bounds: np.ndarray, budget: int):
+  """Consecutive ``[lo, hi)`` ranges whose summed ``bounds`` stay near budget.
+
+  A range ends once its sum reaches ``budget`` (a single entry may exceed
+  it); every index is covered once.
+  """
+  bounds = np.asarray(bounds, dtype=np.float64)
+  if bounds.size == 0:
+    return []
+  before = np.cumsum(bounds) - bounds
+  block = (before // max(budget, 1)).astype(np.int64)
+  edges = np.concatenate([[0], np.flatnonzero(np.diff(block)) + 1,
+                          [bounds.size]])
+  return list(zip(edges[:-1].tolist(), edges[1:].tolist()))
+
+
+def _sparse_top_k(matrix: sp.csr_matrix, k: int,
+                  forbidden: Optional[sp.csr_matrix] = None,
+                  fill_zeros: bool = False, first_id: int = 0):
+  """Row-wise top-k of a non-negative sparse matrix, as ``top_k_rows`` would.
+
+  Entries absent from ``matrix`` score 0. Positive entries come first (best
+  first, ties towards the lower column); with ``fill_zeros`` the remaining
+  slots take the lowest zero-score columns, as a dense top-k would.
+
+  Args:
+    matrix: CSR ``(n, width)`` with non-negative values.
+    k: Columns per row.
+    forbidden: Optional CSR ``(n, width)``: nonzero entries are never
+      returned (scored ``-inf``).
+    fill_zeros: Fill rows with fewer than ``k`` positive entries with the
+      lowest allowed zero-score columns.
+    first_id: Columns below it are never returned (``1``: padding item 0).
+
+  Returns:
+    ``(ids, values)``: int64 and float32 ``(n, k)``; unfilled slots hold
+    ``-1`` and ``0``.
+  """
+  n, width = matrix.shape
+  coo = matrix.tocoo()
+  rows, cols, vals = (coo.row.astype(np.int64), coo.col.astype(np.int64),
+                      coo.data)
+  keep = (vals > 0) & (cols >= first_id)
+  banned_keys = None
+  if forbidden is not None:
+    banned = forbidden.tocoo()
+    banned_keys = np.unique(banned.row.astype(np.int64) * width + banned.col)
+    keep &= ~np.isin(rows * width + cols, banned_keys)
+  rows, cols, vals = rows[keep], cols[keep], vals[keep]
+  order = np.lexsort((cols, -vals, rows))
+  rows, cols, vals = rows[order], cols[order], vals[order]
+  rank = np.arange(rows.size) - np.searchsorted(rows, rows, side="left")
+  taken = rank < k
+  ids = np.full((n, k), -1, np.int64)
+  values = np.zeros((n, k), np.float32)
+  ids[rows[taken], rank[taken]] = cols[taken]
+  values[rows[taken], rank[taken]] = vals[taken]
+  if fill_zeros:
+    counts = np.bincount(rows[taken], minlength=n)
+    for r in np.flatnonzero(counts < k):
+      used = ids[r, :counts[r]]
+      if banned_keys is not None:
+        lo, hi = np.searchsorted(banned_keys, [r * width, (r + 1) * width])
+        used = np.concatenate([used, banned_keys[lo:hi] - r * width])
+      need = k - counts[r]
+      candidates = np.arange(first_id, min(width, first_id + need + used.size))
+      candidates = candidates[~np.isin(candidates, used)][:need]
+      ids[r, counts[r]:counts[r] + candidates.size] = candidates
+  return ids, values
+
+
+def _retrieve_sparse(histories: Sequence[np.ndarray], num_items: int, k: int,
+                     exclude_history: bool,
+                     score: Callable[[sp.csr_matrix], sp.csr_matrix],
+                     row_bound: Callable[[sp.csr_matrix], np.ndarray]
+                     ) -> np.ndarray:
+  """Top-k of non-negative sparse ``score(history chunk)``, chunk by chunk.
+
+  Same answer as ``_retrieve_scored`` on the dense scores (zero scores tie
+  towards the lower id), without ever building ``(users, num_items)`` dense
+  arrays. ``row_bound(binary)`` bounds each user's nonzero scores (sizes the
+  chunks).
+  """
+  k = _check_k(k, num_items)
+  binary = _binary_matrix(histories, num_items, "histories")
+  out = np.empty((binary.shape[0], k), np.int64)
+  bounds = np.minimum(row_bound(binary), num_items) + 1
+  for lo, hi in _chunks(bounds, _CHUNK_ELEMENTS):
+    block = binary[lo:hi]
+    out[lo:hi] = _sparse_top_k(sp.csr_matrix(score(block)), k,
+                               forbidden=block if exclude_history else None,
+                               fill_zeros=True, first_id=1)[0]
+  return out
+
+
 class ItemKNN:
   """Item-based collaborative filtering with cosine similarity.
 
@@ -303,12 +399,7 @@ class ItemKNN:
     ``j`` of ``X^T X``; a block ends once its bound reaches the budget.
     """
     lengths = np.asarray(binary.sum(axis=1), dtype=np.float64).ravel()
-    bound = binary.T.dot(lengths)
-    before = np.cumsum(bound) - bound
-    block_id = (before // _CHUNK_ELEMENTS).astype(np.int64)
-    edges = np.concatenate([[0], np.flatnonzero(np.diff(block_id)) + 1,
-                            [self.num_items]])
-    return list(zip(edges[:-1].tolist(), edges[1:].tolist()))
+    return _chunks(binary.T.dot(lengths), _CHUNK_ELEMENTS)
 
   def fit(self, train_sequences: Sequence[np.ndarray]) -> "ItemKNN":
     """Builds the sparse item-item similarity matrix.
@@ -372,18 +463,20 @@ class ItemKNN:
     """
     if self.similarity_ is None:
       raise ValueError("ItemKNN is not fitted; call fit() first.")
-    return _retrieve_scored(histories, self.num_items, k, exclude_history,
-                            self._score_block)
+    per_item = np.diff(self.similarity_.indptr).astype(np.float64)
+    return _retrieve_sparse(histories, self.num_items, k, exclude_history,
+                            self._score_block,
+                            lambda binary: binary @ per_item)
 
   def scores(self, histories: Sequence[np.ndarray]) -> np.ndarray:
     """Dense float32 ``(U, num_items)`` scores, nothing excluded (small U)."""
     if self.similarity_ is None:
       raise ValueError("ItemKNN is not fitted; call fit() first.")
     return self._score_block(
-        _binary_matrix(histories, self.num_items, "histories"))
+        _binary_matrix(histories, self.num_items, "histories")).toarray()
 
-  def _score_block(self, block: sp.csr_matrix) -> np.ndarray:
-    return (block @ self.similarity_).toarray()
+  def _score_block(self, block: sp.csr_matrix) -> sp.csr_matrix:
+    return block @ self.similarity_
 
 
 class UserKNN:
@@ -455,24 +548,31 @@ class UserKNN:
     """
     if self.train_ is None:
       raise ValueError("UserKNN is not fitted; call fit() first.")
-    return _retrieve_scored(histories, self.num_items, k, exclude_history,
-                            self._score_block, width=self.train_.shape[0])
+    # Bounds of a user's nonzero similarities (users sharing an item) and
+    # of their nonzero scores (items of the neighbours).
+    item_users = np.asarray(self.train_.sum(axis=0),
+                            dtype=np.float64).ravel()
+    longest = float(np.diff(self.train_.indptr).max(initial=0))
+    return _retrieve_sparse(
+        histories, self.num_items, k, exclude_history, self._score_block,
+        lambda binary: np.maximum(binary @ item_users,
+                                  self.neighbours * longest))
 
   def scores(self, histories: Sequence[np.ndarray]) -> np.ndarray:
     """Dense float32 ``(U, num_items)`` scores, nothing excluded (small U)."""
     if self.train_ is None:
       raise ValueError("UserKNN is not fitted; call fit() first.")
     return self._score_block(
-        _binary_matrix(histories, self.num_items, "histories"))
+        _binary_matrix(histories, self.num_items, "histories")).toarray()
 
-  def _score_block(self, block: sp.csr_matrix) -> np.ndarray:
-    sims = (_normalise_rows(block) @ self.normalised_t_).toarray()
-    nearest = top_k_rows(sims, self.neighbours)
-    weights = np.take_along_axis(sims, nearest, axis=1)
-    rows = np.repeat(np.arange(block.shape[0]), self.neighbours)
-    kept = sp.csr_matrix((weights.ravel(), (rows, nearest.ravel())),
+  def _score_block(self, block: sp.csr_matrix) -> sp.csr_matrix:
+    sims = sp.csr_matrix(_normalise_rows(block) @ self.normalised_t_)
+    nearest, weights = _sparse_top_k(sims, self.neighbours)
+    found = nearest >= 0  # zero-similarity neighbours add nothing
+    rows = np.nonzero(found)[0]
+    kept = sp.csr_matrix((weights[found], (rows, nearest[found])),
                          shape=(block.shape[0], self.train_.shape[0]))
-    return (kept @ self.train_).toarray()
+    return kept @ self.train_
 
 
 def _normalise_rows(binary: sp.csr_matrix) -> sp.csr_matrix:

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from mic_tf import baselines
 
@@ -294,6 +295,47 @@ class TestEASE:
       baselines.EASE(5, l2=0.0)
     with pytest.raises(ValueError, match="not fitted"):
       baselines.EASE(5).retrieve(_seqs([1]), 1)
+
+
+def test_sparse_top_k_matches_dense_top_k_rows():
+  scores = np.array([[0.0, 2.0, 0.0, 2.0, 1.0, 0.0],
+                     [0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+                     [0.0, 0.5, 0.0, 0.0, 0.0, 0.0]], np.float32)
+  forbidden = sp.csr_matrix(np.array([[0, 0, 0, 1, 0, 0],
+                                      [0, 1, 1, 0, 0, 0],
+                                      [0, 0, 1, 1, 1, 1]]))
+  ids, values = baselines._sparse_top_k(  # pylint: disable=protected-access
+      sp.csr_matrix(scores), 4, forbidden=forbidden, fill_zeros=True,
+      first_id=1)
+  dense = scores.copy()
+  dense[:, 0] = -np.inf
+  dense[forbidden.toarray() > 0] = -np.inf
+  np.testing.assert_array_equal(ids, baselines.top_k_rows(dense, 4))
+  assert ids.tolist() == [[1, 4, 2, 5], [3, 4, 5, -1], [1, -1, -1, -1]]
+  assert values[0].tolist() == [2.0, 1.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("chunk", [40, 1 << 24])
+def test_sparse_retrieval_matches_dense_top_k(chunk, monkeypatch):
+  # Short sequences leave many zero scores: the zero-score fill by id, the
+  # exclusion and the chunking must all match a dense top-k.
+  monkeypatch.setattr(baselines, "_CHUNK_ELEMENTS", chunk)
+  rng = np.random.default_rng(9)
+  train = [rng.integers(0, 80, size=rng.integers(1, 6)) for _ in range(60)]
+  histories = [rng.integers(0, 80, size=rng.integers(0, 8))
+               for _ in range(30)]
+  hist = _binary(histories, 80)
+  for model in (baselines.ItemKNN(80), baselines.ItemKNN(80, neighbourhood=3),
+                baselines.UserKNN(80, neighbours=4)):
+    model.fit(train)
+    for exclude in (True, False):
+      dense = model.scores(histories)
+      dense[:, 0] = -np.inf
+      if exclude:
+        dense[hist > 0] = -np.inf
+      np.testing.assert_array_equal(
+          model.retrieve(histories, 20, exclude_history=exclude),
+          baselines.top_k_rows(dense, 20), err_msg=repr(model))
 
 
 def test_chunked_retrieval_matches_single_chunk(monkeypatch):
