@@ -23,7 +23,7 @@ import scipy.sparse as sp
 
 EASE_ITEM_LIMIT = 20_000
 # Elements of temporary dense (users x items) work arrays, and nonzeros of
-# the sparse co-occurrence blocks built at a time.
+# the sparse co-occurrence blocks and score chunks built at a time.
 _CHUNK_ELEMENTS = 1 << 24
 
 
@@ -94,8 +94,13 @@ def top_k_rows(scores: np.ndarray, k: int) -> np.ndarray:
     kth = np.partition(scores, width - k, axis=1)[:, width - k][:, None]
     above = scores > kth
     at = scores == kth
-    need = k - above.sum(axis=1, keepdims=True)
-    chosen = above | (at & (np.cumsum(at, axis=1) <= need))
+    need = k - above.sum(axis=1)
+    # Rows with more ties at the k-th value than slots keep the lowest ids.
+    ties = np.flatnonzero(at.sum(axis=1) > need)
+    if ties.size:
+      tied = at[ties]
+      at[ties] = tied & (np.cumsum(tied, axis=1) <= need[ties, None])
+    chosen = above | at
     cols = np.nonzero(chosen)[1].reshape(n, k)  # Ascending ids per row.
     order = np.argsort(-np.take_along_axis(scores, cols, axis=1), axis=1,
                        kind="stable")
@@ -274,6 +279,19 @@ def _chunks(bounds: np.ndarray, budget: int):
   return list(zip(edges[:-1].tolist(), edges[1:].tolist()))
 
 
+def _row_top_k(cols: np.ndarray, vals: np.ndarray, k: int):
+  """Top-k ``(cols, vals)`` of one sparse row: best first, ties to lower col."""
+  if cols.size > k:
+    kth = np.partition(vals, cols.size - k)[cols.size - k]
+    above = np.flatnonzero(vals > kth)
+    at = np.flatnonzero(vals == kth)
+    at = at[np.argsort(cols[at], kind="stable")[:k - above.size]]
+    keep = np.concatenate([above, at])
+    cols, vals = cols[keep], vals[keep]
+  order = np.lexsort((cols, -vals))
+  return cols[order], vals[order]
+
+
 def _sparse_top_k(matrix: sp.csr_matrix, k: int,
                   forbidden: Optional[sp.csr_matrix] = None,
                   fill_zeros: bool = False, first_id: int = 0):
@@ -281,10 +299,12 @@ def _sparse_top_k(matrix: sp.csr_matrix, k: int,
 
   Entries absent from ``matrix`` score 0. Positive entries come first (best
   first, ties towards the lower column); with ``fill_zeros`` the remaining
-  slots take the lowest zero-score columns, as a dense top-k would.
+  slots take the lowest zero-score columns, as a dense top-k would. Each row
+  costs a partition of its own nonzeros, never of the full width.
 
   Args:
-    matrix: CSR ``(n, width)`` with non-negative values.
+    matrix: CSR ``(n, width)`` with non-negative values and no duplicate
+      entries (as sparse matrix products give).
     k: Columns per row.
     forbidden: Optional CSR ``(n, width)``: nonzero entries are never
       returned (scored ``-inf``).
@@ -297,35 +317,30 @@ def _sparse_top_k(matrix: sp.csr_matrix, k: int,
     ``-1`` and ``0``.
   """
   n, width = matrix.shape
-  coo = matrix.tocoo()
-  rows, cols, vals = (coo.row.astype(np.int64), coo.col.astype(np.int64),
-                      coo.data)
-  keep = (vals > 0) & (cols >= first_id)
-  banned_keys = None
+  matrix = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
   if forbidden is not None:
-    banned = forbidden.tocoo()
-    banned_keys = np.unique(banned.row.astype(np.int64) * width + banned.col)
-    keep &= ~np.isin(rows * width + cols, banned_keys)
-  rows, cols, vals = rows[keep], cols[keep], vals[keep]
-  order = np.lexsort((cols, -vals, rows))
-  rows, cols, vals = rows[order], cols[order], vals[order]
-  rank = np.arange(rows.size) - np.searchsorted(rows, rows, side="left")
-  taken = rank < k
+    forbidden = sp.csr_matrix(forbidden)
+    matrix = sp.csr_matrix(matrix - matrix.multiply(forbidden > 0))
+  matrix.data[matrix.indices < first_id] = 0.0
+  matrix.data[matrix.data < 0] = 0.0
+  matrix.eliminate_zeros()
   ids = np.full((n, k), -1, np.int64)
   values = np.zeros((n, k), np.float32)
-  ids[rows[taken], rank[taken]] = cols[taken]
-  values[rows[taken], rank[taken]] = vals[taken]
-  if fill_zeros:
-    counts = np.bincount(rows[taken], minlength=n)
-    for r in np.flatnonzero(counts < k):
-      used = ids[r, :counts[r]]
-      if banned_keys is not None:
-        lo, hi = np.searchsorted(banned_keys, [r * width, (r + 1) * width])
-        used = np.concatenate([used, banned_keys[lo:hi] - r * width])
-      need = k - counts[r]
+  indptr, indices, data = matrix.indptr, matrix.indices, matrix.data
+  for r in range(n):
+    lo, hi = indptr[r], indptr[r + 1]
+    cols, vals = _row_top_k(indices[lo:hi].astype(np.int64), data[lo:hi], k)
+    ids[r, :cols.size] = cols
+    values[r, :cols.size] = vals
+    if fill_zeros and cols.size < k:
+      used = cols
+      if forbidden is not None:
+        used = np.concatenate([used, forbidden.indices[
+            forbidden.indptr[r]:forbidden.indptr[r + 1]]])
+      need = k - cols.size
       candidates = np.arange(first_id, min(width, first_id + need + used.size))
       candidates = candidates[~np.isin(candidates, used)][:need]
-      ids[r, counts[r]:counts[r] + candidates.size] = candidates
+      ids[r, cols.size:cols.size + candidates.size] = candidates
   return ids, values
 
 
@@ -337,15 +352,14 @@ def _retrieve_sparse(histories: Sequence[np.ndarray], num_items: int, k: int,
   """Top-k of non-negative sparse ``score(history chunk)``, chunk by chunk.
 
   Same answer as ``_retrieve_scored`` on the dense scores (zero scores tie
-  towards the lower id), without ever building ``(users, num_items)`` dense
-  arrays. ``row_bound(binary)`` bounds each user's nonzero scores (sizes the
-  chunks).
+  towards the lower id). ``row_bound(binary)`` bounds the nonzeros of each
+  user's work rows (scores, similarities), so a chunk never holds much more
+  than ``_CHUNK_ELEMENTS`` of them.
   """
   k = _check_k(k, num_items)
   binary = _binary_matrix(histories, num_items, "histories")
   out = np.empty((binary.shape[0], k), np.int64)
-  bounds = np.minimum(row_bound(binary), num_items) + 1
-  for lo, hi in _chunks(bounds, _CHUNK_ELEMENTS):
+  for lo, hi in _chunks(row_bound(binary) + 1, _CHUNK_ELEMENTS):
     block = binary[lo:hi]
     out[lo:hi] = _sparse_top_k(sp.csr_matrix(score(block)), k,
                                forbidden=block if exclude_history else None,
@@ -464,9 +478,9 @@ class ItemKNN:
     if self.similarity_ is None:
       raise ValueError("ItemKNN is not fitted; call fit() first.")
     per_item = np.diff(self.similarity_.indptr).astype(np.float64)
-    return _retrieve_sparse(histories, self.num_items, k, exclude_history,
-                            self._score_block,
-                            lambda binary: binary @ per_item)
+    return _retrieve_sparse(
+        histories, self.num_items, k, exclude_history, self._score_block,
+        lambda binary: np.minimum(binary @ per_item, self.num_items))
 
   def scores(self, histories: Sequence[np.ndarray]) -> np.ndarray:
     """Dense float32 ``(U, num_items)`` scores, nothing excluded (small U)."""
@@ -552,11 +566,13 @@ class UserKNN:
     # of their nonzero scores (items of the neighbours).
     item_users = np.asarray(self.train_.sum(axis=0),
                             dtype=np.float64).ravel()
+    num_train = self.train_.shape[0]
     longest = float(np.diff(self.train_.indptr).max(initial=0))
+    scores_bound = min(self.neighbours * longest, self.num_items)
     return _retrieve_sparse(
         histories, self.num_items, k, exclude_history, self._score_block,
-        lambda binary: np.maximum(binary @ item_users,
-                                  self.neighbours * longest))
+        lambda binary: np.maximum(
+            np.minimum(binary @ item_users, num_train), scores_bound))
 
   def scores(self, histories: Sequence[np.ndarray]) -> np.ndarray:
     """Dense float32 ``(U, num_items)`` scores, nothing excluded (small U)."""

@@ -313,6 +313,20 @@ def test_sparse_top_k_matches_dense_top_k_rows():
   np.testing.assert_array_equal(ids, baselines.top_k_rows(dense, 4))
   assert ids.tolist() == [[1, 4, 2, 5], [3, 4, 5, -1], [1, -1, -1, -1]]
   assert values[0].tolist() == [2.0, 1.0, 0.0, 0.0]
+  # Without the fill, zero scores are never returned.
+  ids, _ = baselines._sparse_top_k(  # pylint: disable=protected-access
+      sp.csr_matrix(scores), 4, forbidden, first_id=1)
+  assert ids.tolist() == [[1, 4, -1, -1], [-1] * 4, [1, -1, -1, -1]]
+
+
+def test_sparse_top_k_ties_at_the_boundary_go_to_lower_ids():
+  rng = np.random.default_rng(4)
+  scores = rng.integers(0, 4, size=(40, 30)).astype(np.float32)
+  ids, values = baselines._sparse_top_k(  # pylint: disable=protected-access
+      sp.csr_matrix(scores), 7, fill_zeros=True)
+  np.testing.assert_array_equal(ids, baselines.top_k_rows(scores, 7))
+  np.testing.assert_array_equal(
+      values, np.take_along_axis(scores, ids, axis=1))
 
 
 @pytest.mark.parametrize("chunk", [40, 1 << 24])
