@@ -15,7 +15,9 @@ Mining (nearest-neighbour views) with and without, all three channels:
   python experiments/ablation.py --variants=all,all+nn --seeds=0,1,2
 
 Every other flag of experiments/train.py applies to every cell. Writes
-<output_dir>/grid.json (every cell) and prints the table.
+<output_dir>/grid.json (every cell) and prints the tables (mean ± std, each
+variant against base paired by seed, one row per cell with its selected
+epoch); experiments/grid_table.py prints them again from grid.json.
 """
 
 from absl import app
@@ -47,6 +49,13 @@ def main(argv):
   rows = grid.run_grid(base, FLAGS.towers, FLAGS.variants, seeds,
                        FLAGS.output_dir, verbose=FLAGS.verbose)
   print(grid.summary_table(rows))
+  print()
+  print(grid.EPOCH_LEGEND)
+  if "base" in FLAGS.variants and len(FLAGS.variants) > 1:
+    print()
+    print(grid.paired_table(rows))
+  print()
+  print(grid.cells_table(rows))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,13 @@ Run experiments/evaluate.py on each run directory first, then e.g.:
 
   python experiments/channels_table.py --split=test \
       --groups='DSSM=runs/ablation/dssm_base_s*' \
-      --groups='DSSM+MIC=runs/ablation/dssm_all_s*'
+      --groups='DSSM+MIC=runs/ablation/dssm_all_s*' --base=DSSM
+
+Each run's metrics.json gives its seed, selected epoch, the most epochs
+allowed (config.epochs) and training time; cells whose selected epoch is the
+last allowed one are flagged as not converged. With --base, every other
+group is compared with it per channel, paired by seed (mean ± std of the
+differences, paired t-test p-value, and the 2-pooled-std criterion).
 """
 
 import glob
@@ -19,6 +25,24 @@ from mic_tf import grid
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("groups", [], "LABEL=GLOB of run directories.")
 flags.DEFINE_enum("split", "test", ["test", "valid"], "Which report.")
+flags.DEFINE_string("base", None, "Label of the group the others are "
+                    "compared with (paired by seed).")
+flags.DEFINE_list("paired_metrics", ["recall@50"],
+                  "Metrics of the paired comparison.")
+
+
+def load_run_info(run_dir: str) -> dict:
+  """Seed, selected epoch, most epochs allowed and training time of a run."""
+  path = os.path.join(run_dir, "metrics.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{path} is missing: {run_dir!r} is not a "
+                            "finished run of experiments/train.py.")
+  with open(path) as f:
+    metrics = json.load(f)
+  return {"seed": metrics["seed"], "best_epoch": metrics["best_epoch"],
+          "max_epochs": metrics["config"]["epochs"],
+          "epochs_run": metrics.get("epochs_run", len(metrics["history"])),
+          "train_seconds": metrics["train_seconds"]}
 
 
 def main(argv):
@@ -37,11 +61,17 @@ def main(argv):
         raise FileNotFoundError(f"{path} is missing: run experiments/"
                                 f"evaluate.py --run_dir={d} first.")
       with open(path) as f:
-        reports.append(json.load(f))
+        reports.append({**json.load(f), "run": load_run_info(d)})
     if not reports:
       raise FileNotFoundError(f"No run directory matches {pattern!r}.")
     groups[label] = reports
   print(grid.channel_summary_table(groups))
+  print()
+  print(grid.EPOCH_LEGEND)
+  if FLAGS.base:
+    print()
+    print(grid.channel_paired_table(groups, FLAGS.base,
+                                    metrics=FLAGS.paired_metrics))
 
 
 if __name__ == "__main__":

@@ -1,21 +1,29 @@
-"""No-training reference recommenders: most popular items and item-KNN.
+"""No-training reference recommenders: MostPopular, ItemKNN, UserKNN, EASE.
 
-Both follow the project's id conventions (items ``1 .. num_items - 1``, ``0``
+All follow the project's id conventions (items ``1 .. num_items - 1``, ``0``
 is padding and is never recommended) and return ``(U, k)`` int64 id arrays
 that ``mic_tf.metrics`` scores directly. Ties are broken towards the lower
 item id, which is the more popular item under the dataset's id order.
 
-``ItemKNN`` keeps a dense ``num_items x num_items`` similarity matrix (numpy
-only; ``scipy.sparse`` is not a dependency), so it refuses vocabularies above
-``DENSE_ITEM_LIMIT`` items.
+``ItemKNN`` and ``UserKNN`` keep sparse (``scipy.sparse``) matrices, score
+users in chunks of bounded size and take the top-k from the sparse scores
+(no dense ``users x items`` array), so they run at Amazon Books size (about
+314k items). ``EASE`` is inherently dense (a ``num_items x num_items``
+inverse) and refuses vocabularies above ``EASE_ITEM_LIMIT`` items.
+
+Each model's hyper-parameter (``UserKNN.neighbours``, ``EASE.l2``) is a
+constructor argument; ``mic_tf.cli.run_baseline`` picks it on validation
+users.
 """
 
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
+import scipy.sparse as sp
 
-DENSE_ITEM_LIMIT = 20_000
-# Elements of temporary (users x items) or (users x length^2) work arrays.
+EASE_ITEM_LIMIT = 20_000
+# Elements of temporary dense (users x items) work arrays, and nonzeros of
+# the sparse co-occurrence blocks and score chunks built at a time.
 _CHUNK_ELEMENTS = 1 << 24
 
 
@@ -86,8 +94,13 @@ def top_k_rows(scores: np.ndarray, k: int) -> np.ndarray:
     kth = np.partition(scores, width - k, axis=1)[:, width - k][:, None]
     above = scores > kth
     at = scores == kth
-    need = k - above.sum(axis=1, keepdims=True)
-    chosen = above | (at & (np.cumsum(at, axis=1) <= need))
+    need = k - above.sum(axis=1)
+    # Rows with more ties at the k-th value than slots keep the lowest ids.
+    ties = np.flatnonzero(at.sum(axis=1) > need)
+    if ties.size:
+      tied = at[ties]
+      at[ties] = tied & (np.cumsum(tied, axis=1) <= need[ties, None])
+    chosen = above | at
     cols = np.nonzero(chosen)[1].reshape(n, k)  # Ascending ids per row.
     order = np.argsort(-np.take_along_axis(scores, cols, axis=1), axis=1,
                        kind="stable")
@@ -180,6 +193,180 @@ class MostPopular:
     return out
 
 
+def _binary_matrix(sequences: Sequence[np.ndarray], num_items: int,
+                   what: str) -> sp.csr_matrix:
+  """Binary ``(len(sequences), num_items)`` float32 CSR user-item matrix.
+
+  Padding is dropped and repeats count once.
+  """
+  users, items, num_users = _user_item_pairs(sequences, num_items, what)
+  return sp.csr_matrix(
+      (np.ones(users.size, np.float32), (users, items)),
+      shape=(num_users, num_items))
+
+
+def _check_positive_int(value, name: str) -> int:
+  if isinstance(value, bool) or not isinstance(
+      value, (int, np.integer)) or value < 1:
+    raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+  return int(value)
+
+
+def _retrieve_scored(histories: Sequence[np.ndarray], num_items: int, k: int,
+                     exclude_history: bool,
+                     score: Callable[[sp.csr_matrix], np.ndarray],
+                     width: int = 0) -> np.ndarray:
+  """Top-k of ``score(binary history chunk)`` for users in chunks.
+
+  Args:
+    histories: One item id array per user.
+    num_items: Item vocabulary size.
+    k: Items per user (checked).
+    exclude_history: Forbid each user's history items.
+    score: Maps a binary CSR ``(n, num_items)`` history chunk to dense float
+      ``(n, num_items)`` scores.
+    width: Widest other temporary (per user) that ``score`` builds, to size
+      the chunks.
+
+  Returns:
+    int64 ``(U, k)`` ids, best first; ``-1`` where fewer than ``k`` remain.
+  """
+  k = _check_k(k, num_items)
+  binary = _binary_matrix(histories, num_items, "histories")
+  num_users = binary.shape[0]
+  chunk = max(1, _CHUNK_ELEMENTS // max(num_items, width))
+  out = np.empty((num_users, k), np.int64)
+  for start in range(0, num_users, chunk):
+    stop = min(start + chunk, num_users)
+    block = binary[start:stop]
+    scores = np.asarray(score(block), dtype=np.float32)
+    scores[:, 0] = -np.inf
+    if exclude_history:
+      rows, cols = block.nonzero()
+      scores[rows, cols] = -np.inf
+    out[start:stop] = top_k_rows(scores, k)
+  return out
+
+
+def _top_n_per_column(rows: np.ndarray, cols: np.ndarray, values: np.ndarray,
+                      n: int) -> np.ndarray:
+  """Boolean mask keeping, per column, the ``n`` largest values.
+
+  Ties go to the lower row id (as ``top_k_rows`` does on a dense column).
+  """
+  order = np.lexsort((rows, -values, cols))
+  sorted_cols = cols[order]
+  first = np.searchsorted(sorted_cols, sorted_cols, side="left")
+  rank = np.arange(order.size) - first
+  keep = np.zeros(order.size, dtype=bool)
+  keep[order[rank < n]] = True
+  return keep
+
+
+def _chunks(bounds: np.ndarray, budget: int):
+  """Consecutive ``[lo, hi)`` ranges whose summed ``bounds`` stay near budget.
+
+  A range ends once its sum reaches ``budget`` (a single entry may exceed
+  it); every index is covered once.
+  """
+  bounds = np.asarray(bounds, dtype=np.float64)
+  if bounds.size == 0:
+    return []
+  before = np.cumsum(bounds) - bounds
+  block = (before // max(budget, 1)).astype(np.int64)
+  edges = np.concatenate([[0], np.flatnonzero(np.diff(block)) + 1,
+                          [bounds.size]])
+  return list(zip(edges[:-1].tolist(), edges[1:].tolist()))
+
+
+def _row_top_k(cols: np.ndarray, vals: np.ndarray, k: int):
+  """Top-k ``(cols, vals)`` of one sparse row: best first, ties to lower col."""
+  if cols.size > k:
+    kth = np.partition(vals, cols.size - k)[cols.size - k]
+    above = np.flatnonzero(vals > kth)
+    at = np.flatnonzero(vals == kth)
+    at = at[np.argsort(cols[at], kind="stable")[:k - above.size]]
+    keep = np.concatenate([above, at])
+    cols, vals = cols[keep], vals[keep]
+  order = np.lexsort((cols, -vals))
+  return cols[order], vals[order]
+
+
+def _sparse_top_k(matrix: sp.csr_matrix, k: int,
+                  forbidden: Optional[sp.csr_matrix] = None,
+                  fill_zeros: bool = False, first_id: int = 0):
+  """Row-wise top-k of a non-negative sparse matrix, as ``top_k_rows`` would.
+
+  Entries absent from ``matrix`` score 0. Positive entries come first (best
+  first, ties towards the lower column); with ``fill_zeros`` the remaining
+  slots take the lowest zero-score columns, as a dense top-k would. Each row
+  costs a partition of its own nonzeros, never of the full width.
+
+  Args:
+    matrix: CSR ``(n, width)`` with non-negative values and no duplicate
+      entries (as sparse matrix products give).
+    k: Columns per row.
+    forbidden: Optional CSR ``(n, width)``: nonzero entries are never
+      returned (scored ``-inf``).
+    fill_zeros: Fill rows with fewer than ``k`` positive entries with the
+      lowest allowed zero-score columns.
+    first_id: Columns below it are never returned (``1``: padding item 0).
+
+  Returns:
+    ``(ids, values)``: int64 and float32 ``(n, k)``; unfilled slots hold
+    ``-1`` and ``0``.
+  """
+  n, width = matrix.shape
+  matrix = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+  if forbidden is not None:
+    forbidden = sp.csr_matrix(forbidden)
+    matrix = sp.csr_matrix(matrix - matrix.multiply(forbidden > 0))
+  matrix.data[matrix.indices < first_id] = 0.0
+  matrix.data[matrix.data < 0] = 0.0
+  matrix.eliminate_zeros()
+  ids = np.full((n, k), -1, np.int64)
+  values = np.zeros((n, k), np.float32)
+  indptr, indices, data = matrix.indptr, matrix.indices, matrix.data
+  for r in range(n):
+    lo, hi = indptr[r], indptr[r + 1]
+    cols, vals = _row_top_k(indices[lo:hi].astype(np.int64), data[lo:hi], k)
+    ids[r, :cols.size] = cols
+    values[r, :cols.size] = vals
+    if fill_zeros and cols.size < k:
+      used = cols
+      if forbidden is not None:
+        used = np.concatenate([used, forbidden.indices[
+            forbidden.indptr[r]:forbidden.indptr[r + 1]]])
+      need = k - cols.size
+      candidates = np.arange(first_id, min(width, first_id + need + used.size))
+      candidates = candidates[~np.isin(candidates, used)][:need]
+      ids[r, cols.size:cols.size + candidates.size] = candidates
+  return ids, values
+
+
+def _retrieve_sparse(histories: Sequence[np.ndarray], num_items: int, k: int,
+                     exclude_history: bool,
+                     score: Callable[[sp.csr_matrix], sp.csr_matrix],
+                     row_bound: Callable[[sp.csr_matrix], np.ndarray]
+                     ) -> np.ndarray:
+  """Top-k of non-negative sparse ``score(history chunk)``, chunk by chunk.
+
+  Same answer as ``_retrieve_scored`` on the dense scores (zero scores tie
+  towards the lower id). ``row_bound(binary)`` bounds the nonzeros of each
+  user's work rows (scores, similarities), so a chunk never holds much more
+  than ``_CHUNK_ELEMENTS`` of them.
+  """
+  k = _check_k(k, num_items)
+  binary = _binary_matrix(histories, num_items, "histories")
+  out = np.empty((binary.shape[0], k), np.int64)
+  for lo, hi in _chunks(row_bound(binary) + 1, _CHUNK_ELEMENTS):
+    block = binary[lo:hi]
+    out[lo:hi] = _sparse_top_k(sp.csr_matrix(score(block)), k,
+                               forbidden=block if exclude_history else None,
+                               fill_zeros=True, first_id=1)[0]
+  return out
+
+
 class ItemKNN:
   """Item-based collaborative filtering with cosine similarity.
 
@@ -191,111 +378,45 @@ class ItemKNN:
   only its ``n`` most similar items ``h`` (``sim(h, j)`` is zeroed for the
   others). A user's score for ``j`` is ``sum over distinct history items h of
   sim(h, j)``.
+
+  The similarity is a ``scipy.sparse`` CSR matrix built in column blocks of
+  bounded size (each block is pruned to ``neighbourhood`` before the next),
+  so memory is ``O(nonzero similarities)``; pass a ``neighbourhood`` (e.g.
+  100-200) on large catalogues to bound it by ``num_items * neighbourhood``.
   """
 
   def __init__(self, num_items: int, neighbourhood: Optional[int] = None,
-               shrink: float = 0.0, max_items: int = DENSE_ITEM_LIMIT):
+               shrink: float = 0.0):
     """Creates an unfitted recommender.
 
     Args:
       num_items: Item vocabulary size including padding id 0.
       neighbourhood: Neighbours kept per candidate item, or ``None`` for all.
       shrink: Non-negative constant added to the cosine denominator.
-      max_items: Largest ``num_items`` allowed for the dense similarity
-        matrix (``4 * num_items**2`` bytes, twice during ``fit``).
 
     Raises:
-      ValueError: On invalid arguments or ``num_items > max_items``.
+      ValueError: On invalid arguments.
     """
     self.num_items = _check_num_items(num_items)
-    if self.num_items > max_items:
-      raise ValueError(
-          f"ItemKNN keeps a dense {self.num_items} x {self.num_items} "
-          f"similarity matrix, above the limit of {max_items} items "
-          f"(DENSE_ITEM_LIMIT={DENSE_ITEM_LIMIT}). Use a smaller item "
-          "vocabulary, raise max_items if memory allows, or add scipy.sparse "
-          "for a sparse implementation.")
-    if neighbourhood is not None and (
-        isinstance(neighbourhood, bool) or
-        not isinstance(neighbourhood, (int, np.integer)) or neighbourhood < 1):
-      raise ValueError(
-          f"neighbourhood must be None or a positive integer, got "
-          f"{neighbourhood!r}.")
+    if neighbourhood is not None:
+      neighbourhood = _check_positive_int(neighbourhood, "neighbourhood")
     if not np.isfinite(shrink) or shrink < 0:
       raise ValueError(f"shrink must be a finite number >= 0, got {shrink!r}.")
     self.neighbourhood = neighbourhood
     self.shrink = float(shrink)
-    self.similarity_: Optional[np.ndarray] = None
+    self.similarity_: Optional[sp.csr_matrix] = None
 
-  def _cooccurrence(self, train_sequences: Sequence[np.ndarray],
-                    method: Optional[str] = None) -> np.ndarray:
-    """``c(i, j)`` as float32 ``(num_items, num_items)``; diagonal ``c(i)``.
+  def _column_blocks(self, binary: sp.csr_matrix):
+    """Column ranges whose co-occurrence blocks hold ~_CHUNK_ELEMENTS values.
 
-    Args:
-      train_sequences: Training users' item id arrays.
-      method: ``"dense"`` (binary user blocks times their transpose, BLAS),
-        ``"pairs"`` (counts each user's item pairs) or ``None`` to pick the
-        cheaper one: dense costs ``users * items^2`` multiply-adds, pairs cost
-        ``sum(length^2)`` sort work (roughly 1000 times dearer per unit).
+    ``sum over users u who have j of |u|`` bounds the nonzeros of column
+    ``j`` of ``X^T X``; a block ends once its bound reaches the budget.
     """
-    users, items, num_users = _user_item_pairs(
-        train_sequences, self.num_items, "train_sequences")
-    lengths = np.bincount(users, minlength=num_users)
-    if method is None:
-      dense_cost = float(num_users) * self.num_items ** 2
-      pair_cost = float(np.sum(lengths.astype(np.float64) ** 2))
-      method = "dense" if dense_cost <= 1000.0 * pair_cost else "pairs"
-    if method == "dense":
-      return self._dense_cooccurrence(users, items, num_users)
-    return self._pair_cooccurrence(users, items, lengths)
-
-  def _dense_cooccurrence(self, users: np.ndarray, items: np.ndarray,
-                          num_users: int) -> np.ndarray:
-    counts = np.zeros((self.num_items, self.num_items), np.float32)
-    chunk = max(1, _CHUNK_ELEMENTS // self.num_items)
-    for start in range(0, num_users, chunk):
-      stop = min(start + chunk, num_users)
-      lo, hi = np.searchsorted(users, [start, stop])
-      binary = np.zeros((stop - start, self.num_items), np.float32)
-      binary[users[lo:hi] - start, items[lo:hi]] = 1.0
-      counts += binary.T @ binary
-    return counts
-
-  def _pair_cooccurrence(self, users: np.ndarray, items: np.ndarray,
-                         lengths: np.ndarray) -> np.ndarray:
-    counts = np.zeros((self.num_items, self.num_items), np.float32)
-    flat = counts.reshape(-1)
-    starts = np.concatenate([[0], np.cumsum(lengths)])
-    # Users are grouped by length bucket (1, 2, 3-4, 5-8, ...) so that the
-    # padded (users x width x width) pair blocks waste little space.
-    bucket = np.ceil(np.log2(np.maximum(lengths, 1))).astype(np.int64)
-    for level in np.unique(bucket[lengths > 0]):
-      members = np.flatnonzero((bucket == level) & (lengths > 0))
-      width = int(lengths[members].max())
-      per_block = max(1, _CHUNK_ELEMENTS // (width * width))
-      for first in range(0, members.size, per_block):
-        block = members[first:first + per_block]
-        col = np.arange(width)[None, :]
-        valid = col < lengths[block][:, None]
-        padded = items[np.where(valid, starts[block][:, None] + col, 0)]
-        pairs = valid[:, :, None] & valid[:, None, :]
-        keys = padded[:, :, None] * self.num_items + padded[:, None, :]
-        uniq, freq = np.unique(keys[pairs], return_counts=True)
-        flat[uniq] += freq
-    return counts
-
-  def _prune(self, sim: np.ndarray) -> None:
-    """Keeps, in each column j, only the `neighbourhood` largest sim(h, j)."""
-    chunk = max(1, _CHUNK_ELEMENTS // self.num_items)
-    for start in range(0, self.num_items, chunk):
-      columns = sim[:, start:start + chunk].T  # (columns, rows h), a view.
-      keep_rows = top_k_rows(columns, self.neighbourhood)
-      keep = np.zeros(columns.shape, dtype=bool)
-      np.put_along_axis(keep, keep_rows, True, axis=1)
-      columns[~keep] = 0.0
+    lengths = np.asarray(binary.sum(axis=1), dtype=np.float64).ravel()
+    return _chunks(binary.T.dot(lengths), _CHUNK_ELEMENTS)
 
   def fit(self, train_sequences: Sequence[np.ndarray]) -> "ItemKNN":
-    """Builds the item-item similarity matrix.
+    """Builds the sparse item-item similarity matrix.
 
     Args:
       train_sequences: Item id arrays of the training users only (0 =
@@ -307,17 +428,33 @@ class ItemKNN:
     Raises:
       ValueError: If an id is outside ``[0, num_items)``.
     """
-    sim = self._cooccurrence(train_sequences)
-    norms = np.sqrt(np.diag(sim).copy())
-    denominator = np.outer(norms, norms) + np.float32(self.shrink)
-    # c(i, j) = 0 wherever the denominator is 0, so those entries stay 0.
-    np.divide(sim, denominator, out=sim, where=denominator > 0)
-    del denominator
-    np.fill_diagonal(sim, 0.0)
-    if (self.neighbourhood is not None and
-        self.neighbourhood < self.num_items):
-      self._prune(sim)
-    self.similarity_ = sim
+    binary = _binary_matrix(train_sequences, self.num_items,
+                            "train_sequences")
+    norms = np.sqrt(np.asarray(binary.sum(axis=0),
+                               dtype=np.float32).ravel())
+    items_by_user = binary.T.tocsr()
+    by_column = binary.tocsc()
+    shrink = np.float32(self.shrink)
+    parts_rows, parts_cols, parts_vals = [], [], []
+    for lo, hi in self._column_blocks(binary):
+      block = (items_by_user @ by_column[:, lo:hi]).tocoo()
+      rows = block.row.astype(np.int64)
+      cols = block.col.astype(np.int64) + lo
+      off_diagonal = rows != cols
+      rows, cols = rows[off_diagonal], cols[off_diagonal]
+      # c(i, j) > 0 implies c(i), c(j) > 0: the denominator is positive.
+      vals = (block.data[off_diagonal].astype(np.float32) /
+              (norms[rows] * norms[cols] + shrink))
+      if self.neighbourhood is not None:
+        keep = _top_n_per_column(rows, cols, vals, self.neighbourhood)
+        rows, cols, vals = rows[keep], cols[keep], vals[keep]
+      parts_rows.append(rows)
+      parts_cols.append(cols)
+      parts_vals.append(vals)
+    self.similarity_ = sp.csr_matrix(
+        (np.concatenate(parts_vals).astype(np.float32),
+         (np.concatenate(parts_rows), np.concatenate(parts_cols))),
+        shape=(self.num_items, self.num_items))
     return self
 
   def retrieve(self, histories: Sequence[np.ndarray], k: int,
@@ -340,19 +477,216 @@ class ItemKNN:
     """
     if self.similarity_ is None:
       raise ValueError("ItemKNN is not fitted; call fit() first.")
-    k = _check_k(k, self.num_items)
-    users, items, num_users = _user_item_pairs(histories, self.num_items,
-                                               "histories")
-    chunk = max(1, _CHUNK_ELEMENTS // self.num_items)
-    out = np.empty((num_users, k), np.int64)
-    for start in range(0, num_users, chunk):
-      stop = min(start + chunk, num_users)
-      lo, hi = np.searchsorted(users, [start, stop])
-      history = np.zeros((stop - start, self.num_items), np.float32)
-      history[users[lo:hi] - start, items[lo:hi]] = 1.0
-      scores = history @ self.similarity_
-      scores[:, 0] = -np.inf
-      if exclude_history:
-        scores[history > 0] = -np.inf
-      out[start:stop] = top_k_rows(scores, k)
-    return out
+    per_item = np.diff(self.similarity_.indptr).astype(np.float64)
+    return _retrieve_sparse(
+        histories, self.num_items, k, exclude_history, self._score_block,
+        lambda binary: np.minimum(binary @ per_item, self.num_items))
+
+  def scores(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+    """Dense float32 ``(U, num_items)`` scores, nothing excluded (small U)."""
+    if self.similarity_ is None:
+      raise ValueError("ItemKNN is not fitted; call fit() first.")
+    return self._score_block(
+        _binary_matrix(histories, self.num_items, "histories")).toarray()
+
+  def _score_block(self, block: sp.csr_matrix) -> sp.csr_matrix:
+    return block @ self.similarity_
+
+
+class UserKNN:
+  """User-based collaborative filtering with cosine similarity.
+
+  ``sim(u, v) = |H(u) & I(v)| / sqrt(|H(u)| * |I(v)|)`` between a scored
+  user's distinct history items ``H(u)`` and a training user's distinct
+  items ``I(v)`` (binary cosine). The ``neighbours`` most similar training
+  users ``N(u)`` are kept (ties towards the lower training-user index), and
+  item ``j`` scores ``sum over v in N(u) with j in I(v) of sim(u, v)``.
+  """
+
+  def __init__(self, num_items: int, neighbours: int = 50):
+    """Creates an unfitted recommender.
+
+    Args:
+      num_items: Item vocabulary size including padding id 0.
+      neighbours: Training users kept per scored user (``k`` of kNN).
+
+    Raises:
+      ValueError: On invalid arguments.
+    """
+    self.num_items = _check_num_items(num_items)
+    self.neighbours = _check_positive_int(neighbours, "neighbours")
+    self.train_: Optional[sp.csr_matrix] = None
+    self.normalised_t_: Optional[sp.csr_matrix] = None
+
+  def fit(self, train_sequences: Sequence[np.ndarray]) -> "UserKNN":
+    """Stores the training users' binary item sets.
+
+    Args:
+      train_sequences: Item id arrays of the training users only (0 =
+        padding, ignored; repeats within a user count once).
+
+    Returns:
+      ``self``.
+
+    Raises:
+      ValueError: If an id is outside ``[0, num_items)`` or ``neighbours``
+        exceeds the number of training users.
+    """
+    binary = _binary_matrix(train_sequences, self.num_items,
+                            "train_sequences")
+    if self.neighbours > binary.shape[0]:
+      raise ValueError(
+          f"neighbours={self.neighbours} exceeds the {binary.shape[0]} "
+          "training users; lower neighbours.")
+    self.train_ = binary
+    self.normalised_t_ = _normalise_rows(binary).T.tocsr()
+    return self
+
+  def retrieve(self, histories: Sequence[np.ndarray], k: int,
+               exclude_history: bool = True) -> np.ndarray:
+    """The ``k`` best-scored items per user.
+
+    Args:
+      histories: One item id array per user (0 = padding, ignored; repeats
+        count once).
+      k: Items per user.
+      exclude_history: Skip items in the user's history.
+
+    Returns:
+      int64 ``(U, k)`` ids, best first (ties, e.g. zero scores, towards the
+      lower, more popular id); ``-1`` where fewer than ``k`` items remain.
+
+    Raises:
+      ValueError: If not fitted, ``k`` is out of range, or a history id is
+        outside ``[0, num_items)``.
+    """
+    if self.train_ is None:
+      raise ValueError("UserKNN is not fitted; call fit() first.")
+    # Bounds of a user's nonzero similarities (users sharing an item) and
+    # of their nonzero scores (items of the neighbours).
+    item_users = np.asarray(self.train_.sum(axis=0),
+                            dtype=np.float64).ravel()
+    num_train = self.train_.shape[0]
+    longest = float(np.diff(self.train_.indptr).max(initial=0))
+    scores_bound = min(self.neighbours * longest, self.num_items)
+    return _retrieve_sparse(
+        histories, self.num_items, k, exclude_history, self._score_block,
+        lambda binary: np.maximum(
+            np.minimum(binary @ item_users, num_train), scores_bound))
+
+  def scores(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+    """Dense float32 ``(U, num_items)`` scores, nothing excluded (small U)."""
+    if self.train_ is None:
+      raise ValueError("UserKNN is not fitted; call fit() first.")
+    return self._score_block(
+        _binary_matrix(histories, self.num_items, "histories")).toarray()
+
+  def _score_block(self, block: sp.csr_matrix) -> sp.csr_matrix:
+    sims = sp.csr_matrix(_normalise_rows(block) @ self.normalised_t_)
+    nearest, weights = _sparse_top_k(sims, self.neighbours)
+    found = nearest >= 0  # zero-similarity neighbours add nothing
+    rows = np.nonzero(found)[0]
+    kept = sp.csr_matrix((weights[found], (rows, nearest[found])),
+                         shape=(block.shape[0], self.train_.shape[0]))
+    return kept @ self.train_
+
+
+def _normalise_rows(binary: sp.csr_matrix) -> sp.csr_matrix:
+  """Rows scaled to unit L2 norm; empty rows stay 0."""
+  norms = np.sqrt(np.asarray(binary.multiply(binary).sum(axis=1),
+                             dtype=np.float32).ravel())
+  inverse = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+  return sp.csr_matrix(sp.diags(inverse) @ binary, dtype=np.float32)
+
+
+class EASE:
+  """Embarrassingly Shallow Autoencoder (Steck, WWW 2019).
+
+  With the binary training matrix ``X`` (users x items) and
+  ``P = (X^T X + l2 * I)^-1``, the item-item weights are
+  ``B = I - P diag(1 / diag(P))``, i.e. ``B[i, j] = -P[i, j] / P[j, j]`` and
+  ``diag(B) = 0``; a user's scores are ``x_u B``. ``B`` is dense, so memory
+  is ``8 * num_items**2`` bytes (float64 inverse), and vocabularies above
+  ``max_items`` are refused: use ``ItemKNN`` or ``UserKNN`` there.
+  """
+
+  def __init__(self, num_items: int, l2: float = 500.0,
+               max_items: int = EASE_ITEM_LIMIT):
+    """Creates an unfitted recommender.
+
+    Args:
+      num_items: Item vocabulary size including padding id 0.
+      l2: The L2 weight ``lambda`` (> 0).
+      max_items: Largest ``num_items`` allowed for the dense inverse.
+
+    Raises:
+      ValueError: On invalid arguments or ``num_items > max_items``.
+    """
+    self.num_items = _check_num_items(num_items)
+    if self.num_items > max_items:
+      raise ValueError(
+          f"EASE inverts a dense {self.num_items} x {self.num_items} item "
+          f"matrix ({8 * self.num_items ** 2 / 2 ** 30:.1f} GiB), above "
+          f"max_items={max_items}; use ItemKNN or UserKNN (sparse) for this "
+          "catalogue, or raise max_items if memory allows.")
+    if isinstance(l2, bool) or not np.isfinite(l2) or l2 <= 0:
+      raise ValueError(f"l2 must be a finite number > 0, got {l2!r}.")
+    self.l2 = float(l2)
+    self.weights_: Optional[np.ndarray] = None
+
+  def fit(self, train_sequences: Sequence[np.ndarray]) -> "EASE":
+    """Computes the closed-form item-item weights ``B``.
+
+    Args:
+      train_sequences: Item id arrays of the training users only (0 =
+        padding, ignored; repeats within a user count once).
+
+    Returns:
+      ``self``.
+
+    Raises:
+      ValueError: If an id is outside ``[0, num_items)``.
+    """
+    binary = _binary_matrix(train_sequences, self.num_items,
+                            "train_sequences").astype(np.float64)
+    gram = (binary.T @ binary).toarray()
+    gram[np.diag_indices_from(gram)] += self.l2
+    inverse = np.linalg.inv(gram)
+    del gram
+    weights = inverse / (-np.diag(inverse))[None, :]
+    np.fill_diagonal(weights, 0.0)
+    self.weights_ = weights.astype(np.float32)
+    return self
+
+  def retrieve(self, histories: Sequence[np.ndarray], k: int,
+               exclude_history: bool = True) -> np.ndarray:
+    """The ``k`` best-scored items per user.
+
+    Args:
+      histories: One item id array per user (0 = padding, ignored; repeats
+        count once).
+      k: Items per user.
+      exclude_history: Skip items in the user's history.
+
+    Returns:
+      int64 ``(U, k)`` ids, best first (ties towards the lower id); ``-1``
+      where fewer than ``k`` items remain.
+
+    Raises:
+      ValueError: If not fitted, ``k`` is out of range, or a history id is
+        outside ``[0, num_items)``.
+    """
+    if self.weights_ is None:
+      raise ValueError("EASE is not fitted; call fit() first.")
+    return _retrieve_scored(histories, self.num_items, k, exclude_history,
+                            self._score_block)
+
+  def scores(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+    """Dense float32 ``(U, num_items)`` scores, nothing excluded."""
+    if self.weights_ is None:
+      raise ValueError("EASE is not fitted; call fit() first.")
+    return self._score_block(
+        _binary_matrix(histories, self.num_items, "histories"))
+
+  def _score_block(self, block: sp.csr_matrix) -> np.ndarray:
+    return np.asarray(block @ self.weights_, dtype=np.float32)

@@ -5,7 +5,8 @@ Binaries stay thin: they define flags from here, build an
 functions. A notebook can build the same ``ExperimentConfig`` by hand.
 """
 
-from typing import Any, Dict, List, Sequence
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from absl import flags
 from absl import logging
@@ -19,7 +20,15 @@ from mic_tf.models.config import BASIC_LOSSES, TERMS, WEIGHTING_MODES
 from mic_tf.models.config import MICConfig
 from mic_tf.towers import registry as tower_registry
 
-BASELINES = ("mostpop", "itemknn")
+BASELINES = ("mostpop", "itemknn", "userknn", "ease")
+BASELINE_NAMES = {"mostpop": "MostPopular", "itemknn": "ItemKNN",
+                  "userknn": "UserKNN", "ease": "EASE"}
+# The hyper-parameter each reference row picks on validation users, and the
+# values tried (UserKNN: neighbours k; EASE: L2 weight lambda).
+BASELINE_GRIDS = {
+    "userknn": ("neighbours", (10, 20, 50, 100, 200)),
+    "ease": ("l2", (10.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0)),
+}
 
 
 def define_data_flags() -> None:
@@ -254,7 +263,8 @@ def _mic_config_from_flag_values(f) -> MICConfig:
       contrastive_warmup_steps=f.contrastive_warmup_steps)
 
 
-def _dataset_kwargs(f) -> Dict[str, Any]:
+def dataset_kwargs_from_flags(f) -> Dict[str, Any]:
+  """Loader arguments (paths, columns) from the data flags."""
   kwargs: Dict[str, Any] = {}
   if f.data_path:
     kwargs["path"] = f.data_path
@@ -290,7 +300,8 @@ def experiment_config_from_flags(f) -> training.ExperimentConfig:
   if f.tower in ("comirec_sa", "comirec_dr"):
     tower_kwargs["num_interests"] = f.num_interests
   return training.ExperimentConfig(
-      dataset=f.dataset, data_dir=f.data_dir, dataset_kwargs=_dataset_kwargs(f),
+      dataset=f.dataset, data_dir=f.data_dir,
+      dataset_kwargs=dataset_kwargs_from_flags(f),
       tower=f.tower, epochs=f.epochs, patience=f.patience or None,
       batch_size=f.batch_size,
       learning_rate=f.learning_rate, embedding_dim=f.embedding_dim,
@@ -303,19 +314,66 @@ def experiment_config_from_flags(f) -> training.ExperimentConfig:
       mining=mining_config_from_flags(f), tower_kwargs=tower_kwargs)
 
 
+def make_baseline(name: str, num_items: int, **params):
+  """An unfitted reference recommender by its ``--baselines`` name."""
+  if name not in BASELINES:
+    raise ValueError(f"Unknown baseline {name!r}; choose from {BASELINES}.")
+  cls = {"mostpop": baselines.MostPopular, "itemknn": baselines.ItemKNN,
+         "userknn": baselines.UserKNN, "ease": baselines.EASE}[name]
+  return cls(num_items, **params)
+
+
 def run_baseline(name: str, prepared: training.Prepared,
                  cutoffs: Sequence[int] = (20, 50),
-                 exclude_history: bool = True) -> Dict[str, Any]:
-  """Fits MostPopular or ItemKNN on training users; scores valid and test."""
+                 exclude_history: bool = True,
+                 grid: Optional[Tuple[str, Sequence[Any]]] = None
+                 ) -> Dict[str, Any]:
+  """Fits a reference row on training users; scores valid and test users.
+
+  UserKNN and EASE pick their hyper-parameter (``BASELINE_GRIDS``, or
+  ``grid``) by ``recall@{max cutoff}`` on the valid users only (the first
+  value wins ties); the test users are evaluated once, with the chosen value.
+
+  Returns:
+    ``{"name", "valid", "test", "seconds"}`` plus, for tuned rows,
+    ``"params"`` (the chosen value) and ``"selection"`` (valid metrics of
+    every value tried).
+  """
   ds = prepared.dataset
-  model = (baselines.MostPopular(ds.num_items) if name == "mostpop" else
-           baselines.ItemKNN(ds.num_items))
-  model.fit([ds.sequences[u] for u in ds.train_users])
-  out = {"name": {"mostpop": "MostPopular", "itemknn": "ItemKNN"}[name]}
-  for split, users in (("valid", prepared.valid), ("test", prepared.test)):
-    ids = model.retrieve(users.histories, max(cutoffs),
-                         exclude_history=exclude_history)
-    out[split] = evaluation.evaluate_retrieval(ids, users.targets, cutoffs)
+  train = [ds.sequences[u] for u in ds.train_users]
+  k = max(cutoffs)
+  metric = f"recall@{k}"
+
+  def evaluate(model, users):
+    ids = model.retrieve(users.histories, k, exclude_history=exclude_history)
+    return evaluation.evaluate_retrieval(ids, users.targets, cutoffs)
+
+  out: Dict[str, Any] = {"name": BASELINE_NAMES.get(name, name)}
+  start = time.perf_counter()
+  param, values = grid if grid is not None else BASELINE_GRIDS.get(
+      name, (None, ()))
+  if param is None:
+    model = make_baseline(name, ds.num_items).fit(train)
+    out["valid"] = evaluate(model, prepared.valid)
+  else:
+    if not values:
+      raise ValueError(f"The {name} grid of {param} values is empty; pass "
+                       "at least one value.")
+    rows, model, best = [], None, None
+    for value in values:
+      candidate = make_baseline(name, ds.num_items, **{param: value})
+      candidate.fit(train)
+      rows.append({param: value, **evaluate(candidate, prepared.valid)})
+      logging.info("%s %s=%s valid %s=%.3f", out["name"], param, value,
+                   metric, rows[-1][metric])
+      if best is None or rows[-1][metric] > best[metric]:
+        best, model = rows[-1], candidate
+      del candidate
+    out["params"] = {param: best[param]}
+    out["selection"] = {"metric": metric, "users": "valid", "rows": rows}
+    out["valid"] = {m: v for m, v in best.items() if m != param}
+  out["test"] = evaluate(model, prepared.test)
+  out["seconds"] = time.perf_counter() - start
   return out
 
 
@@ -344,12 +402,21 @@ METRIC_ORDER = ("recall@20", "ndcg@20", "ndcg_gt@20", "hr@20",
                 "recall@50", "ndcg@50", "ndcg_gt@50", "hr@50")
 
 
-def results_table(rows: Sequence[Dict[str, Any]], split: str = "test") -> str:
-  """A Markdown table of metrics (percent) for each row."""
-  header = "| model | " + " | ".join(METRIC_ORDER) + " |"
-  lines = [header, "|" + "---|" * (len(METRIC_ORDER) + 1)]
+def results_table(rows: Sequence[Dict[str, Any]], split: str = "test",
+                  metrics: Sequence[str] = METRIC_ORDER) -> str:
+  """A Markdown table of metrics (percent) for each row.
+
+  A reference row tuned on valid users shows its chosen value in the name,
+  e.g. ``EASE (l2=1000)``.
+  """
+  header = "| model | " + " | ".join(metrics) + " |"
+  lines = [header, "|" + "---|" * (len(metrics) + 1)]
   for row in rows:
     m = row[split]
-    lines.append(f"| {row['name']} | " +
-                 " | ".join(f"{m[k]:.3f}" for k in METRIC_ORDER) + " |")
+    name = row["name"]
+    if row.get("params"):
+      name += " (" + ", ".join(f"{p}={v:g}" for p, v in
+                               row["params"].items()) + ")"
+    lines.append(f"| {name} | " +
+                 " | ".join(f"{m[k]:.3f}" for k in metrics) + " |")
   return "\n".join(lines)

@@ -2,11 +2,19 @@
 
 The paper's Tables 2 and 3 compare models and loss settings; here every cell
 is trained with several seeds on the same prepared data and reported as mean
-± sample standard deviation. ``experiments/ablation.py`` is the binary.
+± sample standard deviation. Every table also shows, per cell, the epoch
+selected on validation users against the most epochs allowed, and flags the
+cells whose selected epoch is the last allowed one ("not converged": still
+improving when training stopped). ``paired_table`` and
+``channel_paired_table`` compare each variant with its base over the same
+seeds (``mic_tf.stats.paired_comparison``). ``experiments/ablation.py`` runs
+a grid; ``experiments/grid_table.py`` and ``experiments/channels_table.py``
+print the tables of finished runs.
 """
 
 import dataclasses
 import json
+import math
 import os
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -14,6 +22,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from absl import logging
 import numpy as np
 
+from mic_tf import stats
 from mic_tf import training
 from mic_tf.mining import MiningConfig
 from mic_tf.models.config import TERMS
@@ -72,7 +81,9 @@ def run_grid(base: training.ExperimentConfig, towers: Sequence[str],
     verbose: Keras verbosity.
 
   Returns:
-    One dict per cell (tower, variant, seed, valid, test, train_seconds).
+    One dict per cell: tower, variant, seed, label, valid, test,
+    best_epoch, epochs_run, max_epochs (``config.epochs``), converged,
+    train_seconds, wall_seconds.
   """
   prepared = training.prepare_data(base)
   rows = []
@@ -155,29 +166,147 @@ def _dump(path: str, rows) -> None:
   os.replace(tmp, path)
 
 
+def _epochs_text(cells: Sequence[Dict[str, Any]]) -> str:
+  """``"4, 6, 5 / 10"``: selected epochs per seed / most epochs allowed."""
+  chosen = ", ".join(str(c.get("best_epoch", "?")) for c in cells)
+  limits = {c.get("max_epochs") for c in cells}
+  if len(limits) == 1:
+    limit = limits.pop()
+    return f"{chosen} / {'?' if limit is None else limit}"
+  return ", ".join(f"{c.get('best_epoch', '?')}/{c.get('max_epochs', '?')}"
+                   for c in cells)
+
+
+def _not_converged_text(cells: Sequence[Dict[str, Any]]) -> str:
+  """``"0/3"``, ``"2/3: s0, s2"`` or ``"?"`` when the limit is unknown."""
+  flags = [stats.is_converged(c.get("best_epoch"), c.get("max_epochs"))
+           for c in cells]
+  if any(f is None for f in flags):
+    return "?"
+  bad = [f"s{c.get('seed', '?')}" for c, f in zip(cells, flags) if not f]
+  return f"{len(bad)}/{len(cells)}" + (": " + ", ".join(bad) if bad else "")
+
+
+EPOCH_LEGEND = (
+    "`epoch sel / max`: the epoch each seed selected on validation users / "
+    "the most epochs allowed; `not converged`: cells whose selected epoch "
+    "is the last allowed one (still improving; `?`: limit not recorded).")
+
+
 def summary_table(rows: Sequence[Dict[str, Any]], split: str = "test",
                   metrics: Sequence[str] = METRICS,
                   with_time: bool = True) -> str:
-  """Markdown table: one row per (tower, variant), mean ± std over seeds."""
+  """Markdown table: one row per (tower, variant), mean ± std over seeds.
+
+  Also shows each seed's selected epoch against the most epochs allowed,
+  how many seeds did not converge, and the mean training time per run.
+  """
   groups: Dict[str, List[Dict[str, Any]]] = {}
   for r in rows:
     groups.setdefault(r["label"], []).append(r)
-  header = ["model", "seeds"] + list(metrics)
+  header = ["model", "seeds"] + list(metrics) + ["epoch sel / max",
+                                                  "not converged"]
   if with_time:
     header.append("train s/run")
   lines = ["| " + " | ".join(header) + " |",
            "|" + "---|" * len(header)]
   for label, cells in groups.items():
-    vals = []
-    for m in metrics:
-      x = np.array([c[split][m] for c in cells])
-      sd = x.std(ddof=1) if len(x) > 1 else float("nan")
-      vals.append(f"{x.mean():.2f} ± {sd:.2f}")
-    line = [label, str(len(cells))] + vals
+    vals = [_mean_std([c[split][m] for c in cells]) for m in metrics]
+    line = [label, str(len(cells))] + vals + [_epochs_text(cells),
+                                              _not_converged_text(cells)]
     if with_time:
       line.append(f"{np.mean([c['train_seconds'] for c in cells]):.0f}")
     lines.append("| " + " | ".join(line) + " |")
   return "\n".join(lines)
+
+
+def cells_table(rows: Sequence[Dict[str, Any]],
+                metric: str = "recall@50") -> str:
+  """Markdown table with one row per cell (tower, variant, seed).
+
+  Columns: the selected epoch, the most epochs allowed, the epochs actually
+  run (fewer with early stopping), convergence, training wall time, and the
+  valid and test ``metric``.
+  """
+  header = ["model", "seed", "epoch sel", "max epochs", "epochs run",
+            "converged", "train s", f"valid {metric}", f"test {metric}"]
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  for c in rows:
+    ok = stats.is_converged(c.get("best_epoch"), c.get("max_epochs"))
+    lines.append("| " + " | ".join([
+        c["label"], str(c.get("seed", "?")), str(c.get("best_epoch", "?")),
+        str(c.get("max_epochs", "?")), str(c.get("epochs_run", "?")),
+        {True: "yes", False: "NOT CONVERGED", None: "?"}[ok],
+        f"{c['train_seconds']:.0f}", f"{c['valid'][metric]:.2f}",
+        f"{c['test'][metric]:.2f}"]) + " |")
+  return "\n".join(lines)
+
+
+PAIRED_LEGEND = (
+    "Δ: per-seed difference variant − base over the paired seeds, mean ± "
+    "sample std. Two criteria, each shown: `> 2 pooled std` is |mean Δ| > "
+    "2·sqrt((s_base² + s_variant²)/2) (s: sample std over seeds); `p < 0.05` "
+    "is a two-sided paired t-test (scipy.stats.ttest_rel). `verdict` names "
+    "the criteria met; n.s.: neither.")
+
+
+def _paired_header(metric: str) -> List[str]:
+  return [f"Δ {metric}", "pooled std", "p (paired t)", "> 2 pooled std",
+          "p < 0.05", "verdict"]
+
+
+def _paired_cells(c: stats.PairedComparison) -> List[str]:
+  yes_no = {True: "yes", False: "no", None: "n/a"}
+  sd = "nan" if math.isnan(c.std) else f"{c.std:.2f}"
+  return [f"{c.mean:+.2f} ± {sd}", f"{c.pooled_std:.2f}",
+          "n/a" if math.isnan(c.p_value) else f"{c.p_value:.3g}",
+          yes_no[c.beyond_2_pooled_std], yes_no[c.p_significant], c.verdict]
+
+
+def paired_table(rows: Sequence[Dict[str, Any]], split: str = "test",
+                 metrics: Sequence[str] = ("recall@50",),
+                 base_variant: str = "base") -> str:
+  """Each variant against the base variant of its tower, paired by seed.
+
+  Args:
+    rows: Grid rows (``run_grid`` or ``grid.json``).
+    split: ``test`` or ``valid``.
+    metrics: One block of columns per metric.
+    base_variant: The variant every other one is compared with.
+
+  Returns:
+    A Markdown table and its legend; towers without a base are skipped
+    with a note.
+  """
+  by_cell: Dict[Tuple[str, str], List[Dict[str, Any]]] = {}
+  for r in rows:
+    by_cell.setdefault((r["tower"], r["variant"]), []).append(r)
+  header = ["model", "vs", "paired seeds", "not converged (variant, base)"]
+  for m in metrics:
+    header += _paired_header(m)
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  notes = []
+  for (tower, variant), cells in by_cell.items():
+    if variant == base_variant:
+      continue
+    base = by_cell.get((tower, base_variant))
+    if not base:
+      notes.append(f"{cells[0]['label']}: no {base_variant!r} cells of "
+                   f"tower {tower} to pair with.")
+      continue
+    line = [cells[0]["label"], base[0]["label"]]
+    comparisons = [stats.paired_comparison(
+        {c["seed"]: c[split][m] for c in cells},
+        {c["seed"]: c[split][m] for c in base}) for m in metrics]
+    seeds = comparisons[0].seeds
+    line.append(", ".join(str(s) for s in seeds))
+    line.append(
+        _not_converged_text([c for c in cells if c["seed"] in seeds]) + "; " +
+        _not_converged_text([c for c in base if c["seed"] in seeds]))
+    for comparison in comparisons:
+      line += _paired_cells(comparison)
+    lines.append("| " + " | ".join(line) + " |")
+  return "\n".join(lines + [""] + notes + [PAIRED_LEGEND])
 
 
 def channel_summary_table(groups: Dict[str, Sequence[Dict[str, Any]]],
@@ -186,7 +315,11 @@ def channel_summary_table(groups: Dict[str, Sequence[Dict[str, Any]]],
 
   Args:
     groups: Label -> the ``channels_<split>.json`` reports of its seeds
-      (written by ``experiments/evaluate.py``).
+      (written by ``experiments/evaluate.py``). A report may carry a
+      ``"run"`` entry (``seed``, ``best_epoch``, ``max_epochs``,
+      ``train_seconds`` from the run's metrics.json, as
+      ``experiments/channels_table.py`` adds); then the epoch, convergence
+      and training time columns are filled.
     metrics: Metric columns.
 
   Returns:
@@ -197,29 +330,102 @@ def channel_summary_table(groups: Dict[str, Sequence[Dict[str, Any]]],
                   for r in rs)
   if has_scann:
     header.append("ScaNN recall@50 vs exact")
+  has_runs = any("run" in r for rs in groups.values() for r in rs)
+  if has_runs:
+    header += ["epoch sel / max", "not converged", "train s/run"]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   indexes = sorted({i for rs in groups.values() for r in rs
                     for i in r["results"]})
   for index in indexes:
-    channels = [c for c in ("u2i", "u2u", "i2i", "fused")
-                if any(c in r["results"].get(index, {})
-                       for rs in groups.values() for r in rs)]
-    for channel in channels:
+    for channel in _channels_of(groups, index):
       for label, reports in groups.items():
-        cells = [r["results"][index][channel] for r in reports
-                 if channel in r["results"].get(index, {})]
-        if not cells:
+        kept = [r for r in reports
+                if channel in r["results"].get(index, {})]
+        if not kept:
           continue
+        cells = [r["results"][index][channel] for r in kept]
         vals = [_mean_std([c[m] for c in cells]) for m in metrics]
         line = [index, channel, label, str(len(cells))] + vals
         if has_scann:
           line.append(_mean_std([c["scann_recall@50"] for c in cells])
                       if "scann_recall@50" in cells[0] else "-")
+        if has_runs:
+          runs = [r.get("run", {}) for r in kept]
+          seconds = [run["train_seconds"] for run in runs
+                     if "train_seconds" in run]
+          line += [_epochs_text(runs), _not_converged_text(runs),
+                   f"{np.mean(seconds):.0f}" if seconds else "?"]
         lines.append("| " + " | ".join(line) + " |")
   return "\n".join(lines)
 
 
+def _channels_of(groups, index) -> List[str]:
+  return [c for c in ("u2i", "u2u", "i2i", "fused")
+          if any(c in r["results"].get(index, {})
+                 for rs in groups.values() for r in rs)]
+
+
+def channel_paired_table(groups: Dict[str, Sequence[Dict[str, Any]]],
+                         base_label: str,
+                         metrics: Sequence[str] = ("recall@50",)) -> str:
+  """Each group against ``base_label``, per (index, channel), paired by seed.
+
+  Args:
+    groups: As ``channel_summary_table``; every report needs its ``"run"``
+      entry with the ``seed``.
+    base_label: The group the others are compared with.
+    metrics: One block of columns per metric.
+
+  Returns:
+    A Markdown table and its legend.
+
+  Raises:
+    ValueError: If ``base_label`` is not a group or a report has no seed.
+  """
+  if base_label not in groups:
+    raise ValueError(f"Base group {base_label!r} is not among the groups "
+                     f"{sorted(groups)}; pass one of them.")
+  for label, reports in groups.items():
+    for r in reports:
+      if "seed" not in r.get("run", {}):
+        raise ValueError(
+            f"A report of group {label!r} has no run seed; load the reports "
+            "with experiments/channels_table.py (it reads each run's "
+            "metrics.json) to pair seeds.")
+  header = ["index", "channel", "model", "vs", "paired seeds",
+            "not converged (variant, base)"]
+  for m in metrics:
+    header += _paired_header(m)
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  base = groups[base_label]
+  indexes = sorted({i for rs in groups.values() for r in rs
+                    for i in r["results"]})
+  for index in indexes:
+    for channel in _channels_of(groups, index):
+      base_kept = [r for r in base if channel in r["results"].get(index, {})]
+      if not base_kept:
+        continue
+      for label, reports in groups.items():
+        kept = [r for r in reports
+                if channel in r["results"].get(index, {})]
+        if label == base_label or not kept:
+          continue
+        comparisons = [stats.paired_comparison(
+            {r["run"]["seed"]: r["results"][index][channel][m] for r in kept},
+            {r["run"]["seed"]: r["results"][index][channel][m]
+             for r in base_kept}) for m in metrics]
+        seeds = comparisons[0].seeds
+        line = [index, channel, label, base_label,
+                ", ".join(str(s) for s in seeds),
+                _not_converged_text([r["run"] for r in kept
+                                     if r["run"]["seed"] in seeds]) + "; " +
+                _not_converged_text([r["run"] for r in base_kept
+                                     if r["run"]["seed"] in seeds])]
+        for comparison in comparisons:
+          line += _paired_cells(comparison)
+        lines.append("| " + " | ".join(line) + " |")
+  return "\n".join(lines + ["", PAIRED_LEGEND])
+
+
 def _mean_std(values: Sequence[float]) -> str:
-  x = np.asarray(values, dtype=np.float64)
-  sd = x.std(ddof=1) if len(x) > 1 else float("nan")
-  return f"{x.mean():.2f} ± {sd:.2f}"
+  return stats.format_mean_std(values)

@@ -1,9 +1,10 @@
-"""Tests for mic_tf.baselines on tiny hand-made fixtures."""
+"""Tests for mic_tf.baselines on tiny hand-made fixtures and numpy references."""
 
 import math
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from mic_tf import baselines
 
@@ -76,7 +77,7 @@ class TestItemKNN:
   TRAIN = _seqs([1, 2, 2], [1, 2, 3], [3, 4, 0], [2])
 
   def test_cosine_similarity(self):
-    sim = baselines.ItemKNN(5).fit(self.TRAIN).similarity_
+    sim = baselines.ItemKNN(5).fit(self.TRAIN).similarity_.toarray()
     want = np.zeros((5, 5))
     for (i, j), value in {(1, 2): S12, (1, 3): S13, (2, 3): S23,
                           (3, 4): S34}.items():
@@ -84,7 +85,8 @@ class TestItemKNN:
     np.testing.assert_allclose(sim, want, rtol=1e-6)
 
   def test_shrink(self):
-    sim = baselines.ItemKNN(5, shrink=1.0).fit(self.TRAIN).similarity_
+    sim = baselines.ItemKNN(5, shrink=1.0).fit(
+        self.TRAIN).similarity_.toarray()
     assert sim[1, 2] == pytest.approx(2 / (math.sqrt(6) + 1))
     assert sim[3, 4] == pytest.approx(1 / (math.sqrt(2) + 1))
     assert sim[4, 4] == 0.0
@@ -116,25 +118,16 @@ class TestItemKNN:
     # Column j keeps its best h: 1 <- 2, 2 <- 1, 3 <- 4, 4 <- 3.
     want[2, 1] = want[1, 2] = S12
     want[4, 3] = want[3, 4] = S34
-    np.testing.assert_allclose(model.similarity_, want, rtol=1e-6)
+    np.testing.assert_allclose(model.similarity_.toarray(), want, rtol=1e-6)
     # [2, 4]: 1 -> S12 beats 3 -> S34 (S23 was pruned); unpruned it is 3, 1.
     assert model.retrieve(_seqs([2, 4]), k=2).tolist() == [[1, 3]]
 
-  @pytest.mark.parametrize("method", ["dense", "pairs"])
-  @pytest.mark.parametrize("chunk", [500, 1 << 24])
-  def test_cooccurrence_methods_match_dense_product(self, method, chunk,
-                                                    monkeypatch):
+  @pytest.mark.parametrize("chunk", [300, 1 << 24])
+  @pytest.mark.parametrize("neighbourhood", [None, 3])
+  def test_similarity_matches_dense_formula_on_random_data(
+      self, chunk, neighbourhood, monkeypatch):
+    # A small chunk builds the co-occurrence in many column blocks.
     monkeypatch.setattr(baselines, "_CHUNK_ELEMENTS", chunk)
-    rng = np.random.default_rng(3)
-    train = [rng.integers(0, 40, size=rng.integers(0, 60)) for _ in range(80)]
-    binary = np.zeros((len(train), 40))
-    for u, seq in enumerate(train):
-      binary[u, seq[seq > 0]] = 1.0
-    model = baselines.ItemKNN(40)
-    got = model._cooccurrence(train, method=method)  # pylint: disable=protected-access
-    np.testing.assert_array_equal(got, binary.T @ binary)
-
-  def test_similarity_matches_dense_formula_on_random_data(self):
     rng = np.random.default_rng(3)
     train = [rng.integers(0, 40, size=rng.integers(0, 60)) for _ in range(80)]
     binary = np.zeros((len(train), 40))
@@ -146,12 +139,32 @@ class TestItemKNN:
     want = counts / denominator
     np.fill_diagonal(want, 0.0)
     want[0] = want[:, 0] = 0.0
-    got = baselines.ItemKNN(40, shrink=0.5).fit(train).similarity_
+    if neighbourhood:
+      for j in range(40):  # column j keeps its 3 best h, ties to lower h
+        order = np.argsort(-want[:, j], kind="stable")
+        want[order[neighbourhood:], j] = 0.0
+    model = baselines.ItemKNN(40, neighbourhood=neighbourhood, shrink=0.5)
+    got = model.fit(train).similarity_.toarray()
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    histories = [rng.integers(0, 40, size=rng.integers(0, 10))
+                 for _ in range(9)]
+    hist = np.zeros((9, 40))
+    for u, seq in enumerate(histories):
+      hist[u, seq[seq > 0]] = 1.0
+    np.testing.assert_allclose(model.scores(histories), hist @ want,
+                               rtol=1e-5, atol=1e-6)
+
+  def test_column_blocks_cover_every_item_once(self, monkeypatch):
+    monkeypatch.setattr(baselines, "_CHUNK_ELEMENTS", 10)
+    model = baselines.ItemKNN(5)
+    binary = baselines._binary_matrix(self.TRAIN, 5, "t")  # pylint: disable=protected-access
+    blocks = model._column_blocks(binary)  # pylint: disable=protected-access
+    assert blocks[0][0] == 0 and blocks[-1][1] == 5
+    assert all(a[1] == b[0] for a, b in zip(blocks, blocks[1:]))
+    assert len(blocks) > 1
 
   def test_errors(self):
-    with pytest.raises(ValueError, match="limit of 20000 items.*scipy"):
-      baselines.ItemKNN(baselines.DENSE_ITEM_LIMIT + 1)
+    baselines.ItemKNN(314_000)  # sparse: no vocabulary limit
     with pytest.raises(ValueError, match="not fitted"):
       baselines.ItemKNN(5).retrieve(_seqs([1]), 1)
     with pytest.raises(ValueError, match="neighbourhood"):
@@ -164,12 +177,188 @@ class TestItemKNN:
       baselines.ItemKNN(5).fit(self.TRAIN).retrieve(_seqs([1]), 5)
 
 
+R2 = 1 / math.sqrt(2)
+R3 = 1 / math.sqrt(3)
+R6 = 1 / math.sqrt(6)
+
+
+def _binary(seqs, num_items):
+  out = np.zeros((len(seqs), num_items))
+  for u, seq in enumerate(seqs):
+    seq = np.asarray(seq, dtype=np.int64)
+    out[u, seq[seq > 0]] = 1.0
+  return out
+
+
+class TestUserKNN:
+  # Training users: u0 {1, 2}, u1 {1, 2, 3}, u2 {3, 4}, u3 {2}.
+  TRAIN = _seqs([1, 2, 2], [1, 2, 3], [3, 4, 0], [2])
+
+  def test_scores_by_hand(self):
+    # [3]: sim u0 0, u1 1/sqrt(3), u2 1/sqrt(2), u3 0.
+    # [2, 4]: u0 1/2, u1 1/sqrt(6), u2 1/2, u3 1/sqrt(2); the tie u0/u2 at
+    # 1/2 goes to the lower index u0.
+    one = baselines.UserKNN(5, neighbours=1).fit(self.TRAIN)
+    two = baselines.UserKNN(5, neighbours=2).fit(self.TRAIN)
+    np.testing.assert_allclose(
+        one.scores(_seqs([3], [2, 4])),
+        [[0, 0, 0, R2, R2], [0, 0, R2, 0, 0]], rtol=1e-6)
+    np.testing.assert_allclose(
+        two.scores(_seqs([3], [2, 4])),
+        [[0, R3, R3, R3 + R2, R2], [0, .5, .5 + R2, 0, 0]], rtol=1e-6)
+
+  def test_retrieve(self):
+    one = baselines.UserKNN(5, neighbours=1).fit(self.TRAIN)
+    two = baselines.UserKNN(5, neighbours=2).fit(self.TRAIN)
+    # k=1: [3] -> 4, then zero scores by id.  k=2: 4 > 1 = 2 (tie, lower id).
+    assert one.retrieve(_seqs([3]), k=2).tolist() == [[4, 1]]
+    assert two.retrieve(_seqs([3]), k=3).tolist() == [[4, 1, 2]]
+    # [2, 4] with k=2: 1 (from u0), then 3 (zero score, lowest id left).
+    assert two.retrieve(_seqs([2, 4]), k=2).tolist() == [[1, 3]]
+    # Empty history: every score 0, lowest ids first.
+    assert two.retrieve(_seqs([]), k=2).tolist() == [[1, 2]]
+    # Without exclusion 3 itself scores R3 + R2 (from u1 and u2).
+    assert two.retrieve(_seqs([3]), k=2, exclude_history=False).tolist() == [
+        [3, 4]]
+
+  def test_matches_numpy_reference_on_random_data(self):
+    rng = np.random.default_rng(7)
+    train = [rng.integers(0, 50, size=rng.integers(1, 30)) for _ in range(60)]
+    histories = [rng.integers(0, 50, size=rng.integers(1, 15))
+                 for _ in range(40)]
+    x, h = _binary(train, 50), _binary(histories, 50)
+    sims = (h @ x.T) / np.outer(np.linalg.norm(h, axis=1),
+                                np.linalg.norm(x, axis=1))
+    got = baselines.UserKNN(50, neighbours=10).fit(train).scores(histories)
+    checked = 0
+    for u in range(40):
+      order = np.argsort(-sims[u], kind="stable")
+      if sims[u, order[9]] - sims[u, order[10]] < 1e-5:
+        continue  # a tie at the boundary: either neighbour is right
+      weights = np.zeros(60)
+      weights[order[:10]] = sims[u, order[:10]]
+      np.testing.assert_allclose(got[u], weights @ x, rtol=1e-5, atol=1e-6)
+      checked += 1
+    assert checked >= 20
+
+  def test_errors(self):
+    with pytest.raises(ValueError, match="not fitted"):
+      baselines.UserKNN(5).retrieve(_seqs([1]), 1)
+    with pytest.raises(ValueError, match="neighbours must be"):
+      baselines.UserKNN(5, neighbours=0)
+    with pytest.raises(ValueError, match="exceeds the 4 training users"):
+      baselines.UserKNN(5, neighbours=5).fit(self.TRAIN)
+    with pytest.raises(ValueError, match="outside"):
+      baselines.UserKNN(5, neighbours=1).fit(self.TRAIN).retrieve(
+          _seqs([7]), 1)
+
+
+class TestEASE:
+
+  def test_two_items_by_hand(self):
+    # Items 1 and 2: c(1) = c(2) = 2, c(1, 2) = 1. With l2 = 1 the inverse
+    # of [[3, 1], [1, 3]] is [[3, -1], [-1, 3]] / 8, so
+    # B[1, 2] = -P[1, 2] / P[2, 2] = 1/3 = B[2, 1]; padding row/column 0.
+    train = _seqs([1], [1, 2], [2, 0])
+    model = baselines.EASE(3, l2=1.0).fit(train)
+    np.testing.assert_allclose(
+        model.weights_, [[0, 0, 0], [0, 0, 1 / 3], [0, 1 / 3, 0]], atol=1e-7)
+    np.testing.assert_allclose(model.scores(_seqs([1], [1, 2])),
+                               [[0, 0, 1 / 3], [0, 1 / 3, 1 / 3]], atol=1e-7)
+    assert model.retrieve(_seqs([2]), k=1).tolist() == [[1]]
+    assert model.retrieve(_seqs([2]), k=2, exclude_history=False).tolist() == [
+        [1, 2]]
+
+  def test_matches_per_column_ridge_regression(self):
+    # EASE's closed form equals, column by column, ridge regression of item
+    # j on every other item (the constraint diag(B) = 0).
+    rng = np.random.default_rng(11)
+    train = [rng.integers(1, 12, size=rng.integers(1, 8)) for _ in range(40)]
+    x = _binary(train, 12)
+    l2 = 2.5
+    want = np.zeros((12, 12))
+    for j in range(1, 12):
+      others = [i for i in range(1, 12) if i != j]
+      a = x[:, others]
+      want[others, j] = np.linalg.solve(a.T @ a + l2 * np.eye(10),
+                                        a.T @ x[:, j])
+    got = baselines.EASE(12, l2=l2).fit(train).weights_
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+  def test_errors(self):
+    with pytest.raises(ValueError, match="EASE inverts a dense.*ItemKNN or "
+                       "UserKNN"):
+      baselines.EASE(baselines.EASE_ITEM_LIMIT + 1)
+    with pytest.raises(ValueError, match="max_items=10"):
+      baselines.EASE(11, max_items=10)
+    with pytest.raises(ValueError, match="l2"):
+      baselines.EASE(5, l2=0.0)
+    with pytest.raises(ValueError, match="not fitted"):
+      baselines.EASE(5).retrieve(_seqs([1]), 1)
+
+
+def test_sparse_top_k_matches_dense_top_k_rows():
+  scores = np.array([[0.0, 2.0, 0.0, 2.0, 1.0, 0.0],
+                     [0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+                     [0.0, 0.5, 0.0, 0.0, 0.0, 0.0]], np.float32)
+  forbidden = sp.csr_matrix(np.array([[0, 0, 0, 1, 0, 0],
+                                      [0, 1, 1, 0, 0, 0],
+                                      [0, 0, 1, 1, 1, 1]]))
+  ids, values = baselines._sparse_top_k(  # pylint: disable=protected-access
+      sp.csr_matrix(scores), 4, forbidden=forbidden, fill_zeros=True,
+      first_id=1)
+  dense = scores.copy()
+  dense[:, 0] = -np.inf
+  dense[forbidden.toarray() > 0] = -np.inf
+  np.testing.assert_array_equal(ids, baselines.top_k_rows(dense, 4))
+  assert ids.tolist() == [[1, 4, 2, 5], [3, 4, 5, -1], [1, -1, -1, -1]]
+  assert values[0].tolist() == [2.0, 1.0, 0.0, 0.0]
+  # Without the fill, zero scores are never returned.
+  ids, _ = baselines._sparse_top_k(  # pylint: disable=protected-access
+      sp.csr_matrix(scores), 4, forbidden, first_id=1)
+  assert ids.tolist() == [[1, 4, -1, -1], [-1] * 4, [1, -1, -1, -1]]
+
+
+def test_sparse_top_k_ties_at_the_boundary_go_to_lower_ids():
+  rng = np.random.default_rng(4)
+  scores = rng.integers(0, 4, size=(40, 30)).astype(np.float32)
+  ids, values = baselines._sparse_top_k(  # pylint: disable=protected-access
+      sp.csr_matrix(scores), 7, fill_zeros=True)
+  np.testing.assert_array_equal(ids, baselines.top_k_rows(scores, 7))
+  np.testing.assert_array_equal(
+      values, np.take_along_axis(scores, ids, axis=1))
+
+
+@pytest.mark.parametrize("chunk", [40, 1 << 24])
+def test_sparse_retrieval_matches_dense_top_k(chunk, monkeypatch):
+  # Short sequences leave many zero scores: the zero-score fill by id, the
+  # exclusion and the chunking must all match a dense top-k.
+  monkeypatch.setattr(baselines, "_CHUNK_ELEMENTS", chunk)
+  rng = np.random.default_rng(9)
+  train = [rng.integers(0, 80, size=rng.integers(1, 6)) for _ in range(60)]
+  histories = [rng.integers(0, 80, size=rng.integers(0, 8))
+               for _ in range(30)]
+  hist = _binary(histories, 80)
+  for model in (baselines.ItemKNN(80), baselines.ItemKNN(80, neighbourhood=3),
+                baselines.UserKNN(80, neighbours=4)):
+    model.fit(train)
+    for exclude in (True, False):
+      dense = model.scores(histories)
+      dense[:, 0] = -np.inf
+      if exclude:
+        dense[hist > 0] = -np.inf
+      np.testing.assert_array_equal(
+          model.retrieve(histories, 20, exclude_history=exclude),
+          baselines.top_k_rows(dense, 20), err_msg=repr(model))
+
+
 def test_chunked_retrieval_matches_single_chunk(monkeypatch):
   rng = np.random.default_rng(5)
   train = [rng.integers(0, 30, size=rng.integers(1, 20)) for _ in range(40)]
   histories = [rng.integers(0, 30, size=rng.integers(0, 10))
                for _ in range(25)]
-  models = [baselines.MostPopular(30), baselines.ItemKNN(30, neighbourhood=5)]
+  models = [baselines.MostPopular(30), baselines.ItemKNN(30, neighbourhood=5),
+            baselines.UserKNN(30, neighbours=7), baselines.EASE(30, l2=3.0)]
   whole = [m.fit(train).retrieve(histories, 10) for m in models]
   monkeypatch.setattr(baselines, "_CHUNK_ELEMENTS", 70)
   for model, want in zip(models, whole):

@@ -83,3 +83,67 @@ def test_bad_flags_name_the_problem(parse, argv, match):
 def test_out_of_range_flag_is_rejected_at_parse_time(parse):
   with pytest.raises(flags.IllegalFlagValueError):
     parse("--epochs=0")
+
+
+def _fake_prepared():
+  import types  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  seqs = [np.array(s) for s in ([1, 2], [1, 2, 3], [3, 4], [2], [2, 4, 1],
+                                [3, 4, 2])]
+  ns = types.SimpleNamespace
+  return ns(dataset=ns(sequences=seqs, train_users=[0, 1, 2, 3], num_items=5),
+            valid=ns(histories=[seqs[4][:2]], targets=[seqs[4][2:]]),
+            test=ns(histories=[seqs[5][:2]], targets=[seqs[5][2:]]))
+
+
+def test_run_baseline_selects_on_valid_and_tests_once(monkeypatch):
+  calls = []
+
+  class Fake:  # retrieves item `p` for everyone
+
+    def __init__(self, num_items, p):
+      del num_items
+      self.p = p
+
+    def fit(self, train):
+      assert len(train) == 4  # training users only
+      return self
+
+    def retrieve(self, histories, k, exclude_history=True):
+      del exclude_history
+      calls.append((self.p, int(histories[0][0])))
+      return [[self.p] + [0] * (k - 1)] * len(histories)
+
+  monkeypatch.setattr(cli, "make_baseline",
+                      lambda name, n, **params: Fake(n, **params))
+  row = cli.run_baseline("ease", _fake_prepared(), cutoffs=(1,),
+                         grid=("p", (4, 1, 2)))
+  # Valid target is item 1 (history 2, 4), test target item 2 (history 3, 4).
+  assert row["params"] == {"p": 1}
+  assert row["valid"]["recall@1"] == 100.0
+  assert row["test"]["recall@1"] == 0.0  # evaluated with p=1, not with 2
+  assert [r["p"] for r in row["selection"]["rows"]] == [4, 1, 2]
+  assert row["selection"]["users"] == "valid"
+  assert [c for c in calls if c[1] == 3] == [(1, 3)]  # test users: once
+
+
+@pytest.mark.parametrize("name, param", [
+    ("mostpop", None), ("itemknn", None), ("userknn", "neighbours"),
+    ("ease", "l2")])
+def test_run_baseline_real_models(name, param):
+  grid = {"userknn": ("neighbours", (1, 2)), "ease": ("l2", (1.0, 10.0))}
+  row = cli.run_baseline(name, _fake_prepared(), cutoffs=(1, 2),
+                         grid=grid.get(name))
+  assert row["name"] == cli.BASELINE_NAMES[name]
+  assert set(row["valid"]) == set(row["test"]) and "recall@2" in row["test"]
+  if param:
+    assert list(row["params"]) == [param]
+    assert "(" + param + "=" in cli.results_table([row],
+                                                    metrics=("recall@2",))
+  else:
+    assert "params" not in row
+
+
+def test_make_baseline_rejects_unknown_name():
+  with pytest.raises(ValueError, match="Unknown baseline"):
+    cli.make_baseline("svd", 5)

@@ -21,7 +21,7 @@ def test_summary_table_mean_and_sample_std():
   rows = [{"label": "A", "test": {"recall@20": v}, "train_seconds": 2.0}
           for v in (1.0, 2.0, 3.0)]
   table = grid.summary_table(rows, metrics=("recall@20",))
-  assert "| A | 3 | 2.00 ± 1.00 | 2 |" in table
+  assert "| A | 3 | 2.00 ± 1.00 | ?, ?, ? / ? | ? | 2 |" in table
 
 
 def test_grid_resumes_finished_cells_and_refuses_other_settings(tmp_path):
@@ -43,3 +43,88 @@ def test_grid_resumes_finished_cells_and_refuses_other_settings(tmp_path):
   other = dataclasses.replace(base, learning_rate=0.01)
   with pytest.raises(ValueError, match="learning_rate"):
     grid.run_grid(other, ["dssm"], ["base"], [0], str(tmp_path), verbose=0)
+
+
+def _row(variant, seed, recall, best_epoch=3, max_epochs=10, tower="dssm"):
+  terms, _ = grid.parse_variant(variant)
+  metrics = {"recall@50": recall, "recall@20": recall / 2}
+  return {"tower": tower, "variant": variant, "seed": seed,
+          "label": grid.variant_label(tower, terms), "valid": metrics,
+          "test": metrics, "best_epoch": best_epoch, "max_epochs": max_epochs,
+          "epochs_run": best_epoch + 2, "train_seconds": 100.0 + seed}
+
+
+def _grid_rows():
+  # base 10, 12, 11; ui = base + 1, 2, 3 (see test_stats: p = 0.0742);
+  # ii = base + 1 exactly, seed 2 stopped at its last allowed epoch.
+  rows = [_row("base", s, r) for s, r in enumerate((10.0, 12.0, 11.0))]
+  rows += [_row("ui", s, r) for s, r in enumerate((11.0, 14.0, 14.0))]
+  rows += [_row("ii", s, r, best_epoch=10 if s == 2 else 4)
+           for s, r in enumerate((11.0, 13.0, 12.0))]
+  return rows
+
+
+def test_summary_table_epochs_and_convergence():
+  table = grid.summary_table(_grid_rows(), metrics=("recall@50",))
+  assert "epoch sel / max | not converged | train s/run |" in table
+  assert "| DSSM | 3 | 11.00 ± 1.00 | 3, 3, 3 / 10 | 0/3 | 101 |" in table
+  assert ("| DSSM+MIC(II) | 3 | 12.00 ± 1.00 | 4, 4, 10 / 10 | 1/3: s2 | "
+          "101 |") in table
+
+
+def test_summary_table_of_old_rows_marks_unknown_limit():
+  rows = [{"label": "A", "test": {"recall@20": 1.0}, "train_seconds": 2.0,
+           "best_epoch": 2, "seed": 0}]
+  table = grid.summary_table(rows, metrics=("recall@20",))
+  assert "| A | 1 | 1.00 ± nan | 2 / ? | ? | 2 |" in table
+
+
+def test_paired_table():
+  table = grid.paired_table(_grid_rows(), metrics=("recall@50",))
+  lines = {line.split(" | ")[0]: line for line in table.splitlines()}
+  ui = lines["| DSSM+MIC(UI)"]
+  assert "| DSSM | 0, 1, 2 | 0/3; 0/3 | +2.00 ± 1.00 | 1.41 | 0.0742 | no | " \
+         "no | n.s. |" in ui
+  ii = lines["| DSSM+MIC(II)"]
+  # Constant +1: p = 0; pooled std 1 (both sd 1), so 1 > 2 fails.
+  assert "| 1/3: s2; 0/3 | +1.00 ± 0.00 | 1.00 | 0 | no | yes | " \
+         "gain (p < 0.05) |" in ii
+  assert "paired t-test (scipy.stats.ttest_rel)" in table
+  assert "2·sqrt((s_base² + s_variant²)/2)" in table
+
+
+def test_paired_table_notes_a_tower_without_base():
+  rows = _grid_rows() + [_row("all", 0, 5.0, tower="youtube_dnn")]
+  table = grid.paired_table(rows)
+  assert "no 'base' cells of tower youtube_dnn" in table
+
+
+def test_cells_table_flags_last_epoch():
+  table = grid.cells_table(_grid_rows())
+  assert "| DSSM+MIC(II) | 2 | 10 | 10 | 12 | NOT CONVERGED | 102 | 12.00 | " \
+         "12.00 |" in table
+  assert "| DSSM | 0 | 3 | 10 | 5 | yes | 100 | 10.00 | 10.00 |" in table
+
+
+def _report(recall, seed, best_epoch=3):
+  cell = {"recall@50": recall}
+  return {"results": {"exact": {"u2i": cell, "u2u": dict(cell)}},
+          "run": {"seed": seed, "best_epoch": best_epoch, "max_epochs": 5,
+                  "train_seconds": 50.0}}
+
+
+def test_channel_tables_with_runs():
+  groups = {"DSSM": [_report(r, s) for s, r in enumerate((10.0, 12.0, 11.0))],
+            "MIC": [_report(r, s, best_epoch=5 if s == 0 else 2)
+                    for s, r in enumerate((11.0, 14.0, 14.0))]}
+  summary = grid.channel_summary_table(groups, metrics=("recall@50",))
+  assert ("| exact | u2u | MIC | 3 | 13.00 ± 1.73 | 5, 2, 2 / 5 | 1/3: s0 | "
+          "50 |") in summary
+  paired = grid.channel_paired_table(groups, "DSSM", metrics=("recall@50",))
+  assert ("| exact | u2i | MIC | DSSM | 0, 1, 2 | 1/3: s0; 0/3 | "
+          "+2.00 ± 1.00 | 1.41 | 0.0742 | no | no | n.s. |") in paired
+  with pytest.raises(ValueError, match="Base group 'X'"):
+    grid.channel_paired_table(groups, "X")
+  del groups["MIC"][0]["run"]["seed"]
+  with pytest.raises(ValueError, match="no run seed"):
+    grid.channel_paired_table(groups, "DSSM")

@@ -1,0 +1,1 @@
+"""Analyses of trained models (representation geometry, paper Figure 4)."""

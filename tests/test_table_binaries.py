@@ -1,0 +1,57 @@
+"""experiments/grid_table.py and channels_table.py on generated JSON."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _run(script, *args):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
+             PYTHONPATH=str(_ROOT) + os.pathsep + os.environ.get(
+                 "PYTHONPATH", ""))
+  done = subprocess.run([sys.executable, str(_ROOT / "experiments" / script),
+                         *args], capture_output=True, text=True, env=env,
+                        timeout=300)
+  assert done.returncode == 0, done.stderr[-3000:]
+  return done.stdout
+
+
+def test_grid_table_and_channels_table(tmp_path):
+  rows = []
+  for variant, label, values in (("base", "DSSM", (10.0, 12.0, 11.0)),
+                                 ("ui", "DSSM+MIC(UI)", (11.0, 14.0, 14.0))):
+    for seed, recall in enumerate(values):
+      metrics = {m: recall for m in ("recall@20", "ndcg@20", "hr@20",
+                                     "recall@50", "ndcg@50", "hr@50")}
+      rows.append({"tower": "dssm", "variant": variant, "seed": seed,
+                   "label": label, "valid": metrics, "test": metrics,
+                   "best_epoch": 2, "train_seconds": 5.0})
+      run = tmp_path / f"dssm_{variant}_s{seed}"
+      run.mkdir()
+      (run / "metrics.json").write_text(json.dumps(
+          {"seed": seed, "best_epoch": 2 if seed else 4,
+           "config": {"epochs": 4}, "history": [{}] * 4,
+           "train_seconds": 7.0}))
+      (run / "channels_test.json").write_text(json.dumps(
+          {"results": {"exact": {"u2i": metrics}}}))
+  grid_json = tmp_path / "grid.json"
+  grid_json.write_text(json.dumps(rows))
+
+  out = _run("grid_table.py", f"--grid={grid_json}", "--default_max_epochs=2")
+  assert "| DSSM | 3 | 11.00 ± 1.00 |" in out
+  assert "| 2, 2, 2 / 2 | 3/3: s0, s1, s2 |" in out  # last epoch: flagged
+  assert "| DSSM+MIC(UI) | DSSM | 0, 1, 2 | 3/3: s0, s1, s2; 3/3: s0, s1, " \
+         "s2 | +2.00 ± 1.00 | 1.41 | 0.0742 | no | no | n.s. |" in out
+  assert "NOT CONVERGED" in out
+
+  out = _run("channels_table.py", "--base=DSSM",
+             f"--groups=DSSM={tmp_path}/dssm_base_s*",
+             f"--groups=MIC={tmp_path}/dssm_ui_s*")
+  assert "| exact | u2i | MIC | 3 | 13.00 ± 1.73 |" in out
+  assert "| 4, 2, 2 / 4 | 1/3: s0 | 7 |" in out
+  assert "| exact | u2i | MIC | DSSM | 0, 1, 2 | 1/3: s0; 1/3: s0 | " \
+         "+2.00 ± 1.00 |" in out
