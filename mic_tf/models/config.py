@@ -34,7 +34,6 @@ TUNED_SETTINGS = {
     "terms": ("ui", "uu", "ii"),
     "lambda_": 0.9,
     "temperature": 0.1,
-    "term_temperatures": {"ii": 0.1},
     "weights": {"ui": 1.0, "uu": 1.0, "ii": 1.0},
     "user_attribute_mask": 0.2,
     "history_mask": 0.2,
@@ -117,8 +116,11 @@ class MICConfig:
 
   def __post_init__(self):
     self.terms = tuple(self.terms)
+    # An override equal to the shared temperature is no override: dropping
+    # it makes equivalent configs compare (and resume) as equal.
     self.term_temperatures = {k: float(v) for k, v in
-                              dict(self.term_temperatures).items()}
+                              dict(self.term_temperatures).items()
+                              if float(v) != float(self.temperature)}
     bad = [k for k in self.term_temperatures if k not in TERMS]
     if bad:
       raise ValueError(f"term_temperatures names unknown term(s) {bad}; "
