@@ -29,8 +29,8 @@ from absl import logging
 from mic_tf import baselines
 from mic_tf import console
 from mic_tf import errors
-from mic_tf import reproducibility
 from mic_tf import evaluation
+from mic_tf import reproducibility
 from mic_tf import training
 from mic_tf.data import registry as data_registry
 from mic_tf.mining import MiningConfig
@@ -47,8 +47,6 @@ BASELINE_GRIDS = {
     "userknn": ("neighbours", (10, 20, 50, 100, 200)),
     "ease": ("l2", (10.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0)),
 }
-
-
 USER_ERROR_EXIT_CODE = 2
 
 
@@ -117,7 +115,10 @@ def _guarded_main(main: Callable[[List[str]], Any], argv: List[str]) -> Any:
   if not f["verbosity"].present:
     # app.run raises the default to INFO; the detail is for --verbosity=1.
     logging.set_verbosity(logging.WARNING)
-  own_code = os.path.dirname(os.path.abspath(main.__code__.co_filename))
+  # ValueErrors raised by the binary's own checks are user errors too.
+  code = getattr(main, "__code__", None)
+  own_code = ([os.path.dirname(os.path.abspath(code.co_filename))]
+              if code else [])
   try:
     if f.deterministic:
       reproducibility.enable_determinism()
@@ -126,7 +127,7 @@ def _guarded_main(main: Callable[[List[str]], Any], argv: List[str]) -> Any:
     print(f"{_program(argv)}: interrupted", file=sys.stderr, flush=True)
     sys.exit(130)
   except Exception as error:  # pylint: disable=broad-except
-    if f.debug or not errors.is_user_error(error, extra_dirs=[own_code]):
+    if f.debug or not errors.is_user_error(error, extra_dirs=own_code):
       raise
     _fail(_program(argv), errors.one_line(error))
 

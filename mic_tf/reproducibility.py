@@ -81,6 +81,9 @@ def describe() -> Dict[str, Any]:
       "onednn_opts": onednn_enabled(),
       "onednn_max_cpu_isa": isa,
       "op_determinism": op_determinism,
-      "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
-      "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+      # 0: TensorFlow's default (one thread per core).
+      "intra_op_threads":
+          tf.config.threading.get_intra_op_parallelism_threads(),
+      "inter_op_threads":
+          tf.config.threading.get_inter_op_parallelism_threads(),
   }

@@ -445,15 +445,20 @@ def run_experiment(config: ExperimentConfig,
 
 
 def _check_resumable(config: ExperimentConfig, out_dir: str) -> None:
-  """Refuses to resume an unfinished run of other settings or version."""
-  stored = {}
+  """Refuses to resume an unfinished run of other settings or version.
+
+  Where the run lives and how long it may train (``epochs``, ``patience``)
+  may change: resuming with more epochs continues the same run.
+  """
   path = os.path.join(out_dir, "config.json")
-  if tf.io.gfile.exists(path):
-    with tf.io.gfile.GFile(path) as f:
-      stored = json.load(f)
+  if not tf.io.gfile.exists(path):
+    return
+  with tf.io.gfile.GFile(path) as f:
+    stored = json.load(f)
   # JSON turns tuples into lists: compare both through JSON.
   now = json.loads(json.dumps(config.to_dict(), default=_json_default))
-  keys = sorted((set(stored) | set(now)) - {"output_dir"})
+  keys = sorted((set(stored) | set(now))
+                - {"output_dir", "epochs", "patience"})
   differ = [k for k in keys if stored.get(k) != now.get(k)]
   if differ:
     shown = ", ".join(f"{k}: {stored.get(k, '(unset)')!r} there, "

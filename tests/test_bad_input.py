@@ -160,7 +160,7 @@ CASES = {
         "No taobao file given"),
     "resuming a run of other settings": (
         "train", lambda t, c: _tiny_flags(c, _made(_unfinished_run,
-                                                   t / "run", epochs=7)),
+                                                   t / "run", seed=7)),
         "holds an unfinished run with other settings ("),
     "evaluate without --run_dir": (
         "evaluate", lambda t, c: [],
@@ -169,7 +169,8 @@ CASES = {
         "evaluate", lambda t, c: [f"--run_dir={t}"],
         "is not a run directory written by experiments/train.py"),
     "evaluate a run of another version": (
-        "evaluate", lambda t, c: [f"--run_dir={_made(_old_version_run, t / 'old')}"],
+        "evaluate",
+        lambda t, c: [f"--run_dir={_made(_old_version_run, t / 'old')}"],
         "Unknown experiment settings ['learning_rate_schedule']: the config "
         "was written by another mic-tf version"),
     "malformed channel config": (
