@@ -19,11 +19,9 @@ run() {  # label, environment/prefix, extra flags
 echo "| setting | model | recall@20 | ndcg@20 | ndcg_gt@20 | hr@20 | recall@50 | ndcg@50 | ndcg_gt@50 | hr@50 |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
 run "default" "" ""
-run "default, again" "" ""
 run "default, 1 core" "taskset -c 0" ""
 run "CPU without AVX-512 (emulated)" "ONEDNN_MAX_CPU_ISA=AVX2" ""
 run "TF_ENABLE_ONEDNN_OPTS=0" "TF_ENABLE_ONEDNN_OPTS=0" ""
-run "TF_ENABLE_ONEDNN_OPTS=0, 1 core" "TF_ENABLE_ONEDNN_OPTS=0 taskset -c 0" ""
 run "TF_ENABLE_ONEDNN_OPTS=0, CPU without AVX-512" \
     "TF_ENABLE_ONEDNN_OPTS=0 ONEDNN_MAX_CPU_ISA=AVX2" ""
 run "--deterministic" "" "--deterministic"
