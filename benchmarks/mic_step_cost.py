@@ -8,18 +8,32 @@ ratio to the base step.
   python benchmarks/mic_step_cost.py --dataset=ml-1m --rounds=5 --steps=10
 
 Target of the MIC-core issue: <= 1.5x.
+
+``--deterministic`` times the steps in deterministic mode
+(``mic_tf.reproducibility``). Since that mode is chosen when TensorFlow
+starts, ``--compare_deterministic`` runs this benchmark in child processes,
+alternately without and with ``--deterministic`` (``--process_rounds``
+times each), and prints both medians side by side:
+
+  python benchmarks/mic_step_cost.py --dataset=ml-1m --compare_deterministic \
+      --variants=base \
+      --variants="MIC all, 2 views, contrastive rows 128 (README tables)"
 """
 
+import json
 import statistics
+import subprocess
+import sys
 import time
 
-from absl import app
 from absl import flags
 
 
 import mic_tf  # noqa: F401
 import tensorflow as tf
+from mic_tf import cli
 from mic_tf import pipeline
+from mic_tf import reproducibility
 from mic_tf import training
 from mic_tf.models.config import MICConfig
 
@@ -30,6 +44,15 @@ flags.DEFINE_integer("maxlen", 20, "History length.")
 flags.DEFINE_integer("max_item_users", 20, "Item user-bag size.")
 flags.DEFINE_integer("rounds", 5, "Interleaved timing rounds.")
 flags.DEFINE_integer("steps", 10, "Steps per model per round.")
+flags.DEFINE_multi_string("variants", [], "A variant to time (a name below; "
+                          "repeat the flag for more; default: all).")
+flags.DEFINE_bool("compare_deterministic", False, "Time every variant in "
+                  "child processes without and with --deterministic, "
+                  "alternately, and print both.")
+flags.DEFINE_integer("process_rounds", 2, "--compare_deterministic: child "
+                     "processes per mode.", lower_bound=1)
+flags.DEFINE_bool("json", False, "Print one RESULT line of JSON (used by "
+                  "--compare_deterministic).")
 
 VARIANTS = {
     "base": MICConfig.base(),
@@ -77,8 +100,52 @@ def matmul_gflops_per_s(size: int = 2048, dim: int = 128,
   return 2 * size * size * dim / seconds / 1e9
 
 
+def _selected():
+  unknown = [v for v in FLAGS.variants if v not in VARIANTS]
+  if unknown:
+    raise ValueError(f"Unknown --variants {unknown}; choose from "
+                     f"{list(VARIANTS)}.")
+  return {k: v for k, v in VARIANTS.items()
+          if not FLAGS.variants or k in FLAGS.variants}
+
+
+def _child(deterministic: bool):
+  args = [sys.executable, __file__, f"--dataset={FLAGS.dataset}",
+          f"--batch_size={FLAGS.batch_size}", f"--maxlen={FLAGS.maxlen}",
+          f"--max_item_users={FLAGS.max_item_users}",
+          f"--rounds={FLAGS.rounds}", f"--steps={FLAGS.steps}", "--json"]
+  args += [f"--variants={name}" for name in _selected()]
+  if deterministic:
+    args.append("--deterministic")
+  done = subprocess.run(args, capture_output=True, text=True, check=True)
+  line = [l for l in done.stdout.splitlines() if l.startswith("RESULT ")][-1]
+  return json.loads(line[len("RESULT "):])
+
+
+def compare_deterministic():
+  times = {False: {}, True: {}}
+  for r in range(FLAGS.process_rounds):
+    for det in (False, True):
+      for name, ms in _child(det).items():
+        times[det].setdefault(name, []).extend(ms)
+      print(f"process round {r + 1}/{FLAGS.process_rounds}, "
+            f"{'deterministic' if det else 'default'} done", flush=True)
+  print(f"\n{FLAGS.dataset}, batch {FLAGS.batch_size}, maxlen {FLAGS.maxlen}, "
+        f"{FLAGS.process_rounds} processes per mode, alternating, x "
+        f"{FLAGS.rounds} rounds x {FLAGS.steps} steps")
+  print("| variant | default ms/step | --deterministic ms/step | ratio |")
+  print("|---|---|---|---|")
+  for name in times[False]:
+    a = statistics.median(times[False][name])
+    b = statistics.median(times[True][name])
+    print(f"| {name} | {a:.1f} | {b:.1f} | {b / a:.2f}x |")
+
+
 def main(argv):
   del argv
+  if FLAGS.compare_deterministic:
+    return compare_deterministic()
+  variants = _selected()
   base = training.ExperimentConfig(dataset=FLAGS.dataset,
                                    maxlen=FLAGS.maxlen,
                                    max_item_users=FLAGS.max_item_users)
@@ -87,7 +154,7 @@ def main(argv):
                                    batch_size=FLAGS.batch_size, seed=0)
   batches = [b for b in data.take(FLAGS.steps)]
   steps = {}
-  for name, mic in VARIANTS.items():
+  for name, mic in variants.items():
     tf.keras.utils.set_random_seed(0)
     model = training.build_model(
         training.ExperimentConfig(dataset=FLAGS.dataset, mic=mic),
@@ -104,7 +171,7 @@ def main(argv):
 
     step(batches[0]).numpy()  # trace + warm up
     steps[name] = step
-  times = {name: [] for name in VARIANTS}
+  times = {name: [] for name in variants}
   for r in range(FLAGS.rounds):
     for name, step in steps.items():
       start = time.perf_counter()
@@ -112,23 +179,28 @@ def main(argv):
         loss = step(b)
       loss.numpy()
       times[name].append((time.perf_counter() - start) / len(batches) * 1e3)
-    print(f"round {r + 1}/{FLAGS.rounds} done", flush=True)
+    if not FLAGS.json:
+      print(f"round {r + 1}/{FLAGS.rounds} done", flush=True)
+  if FLAGS.json:
+    print("RESULT " + json.dumps(times), flush=True)
+    return
   rate = matmul_gflops_per_s()
-  base_ms = statistics.median(times["base"])
+  base_ms = statistics.median(times["base"]) if "base" in times else None
   print(f"\n{FLAGS.dataset}, batch {FLAGS.batch_size}, maxlen {FLAGS.maxlen}, "
         f"{FLAGS.rounds} interleaved rounds x {FLAGS.steps} steps; "
-        f"devices: {[d.device_type for d in tf.config.list_logical_devices()]}")
+        f"devices: {[d.device_type for d in tf.config.list_logical_devices()]}"
+        f"; {reproducibility.describe()}")
   print(f"measured matmul rate (2048x128 @ 128x2048): {rate:.1f} GFLOP/s")
   print("| variant | median ms/step | ratio to base | similarity GFLOP/step "
         "| their floor at that rate, ms |")
   print("|---|---|---|---|---|")
   for name, t in times.items():
     med = statistics.median(t)
+    ratio = f"{med / base_ms:.2f}x" if base_ms else "-"
     gflop = similarity_gflop(VARIANTS[name], FLAGS.batch_size, 128)
-    print(f"| {name} | {med:.1f} | {med / base_ms:.2f}x | {gflop:.2f} | "
+    print(f"| {name} | {med:.1f} | {ratio} | {gflop:.2f} | "
           f"{gflop / rate * 1e3:.1f} |")
 
 
-
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -45,7 +45,11 @@ def main(argv):
   base = cli.experiment_config_from_flags(FLAGS)
   for v in FLAGS.variants:
     grid.parse_variant(v)  # fail fast on a typo
-  seeds = [int(s) for s in FLAGS.seeds]
+  try:
+    seeds = [int(s) for s in FLAGS.seeds]
+  except ValueError:
+    raise app.UsageError(f"--seeds must be integers, got {FLAGS.seeds}; "
+                         "e.g. --seeds=0,1,2.") from None
   rows = grid.run_grid(base, FLAGS.towers, FLAGS.variants, seeds,
                        FLAGS.output_dir, verbose=FLAGS.verbose)
   print(grid.summary_table(rows))
@@ -59,4 +63,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -20,6 +20,7 @@ import os
 from absl import app
 from absl import flags
 
+from mic_tf import cli
 from mic_tf import grid
 
 FLAGS = flags.FLAGS
@@ -75,4 +76,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -19,6 +19,7 @@ from absl import flags
 
 import mic_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TF loads Keras)
 from mic_tf import channels
+from mic_tf import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("run_dir", None, "Directory of a finished training run "
@@ -54,4 +55,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -17,6 +17,7 @@ from absl import flags
 
 import mic_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TF loads Keras)
 from mic_tf import channels
+from mic_tf import cli
 from mic_tf import export
 
 FLAGS = flags.FLAGS
@@ -45,4 +46,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

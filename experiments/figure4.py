@@ -26,6 +26,7 @@ from absl import app
 from absl import flags
 
 import mic_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TF loads Keras)
+from mic_tf import cli
 from mic_tf.analysis import figure4
 
 FLAGS = flags.FLAGS
@@ -76,4 +77,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

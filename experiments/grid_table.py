@@ -15,6 +15,7 @@ import json
 from absl import app
 from absl import flags
 
+from mic_tf import cli
 from mic_tf import grid
 
 FLAGS = flags.FLAGS
@@ -54,4 +55,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -22,4 +22,3 @@ if [ ! -f "$STAMP" ] || [ "$ROOT/setup.cfg" -nt "$STAMP" ]; then
   "$ROOT/.venv/bin/python" -m pip install -q -e "$ROOT[test]"
   touch "$STAMP"
 fi
-export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"

@@ -1,18 +1,36 @@
 """Flags and glue shared by the absl binaries in ``experiments/``.
 
 Binaries stay thin: they define flags from here, build an
-``ExperimentConfig`` with ``experiment_config_from_flags`` and call library
-functions. A notebook can build the same ``ExperimentConfig`` by hand.
+``ExperimentConfig`` with ``experiment_config_from_flags``, call library
+functions, and start with ``cli.run(main)`` (instead of ``app.run``), which
+
+* keeps the console quiet: absl and TensorFlow log at WARNING unless
+  ``--verbosity=1`` (``--v=1``) asks for the detail;
+* prints a user error (``mic_tf.errors.is_user_error``: a bad flag, a
+  missing or malformed file, an unknown dataset, a run directory of other
+  settings) as one line, ``<binary>: error: <problem and fix>``, and exits
+  with status 2; ``--debug`` shows its traceback. Bugs keep their traceback;
+* turns on ``--deterministic`` (``mic_tf.reproducibility``).
+
+A notebook can build the same ``ExperimentConfig`` by hand; ``invoke`` runs
+a binary's ``main`` in-process exactly as ``run`` would (tests use it).
 """
 
+import functools
+import os
+import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from absl import app
 from absl import flags
 from absl import logging
 
 from mic_tf import baselines
+from mic_tf import console
+from mic_tf import errors
 from mic_tf import evaluation
+from mic_tf import reproducibility
 from mic_tf import training
 from mic_tf.data import registry as data_registry
 from mic_tf.mining import MiningConfig
@@ -29,10 +47,95 @@ BASELINE_GRIDS = {
     "userknn": ("neighbours", (10, 20, 50, 100, 200)),
     "ease": ("l2", (10.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0)),
 }
+USER_ERROR_EXIT_CODE = 2
+
+
+def define_run_flags() -> None:
+  """--debug and --deterministic (``run`` defines them for every binary)."""
+  if "debug" in flags.FLAGS:
+    return
+  flags.DEFINE_bool("debug", False, "Show the Python traceback of user "
+                    "errors (bad flags, files, run directories) too.")
+  flags.DEFINE_bool("deterministic", False, "The same numbers on any x86-64 "
+                    "CPU with AVX2: oneDNN kernels capped at "
+                    f"{reproducibility.DETERMINISTIC_ISA} and deterministic "
+                    "TensorFlow ops (see mic_tf.reproducibility and the "
+                    "README).")
+
+
+def run(main: Callable[[List[str]], Any],
+        argv: Optional[List[str]] = None) -> None:
+  """``app.run(main)`` with the console and error rules of this module."""
+  define_run_flags()
+  app.run(functools.partial(_guarded_main, main), argv=argv,
+          flags_parser=_parse_flags)
+
+
+def invoke(main: Callable[[List[str]], Any], argv: List[str]) -> Any:
+  """Runs a binary's ``main`` in this process as ``run`` would.
+
+  Every flag is first reset to its default, so consecutive calls do not see
+  each other's flags. A user error prints its line to stderr and raises
+  ``SystemExit(2)``, as on the command line.
+
+  Args:
+    main: The binary's ``main(argv)``.
+    argv: The command line, program name first.
+
+  Returns:
+    What ``main`` returned.
+  """
+  define_run_flags()
+  flags.FLAGS.unparse_flags()
+  return _guarded_main(main, _parse_flags(argv))
+
+
+def _program(argv: Sequence[str]) -> str:
+  return os.path.basename(argv[0]) if argv else "mic_tf"
+
+
+def _fail(program: str, message: str) -> None:
+  print(f"{program}: error: {message}", file=sys.stderr, flush=True)
+  sys.exit(USER_ERROR_EXIT_CODE)
+
+
+def _parse_flags(argv: List[str]) -> List[str]:
+  """Parses flags; a flag error is one line and exit status 2."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as error:
+    hint = ("; run with --helpshort to list the flags"
+            if isinstance(error, flags.UnrecognizedFlagError)
+            and "Did you mean" not in str(error) else "")
+    _fail(_program(argv), errors.one_line(error) + hint)
+
+
+def _guarded_main(main: Callable[[List[str]], Any], argv: List[str]) -> Any:
+  f = flags.FLAGS
+  if not f["verbosity"].present:
+    # app.run raises the default to INFO; the detail is for --verbosity=1.
+    logging.set_verbosity(logging.WARNING)
+  # ValueErrors raised by the binary's own checks are user errors too.
+  code = getattr(main, "__code__", None)
+  own_code = ([os.path.dirname(os.path.abspath(code.co_filename))]
+              if code else [])
+  try:
+    if f.deterministic:
+      reproducibility.enable_determinism()
+    return main(argv)
+  except KeyboardInterrupt:
+    print(f"{_program(argv)}: interrupted", file=sys.stderr, flush=True)
+    sys.exit(130)
+  except Exception as error:  # pylint: disable=broad-except
+    if f.debug or not errors.is_user_error(error, extra_dirs=own_code):
+      raise
+    _fail(_program(argv), errors.one_line(error))
 
 
 def define_data_flags() -> None:
   """--dataset, --data_dir, --data_path and the bring-your-own columns."""
+  if "dataset" in flags.FLAGS:
+    return  # a binary and a test may both define them
   flags.DEFINE_enum("dataset", "ml-1m", sorted(data_registry.LOADERS),
                     "Dataset name.")
   flags.DEFINE_string("data_dir", None, "Data cache directory (default: "
@@ -56,6 +159,8 @@ def define_data_flags() -> None:
 
 def define_training_flags() -> None:
   """Model, optimisation and output flags."""
+  if "tower" in flags.FLAGS:
+    return
   flags.DEFINE_string("tower", "dssm", "Registered tower name: one of "
                       f"{', '.join(tower_registry.available_towers())} or "
                       "your own.")
@@ -104,6 +209,8 @@ def define_training_flags() -> None:
 
 def define_mic_flags() -> None:
   """Every ``MICConfig`` setting as a flag."""
+  if "mic_terms" in flags.FLAGS:
+    return
   d = MICConfig()
   flags.DEFINE_enum("mic_preset", "paper", ["paper", "tuned"],
                     "Starting values of the MIC settings: paper (eq. 8 with "
@@ -166,6 +273,8 @@ def define_mic_flags() -> None:
 
 def define_mining_flags() -> None:
   """Every ``MiningConfig`` setting as a flag."""
+  if "mining_channels" in flags.FLAGS:
+    return
   d = MiningConfig()
   flags.DEFINE_list("mining_channels", [], "Mined channels, any of uu,ii,ui "
                     "(each must also be in --mic_terms); empty = off.")
@@ -383,7 +492,7 @@ def run_with_baselines(config: training.ExperimentConfig,
   """Runs the requested reference rows, then trains and evaluates the model."""
   prepared = training.prepare_data(config)
   rows = []
-  for name in names:
+  for name in console.track(names, "reference rows", unit="rows"):
     row = run_baseline(name, prepared, config.cutoffs, config.exclude_history)
     logging.info("%s test %s", row["name"], row["test"])
     rows.append(row)

@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from absl import logging
 import numpy as np
 
+from mic_tf import console
 from mic_tf import stats
 from mic_tf import training
 from mic_tf.mining import MiningConfig
@@ -87,6 +88,9 @@ def run_grid(base: training.ExperimentConfig, towers: Sequence[str],
   """
   prepared = training.prepare_data(base)
   rows = []
+  progress = console.Progress(
+      "grid", len(towers) * len(variants) * len(seeds), "runs",
+      log_every=0.0)
   for tower in towers:
     for variant in variants:
       terms, mined = parse_variant(variant)
@@ -122,6 +126,8 @@ def run_grid(base: training.ExperimentConfig, towers: Sequence[str],
                      result["test"])
         if output_dir:
           _dump(os.path.join(output_dir, "grid.json"), rows)
+        progress.update()
+  progress.close()
   return rows
 
 

@@ -8,6 +8,9 @@ with it and writes everything under ``output_dir``:
 
   output_dir/
     config.json         the ExperimentConfig
+    run_record.json     what reproduces the run: config, command, package
+                        versions, git commit, data checksums, hardware
+                        (``mic_tf.run_record``)
     feature_spec.json   the FeatureSpec
     metrics.json        valid + test metrics, per epoch history, timings
     checkpoints/best    weights of the selected epoch (tf.train.Checkpoint)
@@ -27,9 +30,12 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from mic_tf import console
+from mic_tf import errors
 from mic_tf import evaluation
 from mic_tf import features as F
 from mic_tf import pipeline
+from mic_tf import run_record
 from mic_tf.data import protocol
 from mic_tf.data import registry as data_registry
 from mic_tf.data.dataset import ProcessedDataset
@@ -141,6 +147,19 @@ class ExperimentConfig:
 
   @classmethod
   def from_dict(cls, d: Dict[str, Any]) -> "ExperimentConfig":
+    """Inverse of ``to_dict``.
+
+    Raises:
+      UserError: If ``d`` has settings this version does not know (a config
+        written by another mic-tf version).
+    """
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+      raise errors.UserError(
+          f"Unknown experiment settings {unknown}: the config was written by "
+          "another mic-tf version. Use that version, or retrain with this "
+          "one.")
     return cls(**d)
 
 
@@ -168,7 +187,7 @@ def prepare_data(config: ExperimentConfig,
     raw = data_registry.load_dataset(config.dataset, data_dir=config.data_dir,
                                      **config.dataset_kwargs)
     dataset = protocol.apply_comirec_protocol(raw)
-    logging.info("%s", protocol.describe(dataset))
+    console.status(protocol.describe(dataset))
   tables = F.build_feature_tables(dataset, maxlen=config.maxlen,
                                   use_user_id=config.use_user_id,
                                   max_item_users=config.max_item_users,
@@ -323,7 +342,8 @@ def run_experiment(config: ExperimentConfig,
 
   If ``output_dir`` holds the backup of a run that crashed, training resumes
   from its last finished epoch (``BackupAndRestore``) and keeps the best
-  epoch found before the crash.
+  epoch found before the crash; a backup of other settings is refused
+  (``UserError``).
 
   Args:
     config: The experiment config.
@@ -344,9 +364,16 @@ def run_experiment(config: ExperimentConfig,
   _check_prepared(config, prepared)
   tables = prepared.tables
   out_dir = config.output_dir
+  backup = os.path.join(out_dir, "backup") if out_dir else None
+  resume = bool(backup and tf.io.gfile.exists(backup)
+                and tf.io.gfile.listdir(backup))
+  if resume:
+    _check_resumable(config, out_dir)
   if out_dir:
     tf.io.gfile.makedirs(out_dir)
     _write_json(os.path.join(out_dir, "config.json"), config.to_dict())
+    _write_json(os.path.join(out_dir, run_record.FILENAME),
+                run_record.collect(config))
     with tf.io.gfile.GFile(os.path.join(out_dir, "feature_spec.json"),
                            "w") as f:
       f.write(tables.spec.to_json())
@@ -361,9 +388,6 @@ def run_experiment(config: ExperimentConfig,
   build_variables(model, tables)
 
   ckpt = os.path.join(out_dir, "checkpoints", "best") if out_dir else None
-  backup = os.path.join(out_dir, "backup") if out_dir else None
-  resume = bool(backup and tf.io.gfile.exists(backup)
-                and tf.io.gfile.listdir(backup))
   evaluator = EvaluationCallback(prepared.valid, config.cutoffs,
                                  config.exclude_history,
                                  config.eval_batch_size, ckpt, resume=resume,
@@ -407,16 +431,44 @@ def run_experiment(config: ExperimentConfig,
       "num_valid_users": int(len(prepared.valid.users)),
       "config": config.to_dict(),
   }
-  logging.info("kept epoch %d of %d run (max %d)%s", evaluator.best_epoch,
-               epochs_run, config.epochs,
-               "" if results["converged"] else
-               ": the last allowed epoch, NOT converged (raise --epochs)")
+  console.status(
+      f"Kept epoch {evaluator.best_epoch} of {epochs_run} run (max "
+      f"{config.epochs}; valid {evaluator.monitor} = {evaluator.best:.3f})"
+      + ("." if results["converged"] else
+         ": the last allowed epoch, NOT converged (raise --epochs)."))
   if test is not None:
     logging.info("test %s", _fmt(test))
   if out_dir:
     _write_json(os.path.join(out_dir, "metrics.json"), results)
   results["model"] = model
   return results
+
+
+def _check_resumable(config: ExperimentConfig, out_dir: str) -> None:
+  """Refuses to resume an unfinished run of other settings or version.
+
+  Where the run lives and how long it may train (``epochs``, ``patience``)
+  may change: resuming with more epochs continues the same run.
+  """
+  path = os.path.join(out_dir, "config.json")
+  if not tf.io.gfile.exists(path):
+    return
+  with tf.io.gfile.GFile(path) as f:
+    stored = json.load(f)
+  # JSON turns tuples into lists: compare both through JSON.
+  now = json.loads(json.dumps(config.to_dict(), default=_json_default))
+  keys = sorted((set(stored) | set(now))
+                - {"output_dir", "epochs", "patience"})
+  differ = [k for k in keys if stored.get(k) != now.get(k)]
+  if differ:
+    shown = ", ".join(f"{k}: {stored.get(k, '(unset)')!r} there, "
+                      f"{now.get(k, '(unset)')!r} now" for k in differ[:3])
+    more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
+    raise errors.UserError(
+        f"{out_dir} holds an unfinished run with other settings ({shown}"
+        f"{more}). Resume it with its own settings, pass another "
+        f"--output_dir, or delete {os.path.join(out_dir, 'backup')} to "
+        "start over there.")
 
 
 def _check_prepared(config: ExperimentConfig, prepared: Prepared) -> None:
@@ -478,6 +530,8 @@ def load_run(output_dir: str, prepared: Optional[Prepared] = None
 
   Raises:
     FileNotFoundError: If the directory holds no finished run.
+    UserError: If its config or checkpoint comes from another mic-tf
+      version.
   """
   config_path = os.path.join(output_dir, "config.json")
   ckpt = os.path.join(output_dir, "checkpoints", "best")
@@ -494,7 +548,14 @@ def load_run(output_dir: str, prepared: Optional[Prepared] = None
   prepared = prepared or prepare_data(config)
   model = build_model(config, prepared.tables, prepared.dataset)
   build_variables(model, prepared.tables)
-  status = tf.train.Checkpoint(model=model).read(ckpt)
-  status.assert_existing_objects_matched()
+  try:
+    status = tf.train.Checkpoint(model=model).read(ckpt)
+    status.assert_existing_objects_matched()
+  except (AssertionError, ValueError, tf.errors.OpError) as error:
+    raise errors.UserError(
+        f"The checkpoint in {output_dir!r} does not fit the model its "
+        "config.json describes (written by another mic-tf version?): "
+        f"{str(error).splitlines()[0][:200]} Evaluate it with the version "
+        "that trained it, or retrain.") from error
   status.expect_partial()  # optimizer slots are not needed to evaluate
   return config, prepared, model

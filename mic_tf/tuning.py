@@ -27,6 +27,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Sequence
 from absl import logging
 import tensorflow as tf
 
+from mic_tf import console
 from mic_tf import training
 from mic_tf.models.config import TERMS
 
@@ -263,8 +264,15 @@ def run_study(base: training.ExperimentConfig,
 
   finished = (optuna.trial.TrialState.COMPLETE,
               optuna.trial.TrialState.PRUNED)
-  while len(study.get_trials(deepcopy=False, states=finished)) < num_trials:
+  def done():
+    return len(study.get_trials(deepcopy=False, states=finished))
+
+  progress = console.Progress("tuning trials", num_trials - done(), "trials",
+                              log_every=0.0)
+  while done() < num_trials:
     study.optimize(objective, n_trials=1, catch=())
+    progress.update()
+  progress.close()
   return study
 
 

@@ -38,3 +38,31 @@ except ImportError as e:
                        capture_output=True, text=True, timeout=120)
   assert out.returncode == 0, out.stderr[-2000:]
   assert "raised:" in out.stdout and "TF_USE_LEGACY_KERAS" in out.stdout
+
+
+def test_startup_environment_quiet_by_default_detail_on_request():
+  from mic_tf import _env  # pylint: disable=g-import-not-at-top
+  start = _env.startup_environment
+  assert start(["train.py"], {}, has_gpu=False) == {
+      "TF_CPP_MIN_LOG_LEVEL": "3"}  # hides the cuInit error line
+  assert start(["train.py"], {}, has_gpu=True) == {
+      "TF_CPP_MIN_LOG_LEVEL": "2"}
+  for argv in (["t", "--v=1"], ["t", "--verbosity=2"], ["t", "-v", "1"]):
+    assert start(argv, {}, has_gpu=False)["TF_CPP_MIN_LOG_LEVEL"] == "0"
+  assert start(["t", "--v=-1"], {}, has_gpu=False) == {
+      "TF_CPP_MIN_LOG_LEVEL": "3"}
+  # What the user set is never changed.
+  assert start(["t", "--v=1"], {"TF_CPP_MIN_LOG_LEVEL": "1"}) == {}
+
+
+def test_startup_environment_deterministic():
+  from mic_tf import _env  # pylint: disable=g-import-not-at-top
+  start = _env.startup_environment
+  det = {"ONEDNN_MAX_CPU_ISA": "AVX2"}
+  assert det.items() <= start(["t", "--deterministic"], {}).items()
+  assert det.items() <= start(["t"], {"MIC_TF_DETERMINISTIC": "1"}).items()
+  assert "ONEDNN_MAX_CPU_ISA" not in start(["t"], {})
+  assert "ONEDNN_MAX_CPU_ISA" not in start(
+      ["t", "--deterministic", "--nodeterministic"], {})
+  assert "ONEDNN_MAX_CPU_ISA" not in start(
+      ["t", "--deterministic"], {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"})

@@ -23,6 +23,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from mic_tf import console
 from mic_tf import evaluation
 from mic_tf import indexes as index_lib
 from mic_tf import metrics as metric_lib
@@ -161,7 +162,8 @@ def retrieve_channels(channel_objects: Mapping[str, Any],
   if unknown:
     raise ValueError(f"No channel object for {unknown}; fusion weights may "
                      f"only name {sorted(channel_objects)}.")
-  out = {c: channel_objects[c].retrieve(queries, k) for c in needed}
+  out = {c: channel_objects[c].retrieve(queries, k)
+         for c in console.track(needed, "channel retrieval", unit="channels")}
   if "fused" in channels:
     out["fused"] = fusion.fuse(out, fusion_config, k)
   return out

@@ -20,6 +20,7 @@ from typing import (Any, Callable, Dict, List, Mapping, Optional, Sequence,
 
 import numpy as np
 
+from mic_tf import console
 from mic_tf import evaluation
 from mic_tf import metrics as metric_lib
 from mic_tf.channels import fusion
@@ -142,7 +143,8 @@ def grid_search(context: EvaluationContext, channel: str,
   configs = [_with_section(base, channel, p) for p in points]
   run = _ranker(context, channel, configs, base, max(cutoffs), batch_size)
   table, best = [], None
-  for params, config in zip(points, configs):
+  for params, config in console.track(list(zip(points, configs)),
+                                      f"tuning {channel}", unit="settings"):
     ids = run(config)
     values = evaluation.evaluate_retrieval(ids, context.targets, cutoffs)
     table.append({**params, **values})

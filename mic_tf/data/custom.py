@@ -32,14 +32,22 @@ def read_table(path: PathLike, what: str) -> pd.DataFrame:
 
   Raises:
     FileNotFoundError: If the file is missing.
+    ValueError: If it cannot be parsed.
   """
   path = pathlib.Path(path)
   if not path.is_file():
     raise FileNotFoundError(f"The {what} file {path} does not exist; pass the "
                             "path of a .csv or .parquet file.")
-  if path.suffix.lower() in _PARQUET_SUFFIXES:
-    return pd.read_parquet(path)
-  return pd.read_csv(path)
+  parquet = path.suffix.lower() in _PARQUET_SUFFIXES
+  try:
+    return pd.read_parquet(path) if parquet else pd.read_csv(path)
+  except (ValueError, OSError) as error:  # pandas/pyarrow parse errors
+    detail = " ".join(str(error).split())[:200]
+    kind = "Parquet" if parquet else "CSV"
+    raise ValueError(
+        f"The {what} file {path} is not a readable {kind} file ({detail}); "
+        "pass a comma-separated .csv with a header row, or a .parquet "
+        "file.") from error
 
 
 def _require_columns(table: pd.DataFrame, columns: Sequence[str], path,

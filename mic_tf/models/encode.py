@@ -3,9 +3,13 @@
 Spaces: ``"shared"`` (U2I; L2-normalised), ``"user"`` / ``"item"`` (the
 towers' own spaces, used by U2U and I2I; L2-normalised too, since every
 channel ranks by cosine similarity).
+
+One ``tf.function`` per (model, space) is built on first use and reused by
+every later call, so evaluating after each epoch does not retrace.
 """
 
-from typing import Mapping
+from typing import Any, Callable, Dict, Mapping, Tuple
+import weakref
 
 import numpy as np
 import tensorflow as tf
@@ -14,9 +18,50 @@ USER_SPACES = ("shared", "user")
 ITEM_SPACES = ("shared", "item")
 
 
+# model -> {(side, space): tf.function}. The functions reach the model
+# through a weak reference, so an entry goes away with its model.
+_FUNCTIONS: "weakref.WeakKeyDictionary[Any, Dict[Tuple[str, str], Callable]]"
+_FUNCTIONS = weakref.WeakKeyDictionary()
+
+
 def _check(space, allowed):
   if space not in allowed:
     raise ValueError(f"space must be one of {allowed}, got {space!r}.")
+
+
+def _user_function(model_ref, space: str) -> Callable:
+
+  @tf.function(reduce_retracing=True)
+  def run(batch):
+    model = model_ref()
+    if space == "shared":
+      return model.user_query(batch)
+    rep = model.user_space_summary(model.user_representation(batch))
+    return tf.math.l2_normalize(rep, axis=-1)
+
+  return run
+
+
+def _item_function(model_ref, space: str) -> Callable:
+
+  @tf.function(reduce_retracing=True)
+  def run(ids):
+    model = model_ref()
+    if space == "shared":
+      return model.item_candidate(ids)
+    return tf.math.l2_normalize(model.item_representation(ids), axis=-1)
+
+  return run
+
+
+def encoder(model, side: str, space: str) -> Callable:
+  """The model's cached ``tf.function`` for one side (user/item) and space."""
+  functions = _FUNCTIONS.setdefault(model, {})
+  key = (side, space)
+  if key not in functions:
+    make = _user_function if side == "user" else _item_function
+    functions[key] = make(weakref.ref(model), space)
+  return functions[key]
 
 
 def encode_users(model, features: Mapping[str, np.ndarray],
@@ -36,14 +81,7 @@ def encode_users(model, features: Mapping[str, np.ndarray],
   """
   _check(space, USER_SPACES)
   names = model.spec.user_field_names
-
-  @tf.function(reduce_retracing=True)
-  def run(batch):
-    if space == "shared":
-      return model.user_query(batch)
-    rep = model.user_space_summary(model.user_representation(batch))
-    return tf.math.l2_normalize(rep, axis=-1)
-
+  run = encoder(model, "user", space)
   n = len(next(iter(features.values())))
   out = []
   for start in range(0, n, batch_size):
@@ -66,13 +104,7 @@ def encode_items(model, space: str = "shared",
     ``(num_items, d)`` float32, rows L2-normalised.
   """
   _check(space, ITEM_SPACES)
-
-  @tf.function(reduce_retracing=True)
-  def run(ids):
-    if space == "shared":
-      return model.item_candidate(ids)
-    return tf.math.l2_normalize(model.item_representation(ids), axis=-1)
-
+  run = encoder(model, "item", space)
   num_items = model.spec.num_items
   out = [run(tf.range(s, min(s + batch_size, num_items))).numpy()
          for s in range(0, num_items, batch_size)]

@@ -19,8 +19,9 @@ def _readme_class():
   readme = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
   with open(readme) as f:
     text = f.read()
-  block = re.search(r"```python\n(import mic_tf.*?class MyMIC.*?)```", text,
-                    re.S).group(1)
+  # The one ```python block that defines MyMIC (not the quickstart above it).
+  block = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S)
+               if "class MyMIC" in b)
   namespace = {}
   exec(block, namespace)  # pylint: disable=exec-used
   return namespace["MyMIC"]

@@ -1,0 +1,105 @@
+"""The short path for notebooks: data, model, training data, channels, export.
+
+::
+
+  import mic_tf
+
+  data = mic_tf.load_data("ml-100k")
+  model = mic_tf.build_model(data, tower="dssm", mic=mic_tf.MICConfig())
+  model.fit(mic_tf.training_data(data), epochs=1)
+  metrics = mic_tf.evaluate_channels(model, data)   # u2i, u2u, i2i, fused
+  mic_tf.export_models(model, data, "exports/ml100k")
+
+Each function is a thin layer over the library the binaries use
+(``mic_tf.training``, ``mic_tf.pipeline``, ``mic_tf.channels``,
+``mic_tf.export``); ``experiments/train.py`` adds the epoch selection on
+valid users, checkpoints and the run record (``training.run_experiment``).
+"""
+
+from typing import Any, Optional
+
+import tensorflow as tf
+
+from mic_tf import pipeline
+from mic_tf import training
+from mic_tf.channels import evaluate_channels  # noqa: F401  (re-exported)
+from mic_tf.export import export_models  # noqa: F401  (re-exported)
+from mic_tf.mining import MiningConfig
+from mic_tf.models.config import MICConfig
+from mic_tf.models.mic_model import MICModel
+
+# The binaries' defaults (experiments/train.py), used by the README tables.
+DEFAULT_MAXLEN = 20
+DEFAULT_ITEM_USERS = 20
+
+
+def load_data(dataset: str = "ml-1m", maxlen: int = DEFAULT_MAXLEN,
+              max_item_users: int = DEFAULT_ITEM_USERS,
+              data_dir: Optional[str] = None,
+              **dataset_kwargs: Any) -> training.Prepared:
+  """Loads a dataset, applies the ComiRec protocol and builds the features.
+
+  Args:
+    dataset: A registered dataset (``mic_tf.data.registry.LOADERS``):
+      ``"ml-1m"`` and ``"ml-100k"`` are fetched; the others read files.
+    maxlen: History length.
+    max_item_users: Size of each item's bag of training users (0: off).
+    data_dir: Data cache directory (default ``$MIC_TF_DATA_DIR`` or
+      ``~/.cache/mic_tf/data``).
+    **dataset_kwargs: Loader arguments, e.g. ``path=...`` (see
+      ``mic_tf.data.load_dataset``).
+
+  Returns:
+    The prepared data: ``.dataset``, ``.tables``, ``.valid``, ``.test``.
+  """
+  config = training.ExperimentConfig(
+      dataset=dataset, data_dir=data_dir, dataset_kwargs=dataset_kwargs,
+      maxlen=maxlen, max_item_users=max_item_users)
+  return training.prepare_data(config)
+
+
+def build_model(data: training.Prepared, tower: str = "dssm",
+                mic: Optional[MICConfig] = None,
+                mining: Optional[MiningConfig] = None, seed: int = 0,
+                **settings: Any) -> MICModel:
+  """A compiled ``MICModel`` with a registered tower on prepared data.
+
+  Args:
+    data: From ``load_data``.
+    tower: A registered tower (``mic_tf.towers.available_towers()``, or one
+      added with ``mic_tf.register_tower``).
+    mic: The MIC objective (None: the base model, basic loss only).
+    mining: Nearest-neighbour mining (None: off).
+    seed: Seeds TensorFlow, NumPy and Python before the weights are made.
+    **settings: Other ``ExperimentConfig`` fields: ``embedding_dim``,
+      ``output_dim``, ``hidden_units``, ``dropout``, ``learning_rate``,
+      ``tower_kwargs``.
+
+  Returns:
+    The model, compiled with Adam; train it with ``model.fit``.
+  """
+  spec = data.tables.spec
+  config = training.ExperimentConfig(
+      dataset=data.dataset.name, tower=tower, maxlen=spec.maxlen,
+      mic=mic or MICConfig.base(), mining=mining or MiningConfig.off(),
+      seed=seed, **settings)
+  tf.keras.utils.set_random_seed(seed)
+  model = training.build_model(config, data.tables, data.dataset)
+  training.build_variables(model, data.tables)
+  return model
+
+
+def training_data(data: training.Prepared, batch_size: int = 1024,
+                  seed: int = 0,
+                  examples_per_epoch: Optional[int] = None) -> tf.data.Dataset:
+  """The shuffled training batches (every position of every training user).
+
+  Args:
+    data: From ``load_data``.
+    batch_size: Examples per batch (in-batch negatives: larger is harder).
+    seed: Shuffle seed.
+    examples_per_epoch: A seeded subset of this many examples per epoch.
+  """
+  return pipeline.training_dataset(data.tables, data.dataset,
+                                   batch_size=batch_size, seed=seed,
+                                   max_examples=examples_per_epoch)

@@ -1,0 +1,89 @@
+"""What makes two runs give the same numbers, and the ``--deterministic`` mode.
+
+A run repeats exactly on one machine: the seed fixes the weights'
+initialisation, the shuffling, the example subset and every perturbation
+(``tf.keras.utils.set_random_seed`` in ``run_experiment``), tf.data keeps its
+order (``deterministic=True``), and the CPU kernels reduce in a fixed order
+on a fixed machine.
+
+Across machines it need not. TensorFlow's matrix products on x86 run in
+oneDNN, which picks its kernels at run time for the CPU's instruction set
+(AVX-512 on one EPYC generation, AVX2 on another; a VM may only say "AMD
+EPYC"). The kernels sum in different orders, so float32 results differ in
+the last bits, and training amplifies that into different metrics. This
+holds with ``TF_ENABLE_ONEDNN_OPTS=0`` too: TensorFlow's own matmul then
+still calls oneDNN's sgemm. The number of threads did not change any
+number here (1 or 2 cores, oneDNN on or off).
+
+``--deterministic`` (or ``MIC_TF_DETERMINISTIC=1`` in the environment before
+``mic_tf`` is imported) takes the instruction set out:
+
+* ``ONEDNN_MAX_CPU_ISA=AVX2``: the same oneDNN kernels on every x86-64 CPU
+  with AVX2 (every EPYC, every Intel CPU since 2013); set by
+  ``mic_tf._env`` before TensorFlow loads;
+* ``tf.config.experimental.enable_op_determinism()``: TensorFlow raises on
+  an op without a deterministic implementation instead of running it.
+
+The README's reproducibility section gives what was measured, the cost, and
+what still differs (other TensorFlow builds or versions, GPUs).
+"""
+
+import os
+from typing import Any, Dict
+
+from mic_tf import _env
+from mic_tf import errors
+
+DETERMINISTIC_ENV = _env.DETERMINISTIC_ENV
+DETERMINISTIC_ISA = _env.DETERMINISTIC_ISA
+
+
+def onednn_enabled() -> bool:
+  """Whether this process's TensorFlow runs oneDNN's graph rewrites."""
+  try:
+    from tensorflow.python.util import _pywrap_util_port  # pylint: disable=g-import-not-at-top
+    return bool(_pywrap_util_port.IsMklEnabled())
+  except (ImportError, AttributeError):  # another TensorFlow build
+    return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != "0"
+
+
+def enable_determinism() -> None:
+  """Turns on deterministic ops; checks the start-up settings.
+
+  Raises:
+    UserError: If ``ONEDNN_MAX_CPU_ISA`` is not ``AVX2`` (TensorFlow was
+      started without ``--deterministic`` / ``MIC_TF_DETERMINISTIC=1``).
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  isa = os.environ.get("ONEDNN_MAX_CPU_ISA")
+  if (isa or "").upper() != DETERMINISTIC_ISA:
+    raise errors.UserError(
+        "Deterministic mode must be chosen before TensorFlow starts "
+        f"(ONEDNN_MAX_CPU_ISA is {isa!r}, not {DETERMINISTIC_ISA!r}): pass "
+        "--deterministic on the command line, or set "
+        f"{DETERMINISTIC_ENV}=1 in the environment before importing "
+        "tensorflow or mic_tf.")
+  tf.config.experimental.enable_op_determinism()
+
+
+def describe() -> Dict[str, Any]:
+  """The settings that decide whether numbers repeat (for run records)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  try:
+    from tensorflow.python.framework import config as tf_config  # pylint: disable=g-import-not-at-top
+    op_determinism = bool(tf_config.is_op_determinism_enabled())
+  except (ImportError, AttributeError):  # another TensorFlow version
+    op_determinism = None
+  isa = os.environ.get("ONEDNN_MAX_CPU_ISA")
+  return {
+      "deterministic_mode": bool(op_determinism) and (
+          (isa or "").upper() == DETERMINISTIC_ISA),
+      "onednn_opts": onednn_enabled(),
+      "onednn_max_cpu_isa": isa,
+      "op_determinism": op_determinism,
+      # 0: TensorFlow's default (one thread per core).
+      "intra_op_threads":
+          tf.config.threading.get_intra_op_parallelism_threads(),
+      "inter_op_threads":
+          tf.config.threading.get_inter_op_parallelism_threads(),
+  }
