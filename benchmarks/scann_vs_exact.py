@@ -212,7 +212,7 @@ def sweep(size: int, scann: indexes.ScannIndex, queries: np.ndarray,
   if config.num_leaves is not None and _SWEEP_LEAVES.value:
     leaves_values = [int(v) for v in _SWEEP_LEAVES.value]
   candidate_values = [None]
-  if config.reorder_num_neighbors is not None and _SWEEP_CANDIDATES.value:
+  if config.reorder_num_neighbours is not None and _SWEEP_CANDIDATES.value:
     candidate_values = [int(v) for v in _SWEEP_CANDIDATES.value]
   settings = [(leaves, candidates) for leaves in leaves_values
               for candidates in candidate_values
@@ -225,7 +225,7 @@ def sweep(size: int, scann: indexes.ScannIndex, queries: np.ndarray,
     recall = indexes.recall_against_exact(search()[0], exact_ids)
     shown_leaves = config.num_leaves_to_search if leaves is None else leaves
     shown_leaves = "all" if shown_leaves is None else shown_leaves
-    shown_candidates = (config.reorder_num_neighbors
+    shown_candidates = (config.reorder_num_neighbours
                         if candidates is None else candidates)
     label = f"leaves={shown_leaves},reorder={shown_candidates}"
     rows.append(Row(size, f"ScaNN {label}", "batched, parallel",

@@ -66,7 +66,7 @@ from mic_tf.channels.config import ChannelConfig
 from mic_tf.channels.config import CHANNELS
 from mic_tf.channels.i2i import rank_i2i
 from mic_tf.channels.u2i import rank_u2i
-from mic_tf.channels.u2u import neighbor_histories
+from mic_tf.channels.u2u import neighbour_histories
 from mic_tf.channels.u2u import rank_u2u
 
 INDEX_KINDS = ("exact", "scann")
@@ -169,7 +169,7 @@ class ScannSearcher(tf.Module):
     scann_ops = _import_scann()
     vectors = np.ascontiguousarray(vectors, np.float32)
     self.config = config or indexes.ScannConfig.auto(len(vectors), k)
-    builder = scann_ops.builder(vectors, self.config.num_neighbors,
+    builder = scann_ops.builder(vectors, self.config.num_neighbours,
                                 "dot_product")
     self.state = self.config.configure(builder).build().serialize_to_module()
     self.ids = tf.Variable(np.asarray(ids, np.int64), trainable=False,
@@ -197,8 +197,8 @@ class ScannSearcher(tf.Module):
     """``(ids, scores)``, ``(q, k)``; missing results are ``(-1, -inf)``."""
     searcher = _import_scann().ScannSearcher(self._handle())
     pre = None
-    if self.config.reorder_num_neighbors is not None:
-      pre = max(self.config.reorder_num_neighbors, k)
+    if self.config.reorder_num_neighbours is not None:
+      pre = max(self.config.reorder_num_neighbours, k)
     rows, scores = searcher.search_batched(
         queries, final_num_neighbors=k, pre_reorder_num_neighbors=pre)
     rows = tf.cast(rows, tf.int64)
@@ -334,8 +334,8 @@ class ChannelServer(tf.Module):
       rows = np.arange(len(assets.train_users), dtype=np.int64)
       self.users = make_searcher(index, assets.train_user_space, rows,
                                  scann_configs.get("users"),
-                                 config.u2u.num_neighbors, "users")
-      values, splits = neighbor_histories(assets.train_sequences,
+                                 config.u2u.num_neighbours, "users")
+      values, splits = neighbour_histories(assets.train_sequences,
                                           config.u2u.history_len)
       self.history_values = tf.Variable(values, trainable=False,
                                         name="history_values")
@@ -391,7 +391,7 @@ class ChannelServer(tf.Module):
   def _u2u(self, shared, space, history, exclude, config):
     del history
     c = config.u2u
-    n = min(c.num_neighbors, self.users.size)
+    n = min(c.num_neighbours, self.users.size)
     rows, sims = self.users.search(space, n)
     sims = tf.where(rows >= 0, sims, 0.0)
     return rank_u2u(rows, sims, self.history_values, self.history_splits,

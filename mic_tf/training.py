@@ -460,7 +460,7 @@ def build_variables(model: MICModel, tables: F.FeatureTables) -> None:
       users, np.zeros((len(users), tables.spec.maxlen), np.int32))
   batch = {k: tf.constant(v) for k, v in feats.items()}
   batch[F.ITEM_ID] = tf.constant([1, 1], tf.int32)
-  batch[pipeline.USER_KEY] = tf.constant(users.astype(np.int32))
+  batch[F.USER_KEY] = tf.constant(users.astype(np.int32))
   model.compute_loss(batch, training=True)
   model(batch)  # marks the Keras model as built
 

@@ -32,7 +32,7 @@ _EXACT = ("u2i", "u2u", "i2i", "fused")
 
 
 def _approximate():
-  return indexes.ScannConfig(num_neighbors=_K).with_ah().with_reorder(20)
+  return indexes.ScannConfig(num_neighbours=_K).with_ah().with_reorder(20)
 
 
 class ExportTest(tf.test.TestCase):

@@ -49,7 +49,7 @@ from mic_tf.channels.tuning import GridSearchResult
 from mic_tf.channels.tuning import tune_channels
 from mic_tf.channels.u2i import rank_u2i
 from mic_tf.channels.u2i import U2IChannel
-from mic_tf.channels.u2u import neighbor_histories
+from mic_tf.channels.u2u import neighbour_histories
 from mic_tf.channels.u2u import rank_u2u
 from mic_tf.channels.u2u import U2UChannel
 from mic_tf.channels.u2u import U2UConfig

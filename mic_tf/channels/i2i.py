@@ -62,8 +62,8 @@ class I2IConfig:
           f"recency_decay must be in (0, 1], got {self.recency_decay}.")
 
 
-def rank_i2i(source_items: tf.Tensor, neighbor_ids: tf.Tensor,
-             neighbor_sims: tf.Tensor, user_queries: tf.Tensor,
+def rank_i2i(source_items: tf.Tensor, neighbour_ids: tf.Tensor,
+             neighbour_sims: tf.Tensor, user_queries: tf.Tensor,
              item_table: tf.Tensor, exclude: tf.Tensor, k: int,
              num_similar: int, alpha: float, gamma: float,
              recency_decay: float) -> Tuple[tf.Tensor, tf.Tensor]:
@@ -71,10 +71,10 @@ def rank_i2i(source_items: tf.Tensor, neighbor_ids: tf.Tensor,
 
   Args:
     source_items: ``(B, M')`` source item ids, most recent first, 0-padded.
-    neighbor_ids: ``(B, M', C)`` items retrieved for each source, best
+    neighbour_ids: ``(B, M', C)`` items retrieved for each source, best
       first, ``<= 0`` for padding; ``C`` should be ``M + 1`` so that ``M``
       remain once the source itself is dropped.
-    neighbor_sims: ``(B, M', C)`` their item-space cosines.
+    neighbour_sims: ``(B, M', C)`` their item-space cosines.
     user_queries: ``(B, K, d)`` unit shared-space user queries.
     item_table: ``(num_items, d)`` unit shared-space item vectors.
     exclude: ``(B, E)`` item ids never to return, 0-padded.
@@ -90,8 +90,8 @@ def rank_i2i(source_items: tf.Tensor, neighbor_ids: tf.Tensor,
   """
   batch = tf.shape(source_items)[0]
   sources = tf.cast(source_items, tf.int64)
-  ids = tf.cast(neighbor_ids, tf.int64)
-  sims = tf.cast(neighbor_sims, tf.float32)
+  ids = tf.cast(neighbour_ids, tf.int64)
+  sims = tf.cast(neighbour_sims, tf.float32)
   valid = (ids > 0) & (ids != sources[:, :, tf.newaxis]) & (
       sources[:, :, tf.newaxis] > 0)
   rank = tf.cumsum(tf.cast(valid, tf.int32), axis=2, exclusive=True)

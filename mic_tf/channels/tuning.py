@@ -4,7 +4,7 @@ The settings of the channels (``N``, ``alpha``, ``gamma``, ``M'``, ``M``, the
 fusion weights, ...) are chosen on *valid* users, never on test users::
 
   context = evaluate.build_context(model, prepared, users="valid")
-  result = grid_search(context, "u2u", {"num_neighbors": [20, 50],
+  result = grid_search(context, "u2u", {"num_neighbours": [20, 50],
                                         "alpha": [0.0, 0.5, 1.0]})
   config = result.best_config   # a ChannelConfig with the best U2U settings
 
@@ -84,7 +84,7 @@ def _ranker(context: EvaluationContext, channel: str,
   queries = context.queries
   objects = build_channels(context.assets, context.indexes, base, batch_size)
   if channel == "u2u":
-    largest = max(c.u2u.num_neighbors for c in configs)
+    largest = max(c.u2u.num_neighbours for c in configs)
     rows, sims = objects["u2u"].search(queries, largest)
     by_history_len = {}  # neighbour histories depend on history_len only
 

@@ -40,22 +40,22 @@ class U2UConfig:
   """Settings of the U2U channel (formula in the module docstring).
 
   Attributes:
-    num_neighbors: ``N``, similar training users per user.
+    num_neighbours: ``N``, similar training users per user.
     alpha: Weight of the normalised neighbour score (``1 - alpha``: the
       user-item cosine), in ``[0, 1]``.
     gamma: Exponent sharpening the neighbour similarities (``>= 0``).
     history_len: Use only each neighbour's last ``history_len`` training
       items; None uses the whole sequence.
   """
-  num_neighbors: int = 50
+  num_neighbours: int = 50
   alpha: float = 0.5
   gamma: float = 1.0
   history_len: Optional[int] = None
 
   def __post_init__(self):
-    if self.num_neighbors < 1:
+    if self.num_neighbours < 1:
       raise ValueError(
-          f"num_neighbors must be >= 1, got {self.num_neighbors}.")
+          f"num_neighbours must be >= 1, got {self.num_neighbours}.")
     if not 0.0 <= self.alpha <= 1.0:
       raise ValueError(f"alpha must be in [0, 1], got {self.alpha}.")
     if self.gamma < 0:
@@ -65,7 +65,7 @@ class U2UConfig:
           f"history_len must be >= 1 or None, got {self.history_len}.")
 
 
-def neighbor_histories(sequences: Sequence[np.ndarray],
+def neighbour_histories(sequences: Sequence[np.ndarray],
                        history_len: Optional[int] = None
                        ) -> Tuple[np.ndarray, np.ndarray]:
   """Each training user's distinct items as a ragged ``(values, splits)``.
@@ -90,7 +90,7 @@ def neighbor_histories(sequences: Sequence[np.ndarray],
   return values.astype(np.int64), splits
 
 
-def rank_u2u(neighbor_rows: tf.Tensor, neighbor_sims: tf.Tensor,
+def rank_u2u(neighbour_rows: tf.Tensor, neighbour_sims: tf.Tensor,
              history_values: tf.Tensor, history_splits: tf.Tensor,
              user_queries: tf.Tensor, item_table: tf.Tensor,
              exclude: tf.Tensor, k: int, alpha: float, gamma: float
@@ -98,10 +98,10 @@ def rank_u2u(neighbor_rows: tf.Tensor, neighbor_sims: tf.Tensor,
   """Scores the neighbours' items (formula in the module docstring).
 
   Args:
-    neighbor_rows: ``(B, N)`` int row of each neighbour in the ragged
+    neighbour_rows: ``(B, N)`` int row of each neighbour in the ragged
       histories; ``< 0`` for padding.
-    neighbor_sims: ``(B, N)`` float ``sim(u, v)``.
-    history_values: Ragged values from ``neighbor_histories``.
+    neighbour_sims: ``(B, N)`` float ``sim(u, v)``.
+    history_values: Ragged values from ``neighbour_histories``.
     history_splits: Its row splits.
     user_queries: ``(B, K, d)`` unit shared-space user queries.
     item_table: ``(num_items, d)`` unit shared-space item vectors.
@@ -113,10 +113,10 @@ def rank_u2u(neighbor_rows: tf.Tensor, neighbor_sims: tf.Tensor,
   Returns:
     ``(ids, scores)`` of shape ``(B, k)``.
   """
-  batch = tf.shape(neighbor_rows)[0]
-  width = tf.shape(neighbor_rows)[1]
-  rows_flat = tf.reshape(tf.cast(neighbor_rows, tf.int64), [-1])
-  sims_flat = tf.reshape(tf.cast(neighbor_sims, tf.float32), [-1])
+  batch = tf.shape(neighbour_rows)[0]
+  width = tf.shape(neighbour_rows)[1]
+  rows_flat = tf.reshape(tf.cast(neighbour_rows, tf.int64), [-1])
+  sims_flat = tf.reshape(tf.cast(neighbour_sims, tf.float32), [-1])
   weights = tf.where(sims_flat > 0,
                      tf.pow(tf.maximum(sims_flat, 0.0), gamma), 0.0)
   slot = tf.boolean_mask(tf.range(tf.size(rows_flat, out_type=tf.int64)),
@@ -168,7 +168,7 @@ class U2UChannel:
           f"train_users has {len(self.train_users)} ids but train_sequences "
           f"{len(train_sequences)} sequences; they must be aligned.")
     self._train_sequences = list(train_sequences)
-    values, splits = neighbor_histories(train_sequences,
+    values, splits = neighbour_histories(train_sequences,
                                         self.config.history_len)
     self.history_values = tf.constant(values)
     self.history_splits = tf.constant(splits)
@@ -183,10 +183,10 @@ class U2UChannel:
     return queries.user_space
 
   def search(self, queries: ChannelQueries,
-             num_neighbors: Optional[int] = None
+             num_neighbours: Optional[int] = None
              ) -> Tuple[np.ndarray, np.ndarray]:
     """Similar training users: ``(rows, sims)``, ``(n, N)``, rows -1 = none."""
-    n = num_neighbors or self.config.num_neighbors
+    n = num_neighbours or self.config.num_neighbours
     n = min(n, self.index.size)
     ids, sims = self.index.search(self.index_queries(queries), n)
     pos = np.searchsorted(self.train_users, ids)
@@ -205,7 +205,7 @@ class U2UChannel:
       sims: Their similarities.
       k: Items per user.
       config: Other settings than the channel's (same ``history_len``);
-        the first ``config.num_neighbors`` neighbours are used.
+        the first ``config.num_neighbours`` neighbours are used.
 
     Returns:
       ``(ids, scores)``, ``(n, k)``.
@@ -220,8 +220,8 @@ class U2UChannel:
           f"config.history_len={c.history_len} differs from the channel's "
           f"{self.config.history_len}; build the channel with "
           "with_config(config) instead.")
-    rows = rows[:, :c.num_neighbors]
-    sims = sims[:, :c.num_neighbors]
+    rows = rows[:, :c.num_neighbours]
+    sims = sims[:, :c.num_neighbours]
     ids_out, scores_out = [], []
     start = 0
     for batch in queries.batches(self.batch_size):

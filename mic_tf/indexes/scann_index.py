@@ -8,7 +8,7 @@ and codebooks, so identical search results).
 For SavedModel export the same `ScannConfig` configures the TF-op builder:
 
   searcher = config.configure(
-      scann.scann_ops.builder(embeddings, config.num_neighbors, "dot_product")
+      scann.scann_ops.builder(embeddings, config.num_neighbours, "dot_product")
   ).build()
 
 (`ScannIndex.to_tf_searcher(embeddings)` does exactly that). The TF searcher
@@ -95,7 +95,7 @@ class ScannIndex(base.Index):
     ids = base.validate_ids(ids, embeddings.shape[0])
     if self._config is None:
       self._config = ScannConfig.auto(embeddings.shape[0], self._default_k)
-    builder = _pybind().builder(embeddings, self._config.num_neighbors,
+    builder = _pybind().builder(embeddings, self._config.num_neighbours,
                                 "dot_product")
     self._searcher = self._config.configure(builder).build()
     self._ids = ids
@@ -157,13 +157,13 @@ class ScannIndex(base.Index):
     return int(override)
 
   def _pre_reorder(self, override: Optional[int], k: int) -> Optional[int]:
-    if self.config.reorder_num_neighbors is None:
+    if self.config.reorder_num_neighbours is None:
       if override is not None:
         raise ValueError(
             "num_candidates only applies to configs with reordering; this "
-            "index has reorder_num_neighbors=None.")
+            "index has reorder_num_neighbours=None.")
       return None
-    pool = self.config.reorder_num_neighbors if override is None else override
+    pool = self.config.reorder_num_neighbours if override is None else override
     if pool <= 0:
       raise ValueError(f"num_candidates must be positive; got {pool}.")
     return int(max(pool, k))
@@ -199,7 +199,7 @@ class ScannIndex(base.Index):
           f"embeddings have shape {embeddings.shape} but the index holds "
           f"({self.size}, {self.dim}): pass the rows given to build().")
     from scann.scann_ops.py import scann_ops  # pylint: disable=g-import-not-at-top
-    builder = scann_ops.builder(embeddings, self.config.num_neighbors,
+    builder = scann_ops.builder(embeddings, self.config.num_neighbours,
                                 "dot_product")
     return self.config.configure(builder).build()
 

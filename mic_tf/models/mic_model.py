@@ -26,7 +26,6 @@ import tensorflow_recommenders as tfrs
 
 from mic_tf import features as F
 from mic_tf import losses as L
-from mic_tf import pipeline
 from mic_tf.layers.embedding_dropout import EmbeddingDropout
 from mic_tf.layers.field_mask import FieldMask
 from mic_tf.layers.item_lookup import ItemFeatureLookup
@@ -287,8 +286,8 @@ class MICModel(tfrs.Model):
     """The total loss of a batch (eq. 8); see the module docstring."""
     c = self.config
     item_ids = tf.cast(inputs[F.ITEM_ID], tf.int32)
-    has_users = pipeline.USER_KEY in inputs
-    user_ids = tf.cast(inputs[pipeline.USER_KEY], tf.int32) if has_users \
+    has_users = F.USER_KEY in inputs
+    user_ids = tf.cast(inputs[F.USER_KEY], tf.int32) if has_users \
         else tf.range(tf.shape(item_ids)[0])
     num_views = c.num_views if c.contrastive else 0
     rows = c.contrastive_batch_size

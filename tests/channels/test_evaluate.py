@@ -85,7 +85,7 @@ class EvaluateChannelsTest(tf.test.TestCase):
       self.assertAlmostEqual(got[name], value, places=9, msg=name)
 
   def test_every_channel_and_scann_recall(self):
-    approximate = indexes.ScannConfig(num_neighbors=10).with_ah(
+    approximate = indexes.ScannConfig(num_neighbours=10).with_ah(
     ).with_reorder(20)
     results = channels.evaluate_channels(
         self.model, self.prepared, "test", "scann",
@@ -122,21 +122,21 @@ class EvaluateChannelsTest(tf.test.TestCase):
   def test_grid_search_on_valid_users(self):
     context = channels.build_context(self.model, self.prepared, "valid",
                                      assets=self.assets)
-    grid = {"num_neighbors": [3, 20], "alpha": [0.0, 1.0]}
+    grid = {"num_neighbours": [3, 20], "alpha": [0.0, 1.0]}
     result = channels.grid_search(context, "u2u", grid)
     self.assertLen(result.rows, 4)
     best = max(row["recall@50"] for row in result.rows)
     self.assertEqual(result.best_value, best)
-    self.assertEqual(result.best_config.u2u.num_neighbors,
-                     result.best_params["num_neighbors"])
+    self.assertEqual(result.best_config.u2u.num_neighbours,
+                     result.best_params["num_neighbours"])
     self.assertEqual(result.best_config.u2u.alpha,
                      result.best_params["alpha"])
     # A grid point equals a direct evaluation with its settings.
     config = channels.ChannelConfig(
-        u2u=channels.U2UConfig(num_neighbors=3, alpha=1.0))
+        u2u=channels.U2UConfig(num_neighbours=3, alpha=1.0))
     direct = channels.evaluate_context(context, config, ("u2u",))["u2u"]
     row = next(r for r in result.rows
-               if r["num_neighbors"] == 3 and r["alpha"] == 1.0)
+               if r["num_neighbours"] == 3 and r["alpha"] == 1.0)
     self.assertAlmostEqual(row["recall@50"], direct["recall@50"], places=9)
 
   def test_grid_search_i2i_and_fusion(self):
@@ -164,7 +164,7 @@ class EvaluateChannelsTest(tf.test.TestCase):
 
   def test_binary(self):
     binary = _load_binary()
-    config = json.dumps({"u2u": {"num_neighbors": 10}})
+    config = json.dumps({"u2u": {"num_neighbours": 10}})
     grid = json.dumps({"u2u": {"alpha": [0.0, 1.0]}})
     argv = ["evaluate.py", f"--run_dir={self.run_dir}", "--split=valid",
             "--channels=u2i,fused", "--index=both",
@@ -178,7 +178,7 @@ class EvaluateChannelsTest(tf.test.TestCase):
       report = json.load(f)
     self.assertEqual(sorted(report["results"]), ["exact", "scann"])
     self.assertEqual(sorted(report["results"]["exact"]), ["fused", "u2i"])
-    self.assertEqual(report["channel_config"]["u2u"]["num_neighbors"], 10)
+    self.assertEqual(report["channel_config"]["u2u"]["num_neighbours"], 10)
     tuned = report["tuning"]["channels"]["u2u"]
     self.assertLen(tuned["rows"], 2)
     self.assertEqual(report["channel_config"]["u2u"]["alpha"],

@@ -101,7 +101,7 @@ class U2IChannelTest(tf.test.TestCase, parameterized.TestCase):
     queries = _queries(_unit(rng.normal(size=(5, 4))))
     exact = U2IChannel(_item_index(items)).retrieve(queries, 8)
     scann = U2IChannel(_item_index(items, "scann",
-                                   indexes.ScannConfig(num_neighbors=8))
+                                   indexes.ScannConfig(num_neighbours=8))
                        ).retrieve(queries, 8)
     self.assertAllEqual(exact[0], scann[0])
     self.assertAllClose(exact[1], scann[1], atol=1e-5)
