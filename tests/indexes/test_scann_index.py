@@ -274,19 +274,6 @@ class ScannIndexTest(tf.test.TestCase, parameterized.TestCase):
     self.assertEqual(ids.shape, (0, 4))
     self.assertEqual(scores.shape, (0, 4))
 
-  def test_to_tf_searcher_uses_same_config(self):
-    external = np.arange(_N, dtype=np.int64) + 100
-    index = scann_index.ScannIndex(ScannConfig(num_neighbours=5)).build(
-        self.items, ids=external)
-    searcher = index.to_tf_searcher(self.items)
-    rows, scores = searcher.search_batched(tf.constant(self.queries))
-    want_ids, want_scores = index.search(self.queries, 5)
-    self.assertAllEqual(index.ids[rows.numpy()], want_ids)
-    self.assertAllClose(scores.numpy(), want_scores, atol=1e-5)
-    with self.assertRaisesRegex(ValueError, "rows given to build"):
-      index.to_tf_searcher(self.items[:10])
-
-
 class MakeIndexTest(tf.test.TestCase):
 
   def test_kinds(self):
