@@ -113,6 +113,26 @@ class Index(tf.Module):
     """
     raise NotImplementedError
 
+  def search_op(self, queries: tf.Tensor, k: Union[int, tf.Tensor],
+                numpy: bool = False) -> Tuple[tf.Tensor, tf.Tensor]:
+    """`tf_search`, or the numpy path wrapped as an op (`numpy=True`).
+
+    The numpy path runs through `tf.numpy_function`, so code written once
+    in TensorFlow (the channels) searches with either path; the numpy one
+    cannot be saved in a SavedModel. The numpy path must not run
+    TensorFlow itself (see `BruteForceIndex.search_op`).
+    """
+    if not numpy:
+      return self.tf_search(queries, k)
+    ids, scores = tf.numpy_function(
+        lambda q, n: self.search(q, int(n)),
+        [tf.cast(queries, tf.float32), tf.cast(k, tf.int32)],
+        [tf.int64, tf.float32], stateful=False)
+    width = k if isinstance(k, int) else None
+    ids.set_shape([queries.shape[0], width])
+    scores.set_shape([queries.shape[0], width])
+    return ids, scores
+
   def save(self, directory: str) -> None:
     """Writes the index to `directory` (created if missing)."""
     raise NotImplementedError

@@ -55,7 +55,7 @@ class BruteForceIndex(base.Index):
   KIND = "exact"
 
   def __init__(self,
-               query_batch_size: int = 1024,
+               query_batch_size: int = 4096,
                max_score_bytes: int = 512 * 2**20,
                name: Optional[str] = None):
     """Configures batching.
@@ -115,6 +115,15 @@ class BruteForceIndex(base.Index):
     top = exact_top_k(tf.cast(queries, tf.float32), self._table, k_found)
     ids = self._rows_to_ids(top.indices, tf.ones_like(top.indices, tf.bool))
     return base.pad_to_k(ids, top.values, k)
+
+  def search_op(self, queries: tf.Tensor, k: Union[int, tf.Tensor],
+                numpy: bool = False) -> Tuple[tf.Tensor, tf.Tensor]:
+    """`tf_search`, whatever `numpy` says: the numpy path runs these very
+    ops batch by batch, and running them in the graph avoids calling
+    TensorFlow from inside a `tf.numpy_function` (which can deadlock when
+    several such calls wait for the same few inter-op threads)."""
+    del numpy
+    return self.tf_search(queries, k)
 
   def search(self, queries: np.ndarray,
              k: int) -> Tuple[np.ndarray, np.ndarray]:
