@@ -30,7 +30,7 @@ from typing import Any, Dict, Optional
 #: Below this many points `ScannConfig.auto` scores every point exactly.
 BRUTE_FORCE_BELOW = 20_000
 #: Below this many points (and above BRUTE_FORCE_BELOW) `auto` skips the tree.
-TREE_FROM = 100_000
+TREE_FROM = 200_000
 
 #: A tree search scores at least this many points (see `auto`).
 MIN_POINTS_SCANNED = BRUTE_FORCE_BELOW
@@ -142,14 +142,14 @@ class ScannConfig:
       query (tens of microseconds) and an approximate index would buy little
       speed for a real recall loss plus training time. 20k is also the
       threshold ScaNN's docs give.
-    * 20k to 100k points: AH scoring (2 dims/block, anisotropic threshold
-      0.2) of every point, then exact reordering; a tree over so few points
-      prunes little.
-    * 100k points and more: a k-means tree with 2 * sqrt(n) leaves ("same
+    * 20k to 200k points: AH scoring (2 dims/block, anisotropic threshold
+      0.2) of every point, then exact reordering of the best
+      max(10 k, 250); a tree over so few points prunes too much (below).
+    * 200k points and more: a k-means tree with 2 * sqrt(n) leaves ("same
       order of magnitude as sqrt(n)"; finer leaves also make the residual AH
-      codes more precise), then AH, then reordering. A query searches enough
-      leaves to score max(2% of the points, 20k points): never fewer points
-      than the brute-force tier scans.
+      codes more precise), then AH, then the same reordering. A query
+      searches enough leaves to score max(2% of the points, 20k points):
+      never fewer points than the brute-force tier scans.
 
     Tuning notes (benchmark data, k=50, recall@50 against exact search):
     * The tree's training sample must hold well over 50 points per leaf
@@ -163,9 +163,10 @@ class ScannConfig:
       leaves gave 0.9987/0.9990/0.9990, at 95/71/48x exact batched QPS.
     * Smaller pools need a larger fraction of the leaves: at 300k, 2% of
       them gave 0.994; at 100k (only 100 points per synthetic cluster, so
-      neighbours straddle clusters) 3%/13%/20% gave 0.85/0.93/0.95. Raise
-      num_leaves_to_search, or use exact search, where recall matters
-      more than speed on such pools.
+      neighbours straddle clusters) 3%/13%/20% gave 0.85/0.93/0.95, hence
+      no tree below 200k. Without a tree, AH + reordering 200 candidates
+      gave 0.985 at 20k and 0.999 at 100k; 500 candidates gave 0.9995 and
+      0.9999 (k = 50), hence max(10 k, 250).
 
     Args:
       num_points: Database size (> 0).
@@ -184,7 +185,7 @@ class ScannConfig:
     config = cls(num_neighbours=k)
     if num_points < BRUTE_FORCE_BELOW:
       return config
-    config = config.with_ah().with_reorder(max(4 * k, 100))
+    config = config.with_ah().with_reorder(max(10 * k, 250))
     if num_points < TREE_FROM:
       return config
     num_leaves = int(round(2 * math.sqrt(num_points)))

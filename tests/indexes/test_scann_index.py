@@ -56,7 +56,8 @@ class ScannConfigTest(tf.test.TestCase, parameterized.TestCase):
     self.assertIsNone(config.num_leaves)
     self.assertEqual(config.scoring, "ah")
     self.assertEqual(config.dimensions_per_block, 2)
-    self.assertEqual(config.reorder_num_neighbours, 200)
+    self.assertEqual(config.reorder_num_neighbours, 500)
+    self.assertIsNone(ScannConfig.auto(199_999, k=50).num_leaves)
 
   def test_auto_large_pool_uses_tree(self):
     config = ScannConfig.auto(1_000_000, k=50)
@@ -66,15 +67,15 @@ class ScannConfigTest(tf.test.TestCase, parameterized.TestCase):
     self.assertTrue(config.spherical)
     self.assertEqual(config.scoring, "ah")
     self.assertAllClose(config.anisotropic_quantization_threshold, 0.2)
-    self.assertEqual(config.reorder_num_neighbours, 200)
+    self.assertEqual(config.reorder_num_neighbours, 500)
     self.assertFalse(ScannConfig.auto(1_000_000, normalized=False).spherical)
 
   def test_auto_scans_at_least_min_points(self):
-    config = ScannConfig.auto(100_000, k=10)
-    avg_leaf = 100_000 / config.num_leaves
+    config = ScannConfig.auto(200_000, k=10)
+    avg_leaf = 200_000 / config.num_leaves
     self.assertGreaterEqual(config.num_leaves_to_search * avg_leaf,
                             config_lib.MIN_POINTS_SCANNED)
-    self.assertEqual(config.reorder_num_neighbours, 100)
+    self.assertEqual(config.reorder_num_neighbours, 250)
 
   def test_fluent_methods_return_new_configs(self):
     base = ScannConfig.auto(1000)
