@@ -84,8 +84,9 @@ _EXACT_MAX_SCORE_MIB = flags.DEFINE_integer(
     "exact_max_score_mib", 512,
     "Memory cap of the exact index's per-batch score matrix (MiB).")
 _FAISS_NPROBE = flags.DEFINE_list(
-    "faiss_nprobe", ["1", "2", "4", "8", "16", "32", "64", "128", "256"],
-    "faiss IVF lists probed per query, timed in turn (ascending).")
+    "faiss_nprobe", ["auto"],
+    "faiss IVF lists probed per query, timed in turn (ascending); 'auto': "
+    "1, 2, 4, ... and finally every list.")
 _FAISS_TRAIN_SIZE = flags.DEFINE_integer(
     "faiss_train_size", 200_000, "Points sampled to train faiss IVF's lists.")
 _TARGET_RECALL = flags.DEFINE_float(
@@ -245,10 +246,12 @@ def faiss_rows(size: int, items: np.ndarray, queries: np.ndarray,
   index.add(items)
   build = time.perf_counter() - start
   print(f"   faiss IVFFlat: {nlist} lists, build {build:.1f}s", flush=True)
+  if _FAISS_NPROBE.value == ["auto"]:
+    values = [2**i for i in range(int(math.log2(nlist)) + 1)] + [nlist]
+  else:
+    values = [int(v) for v in _FAISS_NPROBE.value]
   found = []
-  for nprobe in sorted(int(v) for v in _FAISS_NPROBE.value):
-    if nprobe > nlist:
-      break
+  for nprobe in sorted(set(v for v in values if v <= nlist)):
     index.nprobe = nprobe
     index.search(queries[:10], k)
     search = lambda: index.search(queries, k)  # pylint: disable=cell-var-from-loop
