@@ -20,7 +20,7 @@ token and every other user to 0, "unknown".
 """
 
 import numbers
-from typing import Dict, Mapping, Optional
+from typing import Dict, Mapping
 
 import numpy as np
 import tensorflow as tf
@@ -160,9 +160,3 @@ class RawIds(tf.Module):
     return {"user_inputs": fields, "item_ids": self.item_kind,
             "padding": {k: RAW_PADDING[k] for k in (STRING, INT64)}}
 
-
-def raw_ids_or_none(spec: F.FeatureSpec, dataset) -> Optional[RawIds]:
-  """``RawIds`` when the dataset has its raw ids, else None."""
-  if getattr(dataset, "raw_item_ids", None) is None:
-    return None
-  return RawIds(spec, dataset)

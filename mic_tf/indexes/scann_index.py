@@ -249,11 +249,6 @@ class ScannIndex(base.Index):
         self._tf_state = _TFState(directory)
     return self
 
-  @property
-  def has_tf_path(self) -> bool:
-    """Whether `prepare_tf` has run (SavedModels then hold ScaNN ops)."""
-    return self._tf_state is not None
-
   def tf_search(self, queries: tf.Tensor,
                 k: Union[int, tf.Tensor]) -> Tuple[tf.Tensor, tf.Tensor]:
     """See `base.Index.tf_search`; ScaNN's TF op on the shared state.
