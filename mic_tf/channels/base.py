@@ -26,6 +26,7 @@ item ids when the channel holds a ``RawIds``; ``recommend_ids`` takes and
 returns internal ids. Both take ``exclude``, ``(B, E)`` with any ``E >= 0``.
 """
 
+import functools
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -215,8 +216,10 @@ class Channel(tf.Module):
     if exclude is not None and len(exclude) != n:
       raise ValueError(f"exclude has {len(exclude)} lists for {n} users.")
     if self._offline.retrieve is None:
+      # A partial, not a lambda: TF's retracing warning counts traces per
+      # code object, and every channel traces this once.
       self._offline.retrieve = tf.function(
-          lambda f, e: self.run(f, e, numpy=True), autograph=False,
+          functools.partial(self.run, numpy=True), autograph=False,
           input_signature=[user_input_signature(self.encoder.spec),
                            tf.TensorSpec([None, None], tf.int64)])
     ids, scores = [], []

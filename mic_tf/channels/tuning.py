@@ -18,6 +18,7 @@ validation users; ``GridSearchResult.summary`` says whether a true mix won.
 """
 
 import dataclasses
+import functools
 import itertools
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -142,7 +143,8 @@ def _rankings(assets: ChannelAssets, users: F.EvalUsers, channel: str,
                                         for s in sections),
                "num_similar_items": max(s.num_similar_items
                                         for s in sections)}
-  rank = tf.function(module.rank, reduce_retracing=True, autograph=False)
+  rank = tf.function(functools.partial(module.rank), reduce_retracing=True,
+                     autograph=False)
   out = [[] for _ in configs]
   for feats, histories in _batches(users, batch_size):
     encoded = module.encoder(feats)

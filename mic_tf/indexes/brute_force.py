@@ -10,6 +10,7 @@ each batch small enough that its (batch, n) score matrix stays under
 `max_score_bytes`; both therefore return the same lists.
 """
 
+import functools
 import os
 from typing import Optional, Tuple, Union
 
@@ -88,8 +89,9 @@ class BruteForceIndex(base.Index):
     ids = base.validate_ids(ids, embeddings.shape[0])
     self._table = tf.Variable(embeddings, trainable=False, name="vectors")
     self._set_ids(ids, embeddings.shape[1])
+    # A partial: TF's retracing warning would count every index's trace.
     self._numpy_path.search = tf.function(
-        self.tf_search, autograph=False,
+        functools.partial(self.tf_search), autograph=False,
         input_signature=[tf.TensorSpec([None, self.dim], tf.float32),
                          tf.TensorSpec([], tf.int32)])
     return self
