@@ -1,4 +1,4 @@
-r"""Queries/second and recall@k of ScaNN against exact TF brute force.
+r"""Queries/second and recall@k of ScaNN, exact TF brute force and faiss IVF.
 
 Data: synthetic, *clustered* embeddings, not isotropic noise. Centres are
 `--num_clusters` random unit vectors; each point is a centre (drawn uniformly)
@@ -24,18 +24,29 @@ round in one process (the best of `--rounds` is reported):
 * scann / batched-parallel: `ScannIndex` with `search_batched_parallel`
   (ScaNN splits the batch over its thread pool; the `ScannIndex` default).
 * scann / 1 query: one query per call.
+* faiss IVF (a second ANN library, for reference): `faiss.IndexIVFFlat`
+  with inner product, `2 * sqrt(n)` lists trained on a sample of
+  `--faiss_train_size` points, searched batched on all cores. It is timed
+  at each `--faiss_nprobe` value (lists probed per query); the table shows
+  the smallest one reaching recall >= `--target_recall` (tuned on the same
+  queries, so an optimistic setting for faiss) and the one before it.
+  faiss is not a mic-tf dependency: `pip install faiss-cpu` to get these
+  rows (they are skipped, with a note, without it).
 
-Recall@k is the fraction of the exact top-k (from the exact index) that ScaNN
-returns, averaged over queries. The speed-up column divides each QPS by the
-exact batched QPS of the same size.
+Recall@k is the fraction of the exact top-k (from the exact index) that the
+approximate search returns, averaged over queries. The speed-up column
+divides each QPS by the exact batched QPS of the same size. After each size
+the indexes are freed (5M x 128 float32 is 2.5 GB per copy).
 
 Usage:
 
   TF_CPP_MIN_LOG_LEVEL=2 python benchmarks/scann_vs_exact.py \
-      --sizes=100000,1000000 --dim=128 --k=50 --num_queries=1000
+      --sizes=20000,100000,1000000,5000000 --dim=128 --k=50 --num_queries=1000
 """
 
 import dataclasses
+import gc
+import math
 import os
 import platform
 import time
@@ -72,6 +83,14 @@ _ROUNDS = flags.DEFINE_integer("rounds", 3, "Interleaved timing rounds.")
 _EXACT_MAX_SCORE_MIB = flags.DEFINE_integer(
     "exact_max_score_mib", 512,
     "Memory cap of the exact index's per-batch score matrix (MiB).")
+_FAISS_NPROBE = flags.DEFINE_list(
+    "faiss_nprobe", ["auto"],
+    "faiss IVF lists probed per query, timed in turn (ascending); 'auto': "
+    "1, 2, 4, ... and finally every list.")
+_FAISS_TRAIN_SIZE = flags.DEFINE_integer(
+    "faiss_train_size", 200_000, "Points sampled to train faiss IVF's lists.")
+_TARGET_RECALL = flags.DEFINE_float(
+    "target_recall", 0.99, "Recall the faiss setting shown must reach.")
 _SWEEP_LEAVES = flags.DEFINE_list(
     "sweep_leaves", [],
     "num_leaves_to_search values to time at query time (tuning); crossed "
@@ -201,7 +220,52 @@ def benchmark_size(size: int, rng: np.random.Generator, centres: np.ndarray,
           num_single / seconds["scann_single"], recall),
   ]
   rows.extend(sweep(size, scann, queries, exact_ids, config))
+  del scann, exact
+  gc.collect()
+  rows.extend(faiss_rows(size, items, queries, exact_ids))
   return rows
+
+
+def faiss_rows(size: int, items: np.ndarray, queries: np.ndarray,
+               exact_ids: np.ndarray) -> List[Row]:
+  """faiss IVFFlat at the smallest nprobe reaching the target recall."""
+  try:
+    import faiss  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    print("   faiss not installed (pip install faiss-cpu): no faiss rows.")
+    return []
+  k = _K.value
+  nlist = max(1, int(round(2 * math.sqrt(size))))
+  start = time.perf_counter()
+  quantizer = faiss.IndexFlatIP(items.shape[1])
+  index = faiss.IndexIVFFlat(quantizer, items.shape[1], nlist,
+                             faiss.METRIC_INNER_PRODUCT)
+  sample = np.random.default_rng(0).choice(
+      size, min(size, _FAISS_TRAIN_SIZE.value), replace=False)
+  index.train(items[np.sort(sample)])
+  index.add(items)
+  build = time.perf_counter() - start
+  print(f"   faiss IVFFlat: {nlist} lists, build {build:.1f}s", flush=True)
+  if _FAISS_NPROBE.value == ["auto"]:
+    values = [2**i for i in range(int(math.log2(nlist)) + 1)] + [nlist]
+  else:
+    values = [int(v) for v in _FAISS_NPROBE.value]
+  found = []
+  for nprobe in sorted(set(v for v in values if v <= nlist)):
+    index.nprobe = nprobe
+    index.search(queries[:10], k)
+    search = lambda: index.search(queries, k)  # pylint: disable=cell-var-from-loop
+    seconds = best_seconds({"s": search}, _ROUNDS.value)["s"]
+    recall = indexes.recall_against_exact(search()[1], exact_ids)
+    print(f"   faiss nprobe={nprobe}: recall {recall:.4f}, "
+          f"{queries.shape[0] / seconds:,.0f} QPS", flush=True)
+    found.append(Row(size, f"faiss IVFFlat nprobe={nprobe}/{nlist}",
+                     "batched, parallel", queries.shape[0] / seconds, recall))
+    if recall >= _TARGET_RECALL.value:
+      break
+  del index
+  gc.collect()
+  return found[-2:]
 
 
 def sweep(size: int, scann: indexes.ScannIndex, queries: np.ndarray,
@@ -212,7 +276,7 @@ def sweep(size: int, scann: indexes.ScannIndex, queries: np.ndarray,
   if config.num_leaves is not None and _SWEEP_LEAVES.value:
     leaves_values = [int(v) for v in _SWEEP_LEAVES.value]
   candidate_values = [None]
-  if config.reorder_num_neighbors is not None and _SWEEP_CANDIDATES.value:
+  if config.reorder_num_neighbours is not None and _SWEEP_CANDIDATES.value:
     candidate_values = [int(v) for v in _SWEEP_CANDIDATES.value]
   settings = [(leaves, candidates) for leaves in leaves_values
               for candidates in candidate_values
@@ -225,7 +289,7 @@ def sweep(size: int, scann: indexes.ScannIndex, queries: np.ndarray,
     recall = indexes.recall_against_exact(search()[0], exact_ids)
     shown_leaves = config.num_leaves_to_search if leaves is None else leaves
     shown_leaves = "all" if shown_leaves is None else shown_leaves
-    shown_candidates = (config.reorder_num_neighbors
+    shown_candidates = (config.reorder_num_neighbours
                         if candidates is None else candidates)
     label = f"leaves={shown_leaves},reorder={shown_candidates}"
     rows.append(Row(size, f"ScaNN {label}", "batched, parallel",
@@ -276,7 +340,7 @@ def main(argv: Sequence[str]) -> None:
   rows = []
   for size in _SIZES.value:
     rows.extend(benchmark_size(int(size), rng, centres, basis))
-  print_table(rows)
+    print_table(rows)  # so far: a long run shows its results as it goes
 
 
 if __name__ == "__main__":

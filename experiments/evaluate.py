@@ -1,17 +1,21 @@
 r"""Evaluates the retrieval channels (U2I, U2U, I2I, fused) of a finished run.
 
-Example (test users, every channel, exact and ScaNN indexes):
+Example (tune on valid users with the default grid, then test users, every
+channel, exact and ScaNN indexes):
 
   python experiments/evaluate.py --run_dir=runs/dssm_mic_s0 --split=test \
       --channels=u2i,u2u,i2i,fused --index=both
 
-Prints one row per (index, channel) and writes
-<run_dir>/channels_<split>.json. With --channels=u2i --index=exact the U2I row
-equals the test numbers in the run's metrics.json. Channel settings (U2U N
-and alpha, I2I M' and M, fusion rule) come from --channel_config, a JSON file
-or inline JSON in the form of ``ChannelConfig.to_json()``, or are tuned on
-the valid users first with --tune_grid (the chosen settings are printed and
-stored in the JSON). All logic lives in ``mic_tf.channels.report``.
+Prints the settings chosen on the valid users (and whether a true mix of
+channels beat the best single channel there), then one row per (index,
+channel), and writes <run_dir>/channels_<split>.json. By default the U2U
+(N, gamma, alpha), I2I (M', M, alpha) and fusion settings (quota, score or
+reciprocal-rank fusion, and the channels' weights, each channel alone
+included) are tuned on the valid users with ``mic_tf.channels.DEFAULT_GRIDS``;
+--tune_grid replaces that grid (JSON file or inline JSON) or switches tuning
+off (--tune_grid=none, then --channel_config or the defaults are used). With
+--channels=u2i --index=exact the U2I row equals the test numbers in the
+run's metrics.json. All logic lives in ``mic_tf.runs``.
 """
 
 from absl import app
@@ -20,38 +24,58 @@ from absl import flags
 import mic_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TF loads Keras)
 from mic_tf import channels
 from mic_tf import cli
+from mic_tf import names
+from mic_tf import runs
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("run_dir", None, "Directory of a finished training run "
                     "(the --output_dir of experiments/train.py).")
-flags.DEFINE_enum("split", "test", ["test", "valid"], "Users to evaluate.")
-flags.DEFINE_list("channels", list(channels.CHANNELS),
+flags.DEFINE_enum("split", "test", list(runs.SPLITS), "Users to evaluate.")
+flags.DEFINE_list("channels", list(names.CHANNELS),
                   "Channels: any of u2i, u2u, i2i, fused.")
-flags.DEFINE_enum("index", "exact", ["exact", "scann", "both"],
+flags.DEFINE_enum("index", "exact", list(runs.INDEX_CHOICES),
                   "Nearest-neighbour index of the searches.")
 flags.DEFINE_string("channel_config", None, "ChannelConfig as a JSON file or "
-                    "inline JSON (default settings if unset).")
-flags.DEFINE_string("tune_grid", None, "Optional JSON (file or inline) "
+                    "inline JSON: the settings, or the starting point of "
+                    "the tuning (defaults if unset).")
+flags.DEFINE_string("tune_grid", "default", "'default' (tune U2U, I2I and "
+                    "the fusion on valid users with the default grid), "
+                    "'none' (no tuning), or JSON (file or inline) "
                     "{channel: {setting: [values]}} for u2u, i2i and/or "
-                    "fused, tuned on the valid users before evaluating, "
-                    "e.g. '{\"u2u\": {\"alpha\": [0.3, 0.7]}}'.")
+                    "fused, e.g. '{\"u2u\": {\"alpha\": [0.3, 0.7]}}'.")
 flags.DEFINE_string("tune_metric", "recall@50", "Metric the tuning maximises.")
 flags.mark_flag_as_required("run_dir")
+
+
+def tune_grids(value: str):
+  """The grids of --tune_grid."""
+  if value == "default":
+    return channels.DEFAULT_GRIDS
+  if value in ("none", ""):
+    return None
+  return channels.load_json_option(value, "tune_grid")
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  report = channels.evaluate_run(
+  report = runs.evaluate_run(
       FLAGS.run_dir, split=FLAGS.split, channels=FLAGS.channels,
       index=FLAGS.index,
       channel_config=channels.load_channel_config(FLAGS.channel_config),
-      tune_grids=channels.load_json_option(FLAGS.tune_grid, "tune_grid"),
-      tune_metric=FLAGS.tune_metric)
-  tuning = report.get("tuning", {}).get("channels", {})
-  for channel, tuned in tuning.items():
-    print(f"{channel} tuned on valid users: {tuned['best_params']}")
-  print(channels.format_table(report["results"]))
+      tune_grids=tune_grids(FLAGS.tune_grid), tune_metric=FLAGS.tune_metric)
+  tuning = report.get("tuning", {})
+  for channel, tuned in tuning.get("channels", {}).items():
+    print(f"{channel} tuned on valid users: {tuned['best_params']} "
+          f"({tuning['metric']} {tuned['best_value']:.3f})")
+    summary = tuned.get("summary")
+    if summary and "mix_wins" in summary:
+      print(f"  valid {tuning['metric']}: best single channel "
+            f"{summary['best_single']} {summary['best_single_value']:.3f}, "
+            f"best mix {summary['best_mix']} "
+            f"{summary['best_mix_value']:.3f}: "
+            f"{'a mix wins' if summary['mix_wins'] else 'no mix wins'}")
+  print(runs.format_table(report["results"]))
 
 
 if __name__ == "__main__":

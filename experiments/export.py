@@ -1,14 +1,17 @@
 r"""Exports a finished run as SavedModels: towers and one server per channel.
 
-Example:
+Example (the settings tuned by experiments/evaluate.py, exact search):
 
   python experiments/export.py --run_dir=runs/dssm_mic_s0 \
       --export_dir=exports/dssm_mic_s0 --channels=u2i,u2u,i2i,fused \
-      --k=50 --index=scann
+      --k=50 --index=exact \
+      --channel_config=runs/dssm_mic_s0/channels_test.json
 
 Writes <export_dir>/{user_tower,item_tower,u2i,u2u,i2i,fused} and
-export.json (see ``mic_tf.export`` for the signatures). ScaNN servers need
-``import scann`` before ``tf.saved_model.load`` in the serving process
+export.json (see ``mic_tf.export``). The servers take raw item ids and raw
+attribute values (signature ``recommend``) or the protocol's ids
+(``recommend_ids``). ScaNN servers need ``import scann`` before
+``tf.saved_model.load`` in the serving process
 (``mic_tf.export.load_serving_model`` does it).
 """
 
@@ -19,28 +22,35 @@ import mic_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TF loads Keras)
 from mic_tf import channels
 from mic_tf import cli
 from mic_tf import export
+from mic_tf import names
+from mic_tf import runs
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("run_dir", None, "Directory of a finished training run "
                     "(the --output_dir of experiments/train.py).")
 flags.DEFINE_string("export_dir", None, "Where to write the SavedModels.")
-flags.DEFINE_list("channels", list(channels.CHANNELS),
+flags.DEFINE_list("channels", list(names.CHANNELS),
                   "Channel servers to export: any of u2i, u2u, i2i, fused.")
 flags.DEFINE_integer("k", 50, "Items returned per user.", lower_bound=1)
-flags.DEFINE_enum("index", "exact", ["exact", "scann"],
-                  "Search inside the servers: exact matmul or ScaNN ops.")
-flags.DEFINE_string("channel_config", None, "ChannelConfig as a JSON file or "
-                    "inline JSON (default settings if unset).")
+flags.DEFINE_enum("index", "exact", list(names.INDEX_CHOICES),
+                  "Search inside the servers: exact matmul or ScaNN ops "
+                  "(auto: ScaNN sized by the pool).")
+flags.DEFINE_string("channel_config", None, "ChannelConfig as a JSON file "
+                    "(e.g. a channels_<split>.json report: its tuned "
+                    "settings) or inline JSON (default settings if unset).")
+flags.DEFINE_bool("raw_ids", True, "Serve the data's raw ids besides the "
+                  "protocol's ids.")
 flags.mark_flags_as_required(["run_dir", "export_dir"])
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  paths = export.export_run(
+  paths = runs.export_run(
       FLAGS.run_dir, FLAGS.export_dir, channels=FLAGS.channels, k=FLAGS.k,
       index=FLAGS.index,
-      channel_config=channels.load_channel_config(FLAGS.channel_config))
+      channel_config=channels.load_channel_config(FLAGS.channel_config),
+      raw_ids=FLAGS.raw_ids)
   for name, path in paths.items():
     print(f"{name}: {path}")
 

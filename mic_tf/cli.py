@@ -29,7 +29,7 @@ from absl import logging
 from mic_tf import baselines
 from mic_tf import console
 from mic_tf import errors
-from mic_tf import evaluation
+from mic_tf import metrics
 from mic_tf import reproducibility
 from mic_tf import training
 from mic_tf.data import registry as data_registry
@@ -455,7 +455,7 @@ def run_baseline(name: str, prepared: training.Prepared,
 
   def evaluate(model, users):
     ids = model.retrieve(users.histories, k, exclude_history=exclude_history)
-    return evaluation.evaluate_retrieval(ids, users.targets, cutoffs)
+    return metrics.retrieval_metrics(ids, users.targets, cutoffs)
 
   out: Dict[str, Any] = {"name": BASELINE_NAMES.get(name, name)}
   start = time.perf_counter()

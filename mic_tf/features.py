@@ -34,6 +34,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from mic_tf import names
 from mic_tf.data.dataset import ProcessedDataset
 
 SCALAR = "scalar"
@@ -44,7 +45,10 @@ USER_ID = "user_id"
 HISTORY = "history"
 ITEM_ID = "item_id"
 ITEM_USERS = "item_users"
-PAD_ID = 0  # padding / missing id of every field
+PAD_ID = names.MISSING_ID  # padding / missing id of every field
+#: Training batches only: the example's user id (0-based), which masks
+#: same-user negatives in the losses. Towers ignore it.
+USER_KEY = "user"
 
 
 @dataclasses.dataclass(frozen=True)

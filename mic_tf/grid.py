@@ -23,6 +23,7 @@ from absl import logging
 import numpy as np
 
 from mic_tf import console
+from mic_tf import names
 from mic_tf import stats
 from mic_tf import training
 from mic_tf.mining import MiningConfig
@@ -366,7 +367,7 @@ def channel_summary_table(groups: Dict[str, Sequence[Dict[str, Any]]],
 
 
 def _channels_of(groups, index) -> List[str]:
-  return [c for c in ("u2i", "u2u", "i2i", "fused")
+  return [c for c in names.CHANNELS
           if any(c in r["results"].get(index, {})
                  for rs in groups.values() for r in rs)]
 

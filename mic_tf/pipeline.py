@@ -21,8 +21,6 @@ import tensorflow as tf
 from mic_tf import features as F
 from mic_tf.data.dataset import ProcessedDataset
 
-USER_KEY = "user"
-
 
 def training_dataset(tables: F.FeatureTables,
                      dataset: ProcessedDataset,
@@ -97,7 +95,7 @@ class _BatchBuilder:
     out = {F.HISTORY: history,
            F.ITEM_ID: tf.gather(self._values, tf.gather(self._starts, users)
                                 + pos),
-           USER_KEY: tf.cast(users, tf.int32)}
+           F.USER_KEY: tf.cast(users, tf.int32)}
     for name, table in self._attributes.items():
       out[name] = tf.gather(table, users)
     if self._use_user_id:

@@ -4,7 +4,9 @@
 protocol, builds features, towers and a ``MICModel``, trains it with
 ``model.fit`` on the tf.data pipeline (graph mode), selects the epoch with the
 best validation Recall@50 (exact U2I retrieval), evaluates the test users once
-with it and writes everything under ``output_dir``:
+with it and writes everything under ``output_dir``. Both evaluations run
+the exact U2I channel module (``mic_tf.channels.evaluate.evaluate_u2i``), the
+one the channel evaluation and the exported servers run. Writes:
 
   output_dir/
     config.json         the ExperimentConfig
@@ -32,15 +34,14 @@ import tensorflow as tf
 
 from mic_tf import console
 from mic_tf import errors
-from mic_tf import evaluation
 from mic_tf import features as F
 from mic_tf import pipeline
 from mic_tf import run_record
+from mic_tf.channels.evaluate import evaluate_u2i  # the U2I channel, exact
 from mic_tf.data import protocol
 from mic_tf.data import registry as data_registry
 from mic_tf.data.dataset import ProcessedDataset
 from mic_tf.mining import MiningCallback, MiningConfig
-from mic_tf.models import encode
 from mic_tf.models.config import MICConfig
 from mic_tf.models.mic_model import MICModel
 from mic_tf.models.mined import build_mined_model
@@ -225,18 +226,6 @@ def build_model(config: ExperimentConfig, tables: F.FeatureTables,
                      config=config.mic, item_counts=tables.item_counts)
   model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
   return model
-
-
-def evaluate_u2i(model: MICModel, users: F.EvalUsers,
-                 cutoffs: Sequence[int] = (20, 50),
-                 exclude_history: bool = True,
-                 batch_size: int = 1024) -> Dict[str, float]:
-  """Exact U2I metrics of a model on evaluation users (shared space)."""
-  queries = encode.encode_users(model, users.features, "shared", batch_size)
-  items = encode.encode_items(model, "shared")
-  return evaluation.evaluate_embeddings(
-      queries, items, users.histories, users.targets, cutoffs=cutoffs,
-      exclude_history=exclude_history)
 
 
 class EvaluationCallback(tf.keras.callbacks.Callback):
@@ -512,7 +501,7 @@ def build_variables(model: MICModel, tables: F.FeatureTables) -> None:
       users, np.zeros((len(users), tables.spec.maxlen), np.int32))
   batch = {k: tf.constant(v) for k, v in feats.items()}
   batch[F.ITEM_ID] = tf.constant([1, 1], tf.int32)
-  batch[pipeline.USER_KEY] = tf.constant(users.astype(np.int32))
+  batch[F.USER_KEY] = tf.constant(users.astype(np.int32))
   model.compute_loss(batch, training=True)
   model(batch)  # marks the Keras model as built
 

@@ -1,193 +1,176 @@
-"""What the three channels retrieve from: precomputed vectors and their indexes.
+"""What the channels are built from, and ``build_channels`` that builds them.
 
-``ChannelAssets`` holds, for a trained model, every vector the channels
-search or score with (all L2-normalised, all compared by cosine):
+``ChannelAssets`` computes, on first use and once, every vector a trained
+model's channels search or score with (all L2-normalised, all compared by
+cosine):
 
 * ``item_shared``: items in the shared user-item space (U2I; the user-item
-  cosine of U2U and I2I).
-* ``item_space``: items in the item space (I2I).
+  cosine of U2U and I2I);
+* ``item_space``: items in the item space (I2I);
 * ``train_user_space``: the training users in the user space (U2U), each
-  encoded from the last ``maxlen`` items of the user's full training
-  sequence and the user's attributes.
+  encoded from the last ``maxlen`` items of its full training sequence and
+  its attributes;
 * ``train_sequences``: those users' full training sequences (U2U's
   candidates).
 
-``ChannelIndexes`` holds the three nearest-neighbour indexes over them (exact
-or ScaNN, ``mic_tf.indexes``), and saves / loads them together.
+``build_channels`` turns them into ``Channel`` modules: the objects that
+evaluate offline, are tuned on validation users and are exported.
 """
 
-import dataclasses
-import json
-import os
-from typing import Dict, List, Mapping, Optional
+import functools
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
 from mic_tf import features as F
 from mic_tf import indexes
-from mic_tf.data.dataset import ProcessedDataset
+from mic_tf import names
+from mic_tf.channels.base import Channel
+from mic_tf.channels.config import ChannelConfig
+from mic_tf.channels.encoder import UserEncoder
+from mic_tf.channels.fusion import FusedChannel
+from mic_tf.channels.i2i import I2IChannel
+from mic_tf.channels.raw_ids import RawIds
+from mic_tf.channels.u2i import U2IChannel
+from mic_tf.channels.u2u import U2UChannel
 from mic_tf.models import encode
 
-INDEX_KINDS = ("exact", "scann")
-#: Index name -> channel that searches it.
-INDEX_CHANNELS = {"items": "u2i", "users": "u2u", "item_space": "i2i"}
+#: The searcher of each channel, by the name ``scann_configs`` uses.
+INDEX_NAMES = {"items": names.U2I, "users": names.U2U,
+               "item_space": names.I2I}
 
 
-@dataclasses.dataclass
 class ChannelAssets:
-  """Precomputed vectors of one trained model (see the module docstring).
-
-  Attributes:
-    item_shared: ``(num_items, d_s)`` float32; row 0 (padding) is zero.
-    item_space: ``(num_items, d_i)`` float32; row 0 is zero.
-    train_users: ``(T,)`` int64 training user ids, ascending.
-    train_user_space: ``(T, d_u)`` float32, row ``r`` for ``train_users[r]``.
-    train_sequences: ``T`` int arrays, each training user's full sequence.
-  """
-  item_shared: np.ndarray
-  item_space: np.ndarray
-  train_users: np.ndarray
-  train_user_space: np.ndarray
-  train_sequences: List[np.ndarray]
-
-  def __post_init__(self):
-    self.train_users = np.asarray(self.train_users, np.int64)
-    if self.item_shared.shape[0] != self.item_space.shape[0]:
-      raise ValueError(
-          f"item_shared has {self.item_shared.shape[0]} rows and item_space "
-          f"{self.item_space.shape[0]}: both must have one row per item id.")
-    if not (len(self.train_users) == len(self.train_user_space) ==
-            len(self.train_sequences)):
-      raise ValueError(
-          "train_users, train_user_space and train_sequences must have one "
-          f"entry per training user; got {len(self.train_users)}, "
-          f"{len(self.train_user_space)} and {len(self.train_sequences)}.")
-    if np.any(np.diff(self.train_users) <= 0):
-      raise ValueError("train_users must be strictly ascending.")
-
-  @property
-  def num_items(self) -> int:
-    return int(self.item_shared.shape[0])
-
-  def user_rows(self, user_ids: np.ndarray) -> np.ndarray:
-    """Row of each training user id in ``train_*``; -1 for others / -1."""
-    user_ids = np.asarray(user_ids, np.int64)
-    pos = np.searchsorted(self.train_users, user_ids)
-    pos = np.minimum(pos, len(self.train_users) - 1)
-    found = (user_ids >= 0) & (self.train_users[pos] == user_ids)
-    return np.where(found, pos, -1)
-
-
-def build_channel_assets(model, tables: F.FeatureTables,
-                         dataset: ProcessedDataset,
-                         batch_size: int = 1024) -> ChannelAssets:
-  """Encodes the item pool and the training users with a trained model.
+  """A trained model's vectors, computed lazily (module docstring).
 
   Args:
     model: A trained ``MICModel``.
-    tables: The run's feature tables.
-    dataset: The run's processed dataset.
+    tables: The run's ``FeatureTables``.
+    dataset: The run's ``ProcessedDataset``.
     batch_size: Users per forward pass.
-
-  Returns:
-    The ``ChannelAssets``.
   """
-  train_users = np.sort(np.asarray(dataset.train_users, np.int64))
-  sequences = [np.asarray(dataset.sequences[u], np.int64) for u in train_users]
-  maxlen = tables.spec.maxlen
-  padded = np.stack([F.pad_history(s, len(s), maxlen) for s in sequences])
-  feats = tables.user_features(train_users, padded)
-  return ChannelAssets(
-      item_shared=encode.encode_items(model, "shared"),
-      item_space=encode.encode_items(model, "item"),
-      train_users=train_users,
-      train_user_space=encode.encode_users(model, feats, "user", batch_size),
-      train_sequences=sequences)
+
+  def __init__(self, model, tables: F.FeatureTables, dataset,
+               batch_size: int = 1024):
+    self.model = model
+    self.tables = tables
+    self.dataset = dataset
+    self.batch_size = batch_size
+    self.encoder = UserEncoder(model)
+
+  @functools.cached_property
+  def item_shared(self) -> np.ndarray:
+    """``(num_items, d_s)`` float32; row 0 (padding) is zero."""
+    return encode.encode_items(self.model, "shared")
+
+  @functools.cached_property
+  def item_space(self) -> np.ndarray:
+    """``(num_items, d_i)`` float32; row 0 is zero."""
+    return encode.encode_items(self.model, "item")
+
+  @functools.cached_property
+  def train_sequences(self) -> List[np.ndarray]:
+    """Every training user's full sequence, by ascending user id."""
+    users = np.sort(np.asarray(self.dataset.train_users, np.int64))
+    return [np.asarray(self.dataset.sequences[u], np.int64) for u in users]
+
+  @functools.cached_property
+  def train_user_space(self) -> np.ndarray:
+    """``(T, d_u)`` float32, aligned with ``train_sequences``."""
+    users = np.sort(np.asarray(self.dataset.train_users, np.int64))
+    maxlen = self.tables.spec.maxlen
+    padded = np.stack([F.pad_history(s, len(s), maxlen)
+                       for s in self.train_sequences])
+    feats = self.tables.user_features(users, padded)
+    return encode.encode_users(self.model, feats, "user", self.batch_size)
 
 
-@dataclasses.dataclass
-class ChannelIndexes:
-  """The channels' indexes.
-
-  Attributes:
-    items: Shared-space items, ids = item ids ``1 .. num_items-1`` (U2I).
-    users: User-space training users, ids = user ids (U2U).
-    item_space: Item-space items, ids = item ids (I2I).
-  """
-  items: indexes.Index
-  users: indexes.Index
-  item_space: indexes.Index
-
-  def as_dict(self) -> Dict[str, indexes.Index]:
-    return {name: getattr(self, name) for name in INDEX_CHANNELS}
-
-  def save(self, directory: str) -> None:
-    """Writes each index to ``directory/<name>`` (see ``Index.save``)."""
-    os.makedirs(directory, exist_ok=True)
-    for name, index in self.as_dict().items():
-      index.save(os.path.join(directory, name))
-    with open(os.path.join(directory, "channel_indexes.json"), "w") as f:
-      json.dump({"indexes": list(INDEX_CHANNELS)}, f)
-
-  @classmethod
-  def load(cls, directory: str) -> "ChannelIndexes":
-    """Reads indexes written by ``save``.
-
-    Raises:
-      FileNotFoundError: If ``directory`` holds no saved channel indexes.
-    """
-    if not os.path.isfile(os.path.join(directory, "channel_indexes.json")):
-      raise FileNotFoundError(
-          f"{directory!r} holds no channel indexes: pass a directory written "
-          "by ChannelIndexes.save.")
-    return cls(**{name: indexes.load_index(os.path.join(directory, name))
-                  for name in INDEX_CHANNELS})
-
-
-def build_channel_indexes(
-    assets: ChannelAssets, kind: str = "exact", k: int = 50,
-    scann_configs: Optional[Mapping[str, indexes.ScannConfig]] = None
-) -> ChannelIndexes:
-  """Builds the three indexes over the assets.
-
-  Args:
-    assets: The ``ChannelAssets``.
-    kind: ``"exact"`` (``BruteForceIndex``) or ``"scann"`` (``ScannIndex``).
-    k: Typical number of neighbours, used to size ``ScannConfig.auto``.
-    scann_configs: Optional index name (``"items"``, ``"users"``,
-      ``"item_space"``) -> ``ScannConfig`` for ``kind="scann"``; missing
-      names use ``ScannConfig.auto(size, k)`` (exact float scoring below
-      20k rows).
-
-  Returns:
-    The ``ChannelIndexes``.
+def check_channels(channels: Sequence[str]) -> tuple:
+  """Validates channel names; returns them as a tuple.
 
   Raises:
-    ValueError: On an unknown kind or config name.
+    ValueError: On an empty list or an unknown name.
   """
-  if kind not in INDEX_KINDS:
-    raise ValueError(f"kind must be one of {INDEX_KINDS}, got {kind!r}.")
-  scann_configs = dict(scann_configs or {})
-  unknown = sorted(set(scann_configs) - set(INDEX_CHANNELS))
+  channels = tuple(channels)
+  if not channels:
+    raise ValueError(f"No channel requested; choose from {names.CHANNELS}.")
+  unknown = [c for c in channels if c not in names.CHANNELS]
   if unknown:
-    raise ValueError(f"Unknown index name(s) {unknown} in scann_configs; use "
-                     f"{list(INDEX_CHANNELS)}.")
-  if scann_configs and kind != "scann":
-    raise ValueError("scann_configs were given with kind='exact'; pass "
-                     "kind='scann' or drop them.")
-  item_ids = np.arange(1, assets.num_items, dtype=np.int64)
-  tables = {
-      "items": (assets.item_shared[1:], item_ids),
-      "users": (assets.train_user_space, assets.train_users),
-      "item_space": (assets.item_space[1:], item_ids),
-  }
-  built = {}
-  for name, (vectors, ids) in tables.items():
-    if kind == "exact":
-      built[name] = indexes.make_index("exact", vectors, ids)
+    raise ValueError(f"Unknown channel(s) {unknown}; choose from "
+                     f"{names.CHANNELS}.")
+  return channels
+
+
+def build_channels(assets: ChannelAssets,
+                   channels: Sequence[str] = names.CHANNELS, k: int = 50,
+                   index: str = names.EXACT,
+                   config: Optional[ChannelConfig] = None,
+                   exclude_history: bool = True,
+                   scann_configs: Optional[
+                       Mapping[str, indexes.ScannConfig]] = None,
+                   raw_ids: Optional[RawIds] = None) -> Dict[str, Channel]:
+  """The requested channels of one model, as ``Channel`` modules.
+
+  Args:
+    assets: The model's ``ChannelAssets``.
+    channels: Any of ``"u2i", "u2u", "i2i", "fused"``; the fused channel
+      builds (and returns) the members its fusion needs.
+    k: Items per user.
+    index: ``"exact"``, ``"scann"`` or ``"auto"`` (``mic_tf.indexes``).
+    config: ``ChannelConfig`` (defaults if None).
+    exclude_history: Never return the ``history`` items.
+    scann_configs: Optional searcher name (``"items"``, ``"users"``,
+      ``"item_space"``) -> ``ScannConfig``; others use
+      ``ScannConfig.auto`` (exact below 20k vectors).
+    raw_ids: Optional ``RawIds``, for raw-id serving.
+
+  Returns:
+    Channel name -> ``Channel``.
+
+  Raises:
+    ValueError: On unknown channels, index kind or searcher names, or a
+      ``k`` larger than the item pool.
+  """
+  channels = check_channels(channels)
+  config = config or ChannelConfig()
+  scann_configs = dict(scann_configs or {})
+  unknown = sorted(set(scann_configs) - set(INDEX_NAMES))
+  if unknown:
+    raise ValueError(f"Unknown searcher name(s) {unknown} in scann_configs; "
+                     f"use {sorted(INDEX_NAMES)}.")
+  if scann_configs and index == names.EXACT:
+    raise ValueError("scann_configs were given with index='exact'; pass "
+                     "index='scann' or drop them.")
+  num_items = assets.tables.spec.num_items
+  if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not (
+      1 <= k < num_items):
+    raise ValueError(f"k must be in [1, {num_items - 1}] (the item pool), "
+                     f"got {k!r}.")
+  needed = [c for c in channels if c in names.BASE_CHANNELS]
+  if names.FUSED in channels:
+    needed += [c for c in config.fusion.channels if c not in needed]
+  common = dict(k=int(k), index=index, exclude_history=exclude_history,
+                raw_ids=raw_ids)
+  out = {}
+  for name in names.BASE_CHANNELS:
+    if name not in needed:
+      continue
+    if name == names.U2I:
+      out[name] = U2IChannel(assets.encoder, assets.item_shared,
+                             scann_config=scann_configs.get("items"),
+                             **common)
+    elif name == names.U2U:
+      out[name] = U2UChannel(assets.encoder, assets.train_user_space,
+                             assets.train_sequences, assets.item_shared,
+                             config.u2u,
+                             scann_config=scann_configs.get("users"),
+                             **common)
     else:
-      config = scann_configs.get(name) or indexes.ScannConfig.auto(
-          len(vectors), k)
-      built[name] = indexes.make_index("scann", vectors, ids,
-                                       scann_config=config)
-  return ChannelIndexes(**built)
+      out[name] = I2IChannel(assets.encoder, assets.item_space,
+                             assets.item_shared, config.i2i,
+                             scann_config=scann_configs.get("item_space"),
+                             **common)
+  if names.FUSED in channels:
+    out[names.FUSED] = FusedChannel(
+        assets.encoder, out, config.fusion, int(k), exclude_history, raw_ids)
+  return out

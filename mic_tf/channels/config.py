@@ -14,10 +14,6 @@ from mic_tf.channels.fusion import FusionConfig
 from mic_tf.channels.i2i import I2IConfig
 from mic_tf.channels.u2u import U2UConfig
 
-#: Every channel name, in the default fusion priority order.
-CHANNELS = ("u2i", "u2u", "i2i", "fused")
-BASE_CHANNELS = ("u2i", "u2u", "i2i")
-
 
 @dataclasses.dataclass(frozen=True)
 class ChannelConfig:
@@ -98,7 +94,9 @@ def load_channel_config(value: Optional[str]) -> ChannelConfig:
 
   Args:
     value: None/empty (defaults), a path to a JSON file (e.g. written with
-      ``ChannelConfig.to_json``), or the JSON text itself.
+      ``ChannelConfig.to_json``, or an evaluation report
+      ``channels_<split>.json``, whose tuned ``channel_config`` is used), or
+      the JSON text itself.
 
   Returns:
     The ``ChannelConfig``.
@@ -112,4 +110,6 @@ def load_channel_config(value: Optional[str]) -> ChannelConfig:
     return ChannelConfig()
   if not isinstance(d, dict):
     raise ValueError(f"Channel config must be a JSON object, got {d!r}.")
+  if "channel_config" in d:  # an evaluation report
+    d = d["channel_config"]
   return ChannelConfig.from_dict(d)

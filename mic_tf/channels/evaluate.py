@@ -1,249 +1,121 @@
-"""Per-channel evaluation of a trained model (paper section 3.7, Table 3).
+"""Offline evaluation of the channels (paper section 3.7, Table 3).
 
-``evaluate_channels(model, prepared, users="test", index="exact")`` encodes
-the item pool, the training users and the evaluated users, builds the
-channels' indexes (exact or ScaNN), retrieves ``max(cutoffs)`` items per user
-in every requested channel and returns the ComiRec metrics of each:
-``{"u2i": {"recall@20": ..}, "u2u": {..}, "i2i": {..}, "fused": {..}}``.
+Every number comes from ``Channel.retrieve``: the channel modules that are
+exported, on the indexes' numpy path, with the evaluated users' whole input
+history excluded (when the run excludes history, as on MovieLens).
 
-With ``index="scann"`` each of U2I, U2U and I2I also reports
-``scann_recall@50``: the percentage of the exact top-50 of that channel's
-index searches (the same queries, against an exact index) that ScaNN
-returned. It measures the index, not the recommendations.
-
-With ``channels=("u2i",)`` and an exact index the U2I numbers equal
-``mic_tf.training.evaluate_u2i`` (the numbers in a run's metrics.json).
-
-``mic_tf.channels.report.evaluate_run`` does the same for a finished
-training run (``experiments/evaluate.py`` is its command line).
+* ``evaluate_u2i``: exact U2I metrics of a model, the per-epoch validation
+  of training and the test numbers of a run's ``metrics.json``.
+* ``evaluate_channels``: the metrics of each requested channel; with a
+  ScaNN index each also reports ``scann_recall@50``, the percentage of the
+  exact channel's top-50 list (same settings, exact index) that the ScaNN
+  channel's top-50 list holds.
 """
 
-import dataclasses
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from mic_tf import console
-from mic_tf import evaluation
-from mic_tf import indexes as index_lib
+from mic_tf import features as F
 from mic_tf import metrics as metric_lib
-from mic_tf.channels import fusion
-from mic_tf.channels.assets import build_channel_assets
-from mic_tf.channels.assets import build_channel_indexes
+from mic_tf import names
+from mic_tf.channels.assets import build_channels
 from mic_tf.channels.assets import ChannelAssets
-from mic_tf.channels.assets import ChannelIndexes
-from mic_tf.channels.config import BASE_CHANNELS
+from mic_tf.channels.base import Channel
 from mic_tf.channels.config import ChannelConfig
-from mic_tf.channels.config import CHANNELS
-from mic_tf.channels.i2i import I2IChannel
-from mic_tf.channels.queries import ChannelQueries
-from mic_tf.channels.queries import encode_queries
+from mic_tf.channels.encoder import UserEncoder
 from mic_tf.channels.u2i import U2IChannel
-from mic_tf.channels.u2u import U2UChannel
+from mic_tf.models import encode
 
-USER_SETS = ("test", "valid")
-INDEX_CHOICES = ("exact", "scann", "both")
 RECALL_K = 50
 RECALL_KEY = f"scann_recall@{RECALL_K}"
 
 
-@dataclasses.dataclass
-class EvaluationContext:
-  """Everything that does not depend on the channel settings.
+def retrieve_users(channel: Channel, users: F.EvalUsers,
+                   batch_size: int = 256) -> Tuple[np.ndarray, np.ndarray]:
+  """A channel's lists for evaluation users, their input history excluded
+  when the channel excludes history."""
+  exclude = users.histories if channel.exclude_history else None
+  return channel.retrieve(users.features, exclude, batch_size)
 
-  Attributes:
-    assets: The model's ``ChannelAssets``.
-    indexes: The indexes the channels search.
-    queries: The evaluated users' ``ChannelQueries``.
-    targets: Each evaluated user's target items.
-    exact_indexes: Exact indexes for ``scann_recall@50`` (ScaNN runs only).
+
+def evaluate_u2i(model, users: F.EvalUsers,
+                 cutoffs: Sequence[int] = (20, 50),
+                 exclude_history: bool = True,
+                 batch_size: int = 1024) -> Dict[str, float]:
+  """Exact U2I metrics of a model on evaluation users (percent).
+
+  The U2I channel with an exact index, retrieving ``max(cutoffs)`` items.
   """
-  assets: ChannelAssets
-  indexes: ChannelIndexes
-  queries: ChannelQueries
-  targets: List[np.ndarray]
-  exact_indexes: Optional[ChannelIndexes] = None
-
-
-def _check_choice(name: str, value: str, allowed: Sequence[str]) -> None:
-  if value not in allowed:
-    raise ValueError(f"{name} must be one of {tuple(allowed)}, got "
-                     f"{value!r}.")
-
-
-def check_channels(channels: Sequence[str]) -> Tuple[str, ...]:
-  """Validates channel names; returns them as a tuple.
-
-  Raises:
-    ValueError: On an empty list or an unknown name.
-  """
-  channels = tuple(channels)
-  if not channels:
-    raise ValueError(f"No channel requested; choose from {CHANNELS}.")
-  unknown = [c for c in channels if c not in CHANNELS]
-  if unknown:
-    raise ValueError(f"Unknown channel(s) {unknown}; choose from {CHANNELS}.")
-  return channels
-
-
-def build_context(model, prepared, users: str = "test", index: str = "exact",
-                  exclude_history: bool = True,
-                  scann_configs: Optional[Mapping[str, Any]] = None,
-                  k: int = 50,
-                  assets: Optional[ChannelAssets] = None
-                  ) -> EvaluationContext:
-  """Encodes and indexes everything one evaluation needs.
-
-  Args:
-    model: A trained ``MICModel``.
-    prepared: The run's ``mic_tf.training.Prepared`` data.
-    users: ``"test"`` or ``"valid"``.
-    index: ``"exact"`` or ``"scann"``.
-    exclude_history: Never return a user's input history items.
-    scann_configs: Optional per-index ``ScannConfig`` (see
-      ``build_channel_indexes``).
-    k: Typical neighbours per search (sizes ``ScannConfig.auto``).
-    assets: Reuse already computed assets of this model.
-
-  Returns:
-    The ``EvaluationContext``.
-
-  Raises:
-    ValueError: On an unknown user set or index kind.
-  """
-  _check_choice("users", users, USER_SETS)
-  _check_choice("index", index, ("exact", "scann"))
-  assets = assets or build_channel_assets(model, prepared.tables,
-                                          prepared.dataset)
-  eval_users = getattr(prepared, users)
-  queries = encode_queries(
-      model, eval_users.features,
-      exclude=eval_users.histories if exclude_history else None)
-  built = build_channel_indexes(assets, index, k=k,
-                                scann_configs=scann_configs)
-  exact = None
-  if index == "scann":
-    exact = build_channel_indexes(assets, "exact")
-  return EvaluationContext(assets, built, queries, list(eval_users.targets),
-                           exact)
-
-
-def build_channels(assets: ChannelAssets, built: ChannelIndexes,
-                   config: Optional[ChannelConfig] = None,
-                   batch_size: int = 256) -> Dict[str, Any]:
-  """The U2I, U2U and I2I channel objects over built indexes."""
-  config = config or ChannelConfig()
-  return {
-      "u2i": U2IChannel(built.items, batch_size),
-      "u2u": U2UChannel(built.users, assets.train_users,
-                        assets.train_sequences, assets.item_shared,
-                        config.u2u, batch_size),
-      "i2i": I2IChannel(built.item_space, assets.item_space,
-                        assets.item_shared, config.i2i, batch_size),
-  }
-
-
-def retrieve_channels(channel_objects: Mapping[str, Any],
-                      queries: ChannelQueries, k: int,
-                      channels: Sequence[str] = CHANNELS,
-                      fusion_config: Optional[fusion.FusionConfig] = None
-                      ) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
-  """Top-``k`` lists of the requested channels (fused needs its inputs).
-
-  Returns:
-    Channel name -> ``(ids, scores)``; includes the base channels the
-    fusion needed even if they were not requested.
-  """
-  fusion_config = fusion_config or fusion.FusionConfig()
-  needed = [c for c in channels if c in BASE_CHANNELS]
-  if "fused" in channels:
-    needed += [c for c in fusion_config.channels if c not in needed]
-  unknown = [c for c in needed if c not in channel_objects]
-  if unknown:
-    raise ValueError(f"No channel object for {unknown}; fusion weights may "
-                     f"only name {sorted(channel_objects)}.")
-  out = {c: channel_objects[c].retrieve(queries, k)
-         for c in console.track(needed, "channel retrieval", unit="channels")}
-  if "fused" in channels:
-    out["fused"] = fusion.fuse(out, fusion_config, k)
-  return out
-
-
-def index_recall(channel, exact_index: index_lib.Index,
-                 queries: ChannelQueries, k: int = RECALL_K) -> float:
-  """Percent of the exact top-``k`` of a channel's searches its index found."""
-  vectors = channel.index_queries(queries)
-  if len(vectors) == 0:
-    return 100.0
-  k = min(k, exact_index.size)
-  approx, _ = channel.index.search(vectors, k)
-  exact, _ = exact_index.search(vectors, k)
-  return 100.0 * index_lib.recall_against_exact(approx, exact)
-
-
-def evaluate_context(context: EvaluationContext,
-                     channel_config: Optional[ChannelConfig] = None,
-                     channels: Sequence[str] = CHANNELS,
-                     cutoffs: Sequence[int] = (20, 50),
-                     batch_size: int = 256) -> Dict[str, Dict[str, float]]:
-  """Metrics of each requested channel on a built context."""
-  channels = check_channels(channels)
   cutoffs = metric_lib.check_cutoffs(cutoffs)
-  config = channel_config or ChannelConfig()
-  objects = build_channels(context.assets, context.indexes, config,
-                           batch_size)
-  lists = retrieve_channels(objects, context.queries, max(cutoffs), channels,
-                            config.fusion)
-  results = {}
-  for name in channels:
-    results[name] = evaluation.evaluate_retrieval(lists[name][0],
-                                                  context.targets, cutoffs)
-  if context.exact_indexes is not None:
-    exact = context.exact_indexes
-    exact_of = {"u2i": exact.items, "u2u": exact.users,
-                "i2i": exact.item_space}
-    for name in channels:
-      if name in exact_of:
-        results[name][RECALL_KEY] = index_recall(
-            objects[name], exact_of[name], context.queries)
-  return results
+  channel = U2IChannel(UserEncoder(model), encode.encode_items(model,
+                                                               "shared"),
+                       k=max(cutoffs), exclude_history=exclude_history)
+  ids, _ = retrieve_users(channel, users, batch_size)
+  return metric_lib.retrieval_metrics(ids, users.targets, cutoffs)
 
 
-def evaluate_channels(model, prepared, users: str = "test",
-                      index: str = "exact",
-                      channel_config: Optional[ChannelConfig] = None,
+def list_recall(approx_ids: np.ndarray, exact_ids: np.ndarray,
+                k: int = RECALL_K) -> float:
+  """Percent of each exact top-``k`` list found in the approximate one."""
+  found = []
+  for approx, exact in zip(approx_ids[:, :k], exact_ids[:, :k]):
+    truth = exact[exact > 0]
+    if truth.size:
+      found.append(np.isin(truth, approx[approx > 0]).mean())
+  return 100.0 * float(np.mean(found)) if found else 100.0
+
+
+def evaluate_channels(assets: ChannelAssets, users: F.EvalUsers,
+                      channels: Sequence[str] = names.CHANNELS,
+                      index: str = names.EXACT,
+                      config: Optional[ChannelConfig] = None,
                       cutoffs: Sequence[int] = (20, 50),
-                      channels: Sequence[str] = CHANNELS,
                       exclude_history: bool = True,
-                      scann_configs: Optional[Mapping[str, Any]] = None,
+                      scann_configs: Optional[Mapping] = None,
                       batch_size: int = 256,
-                      assets: Optional[ChannelAssets] = None
-                      ) -> Dict[str, Dict[str, float]]:
-  """Evaluates each retrieval channel of a trained model.
+                      exact_lists: Optional[Mapping[str, np.ndarray]] = None
+                      ) -> Tuple[Dict[str, Dict[str, float]],
+                                 Dict[str, np.ndarray]]:
+  """Evaluates each requested channel of a model on evaluation users.
 
   Args:
-    model: A trained ``MICModel``.
-    prepared: The run's ``mic_tf.training.Prepared`` data.
-    users: ``"test"`` or ``"valid"``.
-    index: ``"exact"`` or ``"scann"``.
-    channel_config: ``ChannelConfig`` (defaults if None).
-    cutoffs: Metric cutoffs; each channel retrieves ``max(cutoffs)`` items.
+    assets: The model's ``ChannelAssets``.
+    users: The evaluated users (e.g. ``prepared.test``).
     channels: Any of ``"u2i", "u2u", "i2i", "fused"``.
+    index: ``"exact"``, ``"scann"`` or ``"auto"``.
+    config: ``ChannelConfig`` (defaults if None).
+    cutoffs: Metric cutoffs; each channel retrieves ``max(cutoffs)`` items.
     exclude_history: Never return a user's input history (MovieLens: on).
-    scann_configs: Optional per-index ``ScannConfig`` for ``index="scann"``.
+    scann_configs: Optional per-searcher ``ScannConfig``.
     batch_size: Users per retrieval batch.
-    assets: Reuse already computed ``ChannelAssets`` of this model.
+    exact_lists: The exact index's lists of these channels; with a ScaNN
+      index, ``scann_recall@50`` is computed against them (they are
+      retrieved when not given).
 
   Returns:
-    Channel -> metrics (percent, ``mic_tf.metrics`` names), plus
-    ``scann_recall@50`` for U2I / U2U / I2I when ``index="scann"``.
+    ``(metrics, lists)``: channel -> metrics (percent, ``mic_tf.metrics``
+    names; plus ``scann_recall@50`` for non-exact indexes) and channel ->
+    retrieved ids.
 
   Raises:
-    ValueError: On unknown users, index kind or channel names.
+    ValueError: On unknown channels or index kind.
   """
-  channels = check_channels(channels)
   cutoffs = metric_lib.check_cutoffs(cutoffs)
-  context = build_context(model, prepared, users, index, exclude_history,
-                          scann_configs, max(cutoffs), assets)
-  return evaluate_context(context, channel_config, channels, cutoffs,
-                          batch_size)
+  k = max(cutoffs)
+  modules = build_channels(assets, channels, k, index, config,
+                           exclude_history, scann_configs)
+  lists = {c: retrieve_users(modules[c], users, batch_size)[0]
+           for c in channels}
+  results = {c: metric_lib.retrieval_metrics(lists[c], users.targets,
+                                             cutoffs)
+             for c in channels}
+  if index != names.EXACT:
+    if exact_lists is None:
+      _, exact_lists = evaluate_channels(assets, users, channels, names.EXACT,
+                                         config, cutoffs, exclude_history,
+                                         batch_size=batch_size)
+    for c in channels:
+      results[c][RECALL_KEY] = list_recall(lists[c], exact_lists[c],
+                                           min(RECALL_K, k))
+  return results, lists

@@ -1,7 +1,10 @@
 """Fusion: one list of ``k`` items from the U2I, U2U and I2I lists.
 
-Two rules (``FusionConfig.mode``); ``weights`` lists the channels in
-priority order (default ``u2i: 0.5, u2u: 0.25, i2i: 0.25``):
+Three rules (``FusionConfig.mode``); ``weights`` lists the channels in
+priority order (default ``u2i: 0.5, u2u: 0.25, i2i: 0.25``). A config with
+one channel is that channel's own list, so the fusion tuned on validation
+users (``mic_tf.channels.tuning``, which always offers the single channels)
+is never worse there than the best single channel.
 
 ``"quota"``: channel ``c`` gets ``q_c`` of the ``k`` slots, ``q_c`` being
 ``k * w_c / sum(w)`` rounded by the largest-remainder method (``quotas``;
@@ -28,20 +31,33 @@ return ``i``), and the ``k`` best items remain (ties: smaller id).
   returned items of that channel (1 when all are equal).
 * ``normalization="rank"``: ``(L - p) / L`` for the item at 0-based
   position ``p`` of a list of width ``L``.
+
+``"rrf"`` (reciprocal rank fusion, Cormack et al. 2009):
+``fused(i) = sum_c w_c / (rrf_k + p_c(i) + 1) / sum(w)`` over the channels
+that returned ``i`` at 0-based position ``p_c(i)``; the ``k`` best remain
+(ties: smaller id). ``rrf_k`` (default 60) damps the weight of the top
+positions.
+
+``FusedChannel`` is the fused channel as a ``Channel``: it holds the
+channels it fuses and fuses their ranked lists.
 """
 
 import dataclasses
-from typing import Dict, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
+from mic_tf import names
 from mic_tf.channels import ranking
+from mic_tf.channels.base import Channel
+from mic_tf.channels.encoder import EncodedUsers
+from mic_tf.channels.encoder import UserEncoder
+from mic_tf.channels.raw_ids import RawIds
 
-NAME = "fused"
-MODES = ("quota", "score")
+MODES = ("quota", "score", "rrf")
 NORMALIZATIONS = ("minmax", "rank")
-FUSABLE = ("u2i", "u2u", "i2i")
+FUSABLE = names.BASE_CHANNELS
 
 
 def _default_weights() -> Dict[str, float]:
@@ -53,16 +69,19 @@ class FusionConfig:
   """How the channels are fused (see the module docstring).
 
   Attributes:
-    mode: ``"quota"`` or ``"score"``.
+    mode: ``"quota"``, ``"score"`` or ``"rrf"``.
     weights: Channel name -> share / weight (``> 0``), in priority order
       (a mapping, or ``[channel, weight]`` pairs, the form ``to_dict``
-      writes so that JSON key sorting cannot change the priority).
+      writes so that JSON key sorting cannot change the priority). Weights
+      of 0 drop the channel.
     normalization: ``"minmax"`` or ``"rank"`` (``mode="score"`` only).
+    rrf_k: The constant of reciprocal rank fusion (``mode="rrf"`` only).
   """
   mode: str = "quota"
   weights: Mapping[str, float] = dataclasses.field(
       default_factory=_default_weights)
   normalization: str = "minmax"
+  rrf_k: float = 60.0
 
   def __post_init__(self):
     if self.mode not in MODES:
@@ -78,7 +97,11 @@ class FusionConfig:
         raise ValueError(
             f"weights must be a mapping or [channel, weight] pairs, got "
             f"{self.weights!r}.") from None
-    object.__setattr__(self, "weights", dict(weights))
+    object.__setattr__(self, "weights",
+                       {c: float(w) for c, w in dict(weights).items()
+                        if float(w) != 0.0})
+    if not self.rrf_k >= 0:
+      raise ValueError(f"rrf_k must be >= 0, got {self.rrf_k}.")
     if not self.weights:
       raise ValueError("weights is empty: give at least one channel, e.g. "
                        "{'u2i': 0.5, 'u2u': 0.25, 'i2i': 0.25}.")
@@ -95,10 +118,24 @@ class FusionConfig:
   def channels(self) -> Tuple[str, ...]:
     return tuple(self.weights)
 
+  @property
+  def is_single(self) -> bool:
+    """Whether this "fusion" is one channel's own list."""
+    return len(self.weights) == 1
+
+  def describe(self) -> str:
+    """E.g. ``"rrf u2i:1 u2u:2"`` or ``"u2u alone"``."""
+    if self.is_single:
+      return f"{self.channels[0]} alone"
+    mode = (f"score/{self.normalization}" if self.mode == "score" else
+            self.mode)
+    return mode + " " + " ".join(f"{c}:{w:g}" for c, w in
+                                 self.weights.items())
+
   def to_dict(self) -> Dict[str, object]:
     return {"mode": self.mode,
             "weights": [[c, w] for c, w in self.weights.items()],
-            "normalization": self.normalization}
+            "normalization": self.normalization, "rrf_k": self.rrf_k}
 
 
 def quotas(k: int, weights: Sequence[float]) -> List[int]:
@@ -253,37 +290,118 @@ def fuse_scores(ids: Sequence[tf.Tensor], scores: Sequence[tf.Tensor],
   return ranking.top_k_per_row(rows, items, values, batch, k)
 
 
-def fuse(results: Mapping[str, Tuple[np.ndarray, np.ndarray]],
-         config: FusionConfig, k: int) -> Tuple[np.ndarray, np.ndarray]:
-  """Fuses already retrieved channel lists (numpy in, numpy out).
+def fuse_rrf(ids: Sequence[tf.Tensor], weights: Sequence[float], k: int,
+             rrf_k: float = 60.0) -> Tuple[tf.Tensor, tf.Tensor]:
+  """Reciprocal rank fusion (module docstring), in TensorFlow.
 
   Args:
-    results: Channel name -> ``(ids, scores)``, ``(n, L_c)`` each; must hold
+    ids: One ``(B, L_c)`` ranked id tensor per channel; ``<= 0`` padding.
+    weights: The channels' weights.
+    k: Length of the fused list.
+    rrf_k: The damping constant.
+
+  Returns:
+    ``(ids, scores)``, ``(B, k)``.
+  """
+  total = float(sum(weights))
+  batch = tf.shape(ids[0])[0]
+  all_rows, all_items, all_values = [], [], []
+  for channel_ids, w in zip(ids, weights):
+    channel_ids = tf.cast(channel_ids, tf.int64)
+    width = tf.shape(channel_ids)[1]
+    position = tf.cast(tf.range(width), tf.float32)
+    value = (w / total) / (rrf_k + position + 1.0)
+    all_rows.append(tf.repeat(tf.range(tf.cast(batch, tf.int64)), width))
+    all_items.append(tf.reshape(channel_ids, [-1]))
+    all_values.append(tf.reshape(
+        tf.broadcast_to(value[tf.newaxis], tf.shape(channel_ids)), [-1]))
+  rows = tf.concat(all_rows, 0)
+  items = tf.concat(all_items, 0)
+  values = tf.concat(all_values, 0)
+  keep = items > 0
+  rows, items, values = ranking.aggregate(
+      tf.boolean_mask(rows, keep), tf.boolean_mask(items, keep),
+      tf.boolean_mask(values, keep), reduce="sum")
+  return ranking.top_k_per_row(rows, items, values, batch, k)
+
+
+def fuse_lists(lists: Mapping[str, Tuple[tf.Tensor, tf.Tensor]],
+               config: FusionConfig, k: int) -> Tuple[tf.Tensor, tf.Tensor]:
+  """Fuses ranked channel lists with ``config`` (TensorFlow in and out).
+
+  Args:
+    lists: Channel name -> ``(ids, scores)``, ``(B, L_c)`` each; must hold
       every channel of ``config.weights``.
     config: The ``FusionConfig``.
     k: Length of the fused list.
 
   Returns:
-    ``(ids, scores)``, ``(n, k)``.
+    ``(ids, scores)``, ``(B, k)``.
 
   Raises:
-    ValueError: If a weighted channel is missing from ``results``.
+    ValueError: If a weighted channel is missing from ``lists``.
   """
-  missing = [c for c in config.channels if c not in results]
+  missing = [c for c in config.channels if c not in lists]
   if missing:
     raise ValueError(f"Fusion needs the lists of {missing}; retrieve those "
                      "channels first or drop them from FusionConfig.weights.")
-  ids = [tf.constant(results[c][0]) for c in config.channels]
+  ids = [lists[c][0] for c in config.channels]
   weights = [config.weights[c] for c in config.channels]
   if config.mode == "quota":
-    out = _fuse_quota(ids, weights, k)
-  else:
-    scores = [tf.constant(results[c][1]) for c in config.channels]
-    out = _fuse_scores(ids, scores, weights, k, config.normalization)
-  return out[0].numpy(), out[1].numpy()
+    return fuse_quota(ids, weights, k)
+  if config.mode == "rrf":
+    return fuse_rrf(ids, weights, k, config.rrf_k)
+  scores = [lists[c][1] for c in config.channels]
+  return fuse_scores(ids, scores, weights, k, config.normalization)
 
 
-_fuse_quota = tf.function(fuse_quota, reduce_retracing=True,
-                           autograph=False)
-_fuse_scores = tf.function(fuse_scores, reduce_retracing=True,
-                            autograph=False)
+class FusedChannel(Channel):
+  """The fused channel: the lists of its member channels, fused.
+
+  Args:
+    encoder: The model's ``UserEncoder`` (the members' too).
+    members: Channel name -> ``Channel``; must hold every channel of
+      ``config.weights``, each with this ``k``.
+    config: ``FusionConfig``.
+    k: Items per user.
+    exclude_history: Never return the ``history`` items.
+    raw_ids: Optional ``RawIds`` (raw-id serving).
+
+  Raises:
+    ValueError: If a member is missing or has another ``k``.
+  """
+
+  NAME = names.FUSED
+
+  def __init__(self, encoder: UserEncoder, members: Mapping[str, Channel],
+               config: Optional[FusionConfig] = None, k: int = 50,
+               exclude_history: bool = True,
+               raw_ids: Optional[RawIds] = None):
+    super().__init__(encoder, k, exclude_history, raw_ids)
+    self.config = config or FusionConfig()
+    missing = [c for c in self.config.channels if c not in members]
+    if missing:
+      raise ValueError(f"The fusion weights name {missing} but no such "
+                       "member channel was given.")
+    self.members = {c: members[c] for c in self.config.channels}
+    for c, member in self.members.items():
+      if member.k != self.k or member.exclude_history != exclude_history:
+        raise ValueError(
+            f"Member {c} has k={member.k}, exclude_history="
+            f"{member.exclude_history}; the fused channel needs "
+            f"k={self.k}, exclude_history={exclude_history}.")
+
+  @property
+  def searchers(self):
+    return [i for m in self.members.values() for i in m.searchers]
+
+  def search(self, users: EncodedUsers, exclude: tf.Tensor,
+             numpy: bool = False) -> Dict[str, Any]:
+    return {c: m.search(users, exclude, numpy)
+            for c, m in self.members.items()}
+
+  def rank(self, users: EncodedUsers, searched: Mapping[str, Any],
+           exclude: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    lists = {c: m.rank(users, searched[c], exclude)
+             for c, m in self.members.items()}
+    return fuse_lists(lists, self.config, self.k)

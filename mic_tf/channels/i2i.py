@@ -20,16 +20,19 @@ list (all id -1). Sources come from the padded ``history`` feature, so
 """
 
 import dataclasses
-from typing import Optional, Tuple
+from typing import Dict, Mapping, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
 
+from mic_tf import indexes
+from mic_tf import names
 from mic_tf.channels import ranking
-from mic_tf.channels.queries import ChannelQueries
-from mic_tf.indexes import Index
-
-NAME = "i2i"
+from mic_tf.channels.base import Channel
+from mic_tf.channels.base import make_channel_index
+from mic_tf.channels.encoder import EncodedUsers
+from mic_tf.channels.encoder import UserEncoder
+from mic_tf.channels.raw_ids import RawIds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,8 +65,8 @@ class I2IConfig:
           f"recency_decay must be in (0, 1], got {self.recency_decay}.")
 
 
-def rank_i2i(source_items: tf.Tensor, neighbor_ids: tf.Tensor,
-             neighbor_sims: tf.Tensor, user_queries: tf.Tensor,
+def rank_i2i(source_items: tf.Tensor, neighbour_ids: tf.Tensor,
+             neighbour_sims: tf.Tensor, user_queries: tf.Tensor,
              item_table: tf.Tensor, exclude: tf.Tensor, k: int,
              num_similar: int, alpha: float, gamma: float,
              recency_decay: float) -> Tuple[tf.Tensor, tf.Tensor]:
@@ -71,10 +74,10 @@ def rank_i2i(source_items: tf.Tensor, neighbor_ids: tf.Tensor,
 
   Args:
     source_items: ``(B, M')`` source item ids, most recent first, 0-padded.
-    neighbor_ids: ``(B, M', C)`` items retrieved for each source, best
+    neighbour_ids: ``(B, M', C)`` items retrieved for each source, best
       first, ``<= 0`` for padding; ``C`` should be ``M + 1`` so that ``M``
       remain once the source itself is dropped.
-    neighbor_sims: ``(B, M', C)`` their item-space cosines.
+    neighbour_sims: ``(B, M', C)`` their item-space cosines.
     user_queries: ``(B, K, d)`` unit shared-space user queries.
     item_table: ``(num_items, d)`` unit shared-space item vectors.
     exclude: ``(B, E)`` item ids never to return, 0-padded.
@@ -90,8 +93,8 @@ def rank_i2i(source_items: tf.Tensor, neighbor_ids: tf.Tensor,
   """
   batch = tf.shape(source_items)[0]
   sources = tf.cast(source_items, tf.int64)
-  ids = tf.cast(neighbor_ids, tf.int64)
-  sims = tf.cast(neighbor_sims, tf.float32)
+  ids = tf.cast(neighbour_ids, tf.int64)
+  sims = tf.cast(neighbour_sims, tf.float32)
   valid = (ids > 0) & (ids != sources[:, :, tf.newaxis]) & (
       sources[:, :, tf.newaxis] > 0)
   rank = tf.cumsum(tf.cast(valid, tf.int32), axis=2, exclusive=True)
@@ -113,125 +116,96 @@ def rank_i2i(source_items: tf.Tensor, neighbor_ids: tf.Tensor,
   return ranking.top_k_per_row(users, items, scores, batch, k)
 
 
-_rank_i2i = tf.function(rank_i2i, reduce_retracing=True, autograph=False)
-_last_distinct = tf.function(ranking.last_distinct_items,
-                             reduce_retracing=True, autograph=False)
-
-
-class I2IChannel:
-  """I2I retrieval over an item-space index.
+class I2IChannel(Channel):
+  """I2I retrieval over an index of the item-space item vectors.
 
   Args:
-    item_index: ``Index`` over item-space item vectors, ids = item ids
-      (``ChannelIndexes.item_space``).
-    item_space: ``(num_items, d_i)`` item-space vectors (the queries).
-    item_shared: ``(num_items, d_s)`` shared-space item vectors.
+    encoder: The model's ``UserEncoder``.
+    item_space: ``(num_items, d_i)`` unit item-space vectors (the sources'
+      queries; row 0, padding, is never indexed).
+    item_shared: ``(num_items, d_s)`` unit shared-space item vectors.
     config: ``I2IConfig``.
-    batch_size: Users per rank batch.
+    k: Items per user.
+    index: ``"exact"``, ``"scann"`` or ``"auto"``.
+    scann_config: Optional ``ScannConfig`` of the item-space index.
+    exclude_history: Never return the ``history`` items.
+    raw_ids: Optional ``RawIds`` (raw-id serving).
   """
 
-  name = NAME
+  NAME = names.I2I
 
-  def __init__(self, item_index: Index, item_space: np.ndarray,
+  def __init__(self, encoder: UserEncoder, item_space: np.ndarray,
                item_shared: np.ndarray, config: Optional[I2IConfig] = None,
-               batch_size: int = 256):
-    if batch_size < 1:
-      raise ValueError(f"batch_size must be positive, got {batch_size}.")
-    self.index = item_index
-    self.item_space = np.asarray(item_space, np.float32)
+               k: int = 50, index: str = names.EXACT,
+               scann_config: Optional[indexes.ScannConfig] = None,
+               exclude_history: bool = True,
+               raw_ids: Optional[RawIds] = None):
+    super().__init__(encoder, k, exclude_history, raw_ids)
     self.config = config or I2IConfig()
-    self.batch_size = int(batch_size)
-    self.item_shared = tf.constant(np.asarray(item_shared, np.float32))
+    item_space = np.asarray(item_space, np.float32)
+    self.similar_items = make_channel_index(
+        index, item_space[1:], np.arange(1, len(item_space)),
+        self.config.num_similar_items + 1, scann_config,
+        name="similar_items")
+    self.item_space = tf.Variable(item_space, trainable=False,
+                                  name="item_space")
+    self.item_shared = tf.Variable(np.asarray(item_shared, np.float32),
+                                   trainable=False, name="item_shared")
 
-  def with_config(self, config: I2IConfig) -> "I2IChannel":
-    """The same channel (same index) with other settings."""
-    return I2IChannel(self.index, self.item_space, self.item_shared.numpy(),
-                      config, self.batch_size)
+  @property
+  def searchers(self):
+    return [self.similar_items]
 
-  def sources(self, queries: ChannelQueries,
-              num_history_items: Optional[int] = None) -> np.ndarray:
-    """``(n, M')`` most recent distinct history items, 0-padded."""
-    m = num_history_items or self.config.num_history_items
-    parts = [_last_distinct(tf.constant(queries.history[s:s + 4096]),
-                            m).numpy()
-             for s in range(0, queries.size, 4096)]
-    return np.concatenate(parts) if parts else np.zeros((0, m), np.int64)
-
-  def index_queries(self, queries: ChannelQueries) -> np.ndarray:
-    """Item-space vectors of the distinct source items of all users."""
-    items = np.unique(self.sources(queries))
-    return self.item_space[items[items > 0]]
-
-  def search(self, queries: ChannelQueries,
-             num_history_items: Optional[int] = None,
+  def search(self, users: EncodedUsers, exclude: tf.Tensor,
+             numpy: bool = False, num_history_items: Optional[int] = None,
              num_similar_items: Optional[int] = None
-             ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+             ) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Sources and their similar items.
 
-    Each distinct source item is searched once, for ``M + 1`` items (the
-    source itself usually comes first and is dropped by ``rank``).
-
-    Returns:
-      ``(sources (n, M'), ids (n, M', M+1), sims (n, M', M+1))``; ids -1 for
-      padding.
-    """
-    m = num_similar_items or self.config.num_similar_items
-    sources = self.sources(queries, num_history_items)
-    fetch = min(m + 1, self.index.size)
-    distinct = np.unique(sources)
-    distinct = distinct[distinct > 0]
-    ids = np.full(sources.shape + (fetch,), ranking.PAD_ID, np.int64)
-    sims = np.zeros(sources.shape + (fetch,), np.float32)
-    if distinct.size:
-      found_ids, found_sims = self.index.search(self.item_space[distinct],
-                                                fetch)
-      where = np.searchsorted(distinct, sources)
-      where = np.minimum(where, distinct.size - 1)
-      has = sources > 0
-      ids[has] = found_ids[where[has]]
-      sims[has] = np.where(found_ids[where[has]] >= 0,
-                           found_sims[where[has]], 0.0)
-    return sources, ids, sims
-
-  def rank(self, queries: ChannelQueries, sources: np.ndarray,
-           ids: np.ndarray, sims: np.ndarray, k: int,
-           config: Optional[I2IConfig] = None
-           ) -> Tuple[np.ndarray, np.ndarray]:
-    """Scores already searched candidates (batched).
+    Each source searches ``M + 1`` items (the source itself usually comes
+    first; ``rank`` drops it).
 
     Args:
-      queries: The users.
-      sources: ``(n, >= M')`` from ``search``.
-      ids: ``(n, >= M', >= M + 1)`` from ``search``.
-      sims: Their similarities.
-      k: Items per user.
-      config: Other settings than the channel's; uses the first ``M'``
-        sources and the first ``M`` non-source items of each.
+      users: The encoded users.
+      exclude: Unused (exclusion happens in ``rank``).
+      numpy: Search with the index's numpy path.
+      num_history_items: Another ``M'`` than the config's (tuning).
+      num_similar_items: Another ``M`` than the config's (tuning).
 
     Returns:
-      ``(ids, scores)``, ``(n, k)``.
+      ``(sources (B, M'), ids (B, M', M+1), sims (B, M', M+1))``; ids -1
+      and sims 0 where there is no source.
     """
-    c = config or self.config
-    sources = sources[:, :c.num_history_items]
-    ids, sims = ids[:, :c.num_history_items], sims[:, :c.num_history_items]
-    ids_out, scores_out = [], []
-    start = 0
-    for batch in queries.batches(self.batch_size):
-      stop = start + batch.size
-      top_ids, top_scores = _rank_i2i(
-          tf.constant(sources[start:stop]), tf.constant(ids[start:stop]),
-          tf.constant(sims[start:stop]), tf.constant(batch.shared),
-          self.item_shared, tf.constant(batch.exclude), k,
-          c.num_similar_items, tf.constant(c.alpha, tf.float32),
-          tf.constant(c.gamma, tf.float32),
-          tf.constant(c.recency_decay, tf.float32))
-      ids_out.append(top_ids.numpy())
-      scores_out.append(top_scores.numpy())
-      start = stop
-    return ranking.concat_results(ids_out, scores_out, k)
+    del exclude
+    m_prime = num_history_items or self.config.num_history_items
+    m = num_similar_items or self.config.num_similar_items
+    sources = ranking.last_distinct_items(users.history, m_prime)
+    fetch = min(m + 1, self.similar_items.size)
+    vectors = tf.gather(self.item_space, tf.reshape(sources, [-1]))
+    ids, sims = self.similar_items.search_op(vectors, fetch, numpy)
+    has = tf.reshape(sources > 0, [-1, 1])
+    shape = tf.concat([tf.shape(sources), [fetch]], axis=0)
+    ids = tf.reshape(tf.where(has, ids, ranking.PAD_ID), shape)
+    sims = tf.reshape(tf.where(has, sims, 0.0), shape)
+    return sources, ids, sims
 
-  def retrieve(self, queries: ChannelQueries,
-               k: int) -> Tuple[np.ndarray, np.ndarray]:
-    """Top ``k`` items of every user; see the module docstring."""
-    sources, ids, sims = self.search(queries)
-    return self.rank(queries, sources, ids, sims, k)
+  def settings(self, config: Optional[I2IConfig] = None
+               ) -> Dict[str, tf.Tensor]:
+    """The ranking settings of ``config`` (default: the channel's)."""
+    c = config or self.config
+    return {"num_similar_items": tf.constant(c.num_similar_items, tf.int32),
+            "alpha": tf.constant(c.alpha, tf.float32),
+            "gamma": tf.constant(c.gamma, tf.float32),
+            "recency_decay": tf.constant(c.recency_decay, tf.float32)}
+
+  def rank(self, users: EncodedUsers,
+           searched: Tuple[tf.Tensor, tf.Tensor, tf.Tensor],
+           exclude: tf.Tensor,
+           settings: Optional[Mapping[str, tf.Tensor]] = None
+           ) -> Tuple[tf.Tensor, tf.Tensor]:
+    """``rank_i2i`` with the channel's (or the given) settings."""
+    s = settings or self.settings()
+    sources, ids, sims = searched
+    return rank_i2i(sources, ids, sims, users.shared, self.item_shared,
+                    exclude, self.k, s["num_similar_items"], s["alpha"],
+                    s["gamma"], s["recency_decay"])

@@ -16,20 +16,24 @@ Conventions:
 * Exclusion lists are ``(B, E)`` integer tensors, ``0``-padded.
 * Ties are broken towards the smaller item id (pairs are sorted by
   ``(row, item)`` and ``tf.math.top_k`` prefers the lower index), the same
-  rule as ``mic_tf.evaluation.exact_top_k``.
+  rule as ``mic_tf.indexes.exact_top_k``.
 """
 
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
-PAD_ID = -1
-NEG_INF = float("-inf")
+from mic_tf import names
+from mic_tf.indexes import pad_to_k
+
+PAD_ID = names.PAD_ID
+NEG_INF = names.NEG_INF
 REDUCERS = ("sum", "max")
 
 
-def pad_lists(lists: Sequence[np.ndarray], width: int = None) -> np.ndarray:
+def pad_lists(lists: Sequence[np.ndarray],
+              width: Optional[int] = None) -> np.ndarray:
   """Right-pads id arrays with 0 into one ``(n, width)`` int64 matrix.
 
   Args:
@@ -52,14 +56,6 @@ def pad_lists(lists: Sequence[np.ndarray], width: int = None) -> np.ndarray:
   for i, a in enumerate(arrays):
     out[i, :a.size] = a
   return out
-
-
-def concat_results(ids: Sequence[np.ndarray], scores: Sequence[np.ndarray],
-                   k: int) -> Tuple[np.ndarray, np.ndarray]:
-  """Concatenates per-batch ``(ids, scores)`` (empty input -> ``(0, k)``)."""
-  if not ids:
-    return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
-  return np.concatenate(ids), np.concatenate(scores)
 
 
 def _max_or_zero(x: tf.Tensor) -> tf.Tensor:
@@ -198,18 +194,6 @@ def top_k_per_row(rows: tf.Tensor, items: tf.Tensor, scores: tf.Tensor,
   top_ids = tf.gather(dense_items, top.indices, batch_dims=1)
   top_ids = tf.where(top.values > NEG_INF, top_ids, PAD_ID)
   return pad_to_k(top_ids, top.values, k)
-
-
-def pad_to_k(ids: tf.Tensor, scores: tf.Tensor,
-             k: int) -> Tuple[tf.Tensor, tf.Tensor]:
-  """Right-pads ``(B, m)`` results, ``m <= k``, to ``(B, k)``."""
-  missing = k - tf.shape(ids)[1]
-  ids = tf.pad(tf.cast(ids, tf.int64), [[0, 0], [0, missing]],
-               constant_values=PAD_ID)
-  scores = tf.pad(tf.cast(scores, tf.float32), [[0, 0], [0, missing]],
-                  constant_values=NEG_INF)
-  batch = tf.shape(ids)[0]
-  return tf.reshape(ids, [batch, k]), tf.reshape(scores, [batch, k])
 
 
 def last_distinct_items(history: tf.Tensor, m: int) -> tf.Tensor:

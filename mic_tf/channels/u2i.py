@@ -4,23 +4,30 @@
 (one for a single-interest tower), with ``q`` the user query and ``e`` the
 item vector in the shared user-item space. A multi-interest user searches the
 item index once per interest; the candidates are merged by score, an item
-found by several interests keeps its best score (ComiRec's merge, as
-``mic_tf.evaluation.merge_interest_candidates``), excluded items and padding
-are dropped and the ``k`` best remain.
+found by several interests keeps its best score (ComiRec's merge), excluded
+items and padding are dropped and the ``k`` best remain. With an exact index
+this equals the top ``k`` of each item's best interest score over the whole
+pool: an item of that top ``k`` is in its best interest's own top ``k +
+excluded``, which that interest fetched.
 
-With an exact index this is exactly ``mic_tf.training.evaluate_u2i``.
+This channel with an exact index is the per-epoch validation of training
+(``mic_tf.channels.evaluate.evaluate_u2i``).
 """
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
 
+from mic_tf import indexes
+from mic_tf import names
 from mic_tf.channels import ranking
-from mic_tf.channels.queries import ChannelQueries
-from mic_tf.indexes import Index
-
-NAME = "u2i"
+from mic_tf.channels.base import Channel
+from mic_tf.channels.base import exclusion_width
+from mic_tf.channels.base import make_channel_index
+from mic_tf.channels.encoder import EncodedUsers
+from mic_tf.channels.encoder import UserEncoder
+from mic_tf.channels.raw_ids import RawIds
 
 
 def rank_u2i(ids: tf.Tensor, scores: tf.Tensor, exclude: tf.Tensor,
@@ -47,57 +54,50 @@ def rank_u2i(ids: tf.Tensor, scores: tf.Tensor, exclude: tf.Tensor,
   return ranking.top_k_per_row(rows, items, values, batch, k)
 
 
-_rank_u2i = tf.function(rank_u2i, reduce_retracing=True,
-                         autograph=False)
-
-
-class U2IChannel:
-  """U2I retrieval over an item index (shared space, ids = item ids).
+class U2IChannel(Channel):
+  """U2I retrieval: each interest searches the shared-space item index.
 
   Args:
-    item_index: An ``Index`` over the shared-space item vectors whose ids are
-      item ids (``ChannelIndexes.items``).
-    batch_size: Users per search-and-rank batch.
+    encoder: The model's ``UserEncoder``.
+    item_shared: ``(num_items, d_s)`` unit shared-space item vectors (row 0,
+      padding, is never indexed).
+    k: Items per user.
+    index: ``"exact"``, ``"scann"`` or ``"auto"`` (``mic_tf.indexes``).
+    scann_config: Optional ``ScannConfig`` of the item index.
+    exclude_history: Never return the ``history`` items.
+    raw_ids: Optional ``RawIds`` (raw-id serving).
   """
 
-  name = NAME
+  NAME = names.U2I
 
-  def __init__(self, item_index: Index, batch_size: int = 256):
-    if batch_size < 1:
-      raise ValueError(f"batch_size must be positive, got {batch_size}.")
-    self.index = item_index
-    self.batch_size = int(batch_size)
+  def __init__(self, encoder: UserEncoder, item_shared: np.ndarray, k: int,
+               index: str = names.EXACT,
+               scann_config: Optional[indexes.ScannConfig] = None,
+               exclude_history: bool = True,
+               raw_ids: Optional[RawIds] = None):
+    super().__init__(encoder, k, exclude_history, raw_ids)
+    item_shared = np.asarray(item_shared, np.float32)
+    self.items = make_channel_index(
+        index, item_shared[1:], np.arange(1, len(item_shared)), self.k,
+        scann_config, name="items")
 
-  def index_queries(self, queries: ChannelQueries) -> np.ndarray:
-    """The vectors this channel searches the item index with: every interest."""
-    return queries.shared.reshape(-1, queries.shared.shape[-1])
+  @property
+  def searchers(self):
+    return [self.items]
 
-  def retrieve(self, queries: ChannelQueries,
-               k: int) -> Tuple[np.ndarray, np.ndarray]:
-    """Top ``k`` items of every user.
-
-    Each interest fetches ``k`` plus the longest exclusion list of its batch
-    (at most the whole pool), so excluding history never shortens a list
-    that the pool could fill.
-
-    Args:
-      queries: The users (``ChannelQueries``).
-      k: Items per user.
-
-    Returns:
-      ``(ids, scores)``: int64 / float32 ``(n, k)``, best first, padded with
-      ``(-1, -inf)``.
+  def search(self, users: EncodedUsers, exclude: tf.Tensor,
+             numpy: bool = False) -> Tuple[tf.Tensor, tf.Tensor]:
+    """Each interest fetches ``k`` plus the batch's widest exclusion list
+    (at most the pool), so excluding never shortens a list the pool fills.
     """
-    ids_out, scores_out = [], []
-    for batch in queries.batches(self.batch_size):
-      interests = batch.shared.shape[1]
-      fetch = min(self.index.size, k + batch.max_excluded)
-      ids, scores = self.index.search(self.index_queries(batch), fetch)
-      ids = ids.reshape(batch.size, interests, fetch)
-      scores = scores.reshape(batch.size, interests, fetch)
-      top_ids, top_scores = _rank_u2i(
-          tf.constant(ids), tf.constant(scores), tf.constant(batch.exclude),
-          k)
-      ids_out.append(top_ids.numpy())
-      scores_out.append(top_scores.numpy())
-    return ranking.concat_results(ids_out, scores_out, k)
+    shape = tf.shape(users.shared)
+    fetch = tf.minimum(self.items.size, self.k + exclusion_width(exclude))
+    flat = tf.reshape(users.shared, [-1, users.shared.shape[-1]])
+    ids, scores = self.items.search_op(flat, fetch, numpy)
+    out_shape = tf.stack([shape[0], shape[1], fetch])
+    return tf.reshape(ids, out_shape), tf.reshape(scores, out_shape)
+
+  def rank(self, users: EncodedUsers, searched: Tuple[tf.Tensor, tf.Tensor],
+           exclude: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    del users
+    return rank_u2i(searched[0], searched[1], exclude, self.k)

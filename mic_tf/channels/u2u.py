@@ -17,22 +17,26 @@ best candidates remain; users with fewer candidates get a shorter list
 (padded with id -1). ``U2UConfig.history_len`` optionally limits each
 neighbour's contribution to its last items.
 
-The index holds training users only. Evaluated (valid / test) users never
-are training users under the ComiRec protocol; a training user served by
-its own vector finds itself among its neighbours (``sim = 1``).
+The index holds training users only (ids = their rows). Evaluated (valid /
+test) users never are training users under the ComiRec protocol; a training
+user served by its own vector finds itself among its neighbours
+(``sim = 1``).
 """
 
 import dataclasses
-from typing import Optional, Sequence, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
+from mic_tf import indexes
+from mic_tf import names
 from mic_tf.channels import ranking
-from mic_tf.channels.queries import ChannelQueries
-from mic_tf.indexes import Index
-
-NAME = "u2u"
+from mic_tf.channels.base import Channel
+from mic_tf.channels.base import make_channel_index
+from mic_tf.channels.encoder import EncodedUsers
+from mic_tf.channels.encoder import UserEncoder
+from mic_tf.channels.raw_ids import RawIds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,22 +44,22 @@ class U2UConfig:
   """Settings of the U2U channel (formula in the module docstring).
 
   Attributes:
-    num_neighbors: ``N``, similar training users per user.
+    num_neighbours: ``N``, similar training users per user.
     alpha: Weight of the normalised neighbour score (``1 - alpha``: the
       user-item cosine), in ``[0, 1]``.
     gamma: Exponent sharpening the neighbour similarities (``>= 0``).
     history_len: Use only each neighbour's last ``history_len`` training
       items; None uses the whole sequence.
   """
-  num_neighbors: int = 50
+  num_neighbours: int = 50
   alpha: float = 0.5
   gamma: float = 1.0
   history_len: Optional[int] = None
 
   def __post_init__(self):
-    if self.num_neighbors < 1:
+    if self.num_neighbours < 1:
       raise ValueError(
-          f"num_neighbors must be >= 1, got {self.num_neighbors}.")
+          f"num_neighbours must be >= 1, got {self.num_neighbours}.")
     if not 0.0 <= self.alpha <= 1.0:
       raise ValueError(f"alpha must be in [0, 1], got {self.alpha}.")
     if self.gamma < 0:
@@ -65,7 +69,7 @@ class U2UConfig:
           f"history_len must be >= 1 or None, got {self.history_len}.")
 
 
-def neighbor_histories(sequences: Sequence[np.ndarray],
+def neighbour_histories(sequences: Sequence[np.ndarray],
                        history_len: Optional[int] = None
                        ) -> Tuple[np.ndarray, np.ndarray]:
   """Each training user's distinct items as a ragged ``(values, splits)``.
@@ -90,7 +94,7 @@ def neighbor_histories(sequences: Sequence[np.ndarray],
   return values.astype(np.int64), splits
 
 
-def rank_u2u(neighbor_rows: tf.Tensor, neighbor_sims: tf.Tensor,
+def rank_u2u(neighbour_rows: tf.Tensor, neighbour_sims: tf.Tensor,
              history_values: tf.Tensor, history_splits: tf.Tensor,
              user_queries: tf.Tensor, item_table: tf.Tensor,
              exclude: tf.Tensor, k: int, alpha: float, gamma: float
@@ -98,10 +102,10 @@ def rank_u2u(neighbor_rows: tf.Tensor, neighbor_sims: tf.Tensor,
   """Scores the neighbours' items (formula in the module docstring).
 
   Args:
-    neighbor_rows: ``(B, N)`` int row of each neighbour in the ragged
+    neighbour_rows: ``(B, N)`` int row of each neighbour in the ragged
       histories; ``< 0`` for padding.
-    neighbor_sims: ``(B, N)`` float ``sim(u, v)``.
-    history_values: Ragged values from ``neighbor_histories``.
+    neighbour_sims: ``(B, N)`` float ``sim(u, v)``.
+    history_values: Ragged values from ``neighbour_histories``.
     history_splits: Its row splits.
     user_queries: ``(B, K, d)`` unit shared-space user queries.
     item_table: ``(num_items, d)`` unit shared-space item vectors.
@@ -113,10 +117,10 @@ def rank_u2u(neighbor_rows: tf.Tensor, neighbor_sims: tf.Tensor,
   Returns:
     ``(ids, scores)`` of shape ``(B, k)``.
   """
-  batch = tf.shape(neighbor_rows)[0]
-  width = tf.shape(neighbor_rows)[1]
-  rows_flat = tf.reshape(tf.cast(neighbor_rows, tf.int64), [-1])
-  sims_flat = tf.reshape(tf.cast(neighbor_sims, tf.float32), [-1])
+  batch = tf.shape(neighbour_rows)[0]
+  width = tf.shape(neighbour_rows)[1]
+  rows_flat = tf.reshape(tf.cast(neighbour_rows, tf.int64), [-1])
+  sims_flat = tf.reshape(tf.cast(neighbour_sims, tf.float32), [-1])
   weights = tf.where(sims_flat > 0,
                      tf.pow(tf.maximum(sims_flat, 0.0), gamma), 0.0)
   slot = tf.boolean_mask(tf.range(tf.size(rows_flat, out_type=tf.int64)),
@@ -135,110 +139,85 @@ def rank_u2u(neighbor_rows: tf.Tensor, neighbor_sims: tf.Tensor,
   return ranking.top_k_per_row(users, items, scores, batch, k)
 
 
-_rank_u2u = tf.function(rank_u2u, reduce_retracing=True,
-                         autograph=False)
-
-
-class U2UChannel:
-  """U2U retrieval over a user index of training users.
+class U2UChannel(Channel):
+  """U2U retrieval over an index of the training users' user-space vectors.
 
   Args:
-    user_index: ``Index`` over the training users' user-space vectors, ids
-      = user ids (``ChannelIndexes.users``).
-    train_users: The training user ids, ascending (``ChannelAssets``).
-    train_sequences: Their training sequences, aligned with ``train_users``.
-    item_shared: ``(num_items, d)`` shared-space item vectors.
+    encoder: The model's ``UserEncoder``.
+    train_user_space: ``(T, d_u)`` unit vectors of the training users.
+    train_sequences: Their ``T`` training sequences (the candidates).
+    item_shared: ``(num_items, d_s)`` unit shared-space item vectors.
     config: ``U2UConfig``.
-    batch_size: Users per search-and-rank batch.
+    k: Items per user.
+    index: ``"exact"``, ``"scann"`` or ``"auto"``.
+    scann_config: Optional ``ScannConfig`` of the user index.
+    exclude_history: Never return the ``history`` items.
+    raw_ids: Optional ``RawIds`` (raw-id serving).
   """
 
-  name = NAME
+  NAME = names.U2U
 
-  def __init__(self, user_index: Index, train_users: np.ndarray,
-               train_sequences: Sequence[np.ndarray], item_shared: np.ndarray,
-               config: Optional[U2UConfig] = None, batch_size: int = 256):
-    if batch_size < 1:
-      raise ValueError(f"batch_size must be positive, got {batch_size}.")
-    self.index = user_index
+  def __init__(self, encoder: UserEncoder, train_user_space: np.ndarray,
+               train_sequences: Sequence[np.ndarray],
+               item_shared: np.ndarray,
+               config: Optional[U2UConfig] = None, k: int = 50,
+               index: str = names.EXACT,
+               scann_config: Optional[indexes.ScannConfig] = None,
+               exclude_history: bool = True,
+               raw_ids: Optional[RawIds] = None):
+    super().__init__(encoder, k, exclude_history, raw_ids)
     self.config = config or U2UConfig()
-    self.batch_size = int(batch_size)
-    self.train_users = np.asarray(train_users, np.int64)
-    if len(self.train_users) != len(train_sequences):
+    if len(train_user_space) != len(train_sequences):
       raise ValueError(
-          f"train_users has {len(self.train_users)} ids but train_sequences "
-          f"{len(train_sequences)} sequences; they must be aligned.")
-    self._train_sequences = list(train_sequences)
-    values, splits = neighbor_histories(train_sequences,
-                                        self.config.history_len)
-    self.history_values = tf.constant(values)
-    self.history_splits = tf.constant(splits)
-    self.item_shared = tf.constant(np.asarray(item_shared, np.float32))
+          f"train_user_space has {len(train_user_space)} rows but "
+          f"train_sequences {len(train_sequences)} sequences; they must be "
+          "aligned (one per training user).")
+    self.users = make_channel_index(
+        index, np.asarray(train_user_space, np.float32), None,
+        self.config.num_neighbours, scann_config, name="users")
+    values, splits = neighbour_histories(train_sequences,
+                                         self.config.history_len)
+    self.history_values = tf.Variable(values, trainable=False,
+                                      name="history_values")
+    self.history_splits = tf.Variable(splits, trainable=False,
+                                      name="history_splits")
+    self.item_shared = tf.Variable(np.asarray(item_shared, np.float32),
+                                   trainable=False, name="item_shared")
 
-  def with_config(self, config: U2UConfig) -> "U2UChannel":
-    """The same channel (same index) with other settings."""
-    return U2UChannel(self.index, self.train_users, self._train_sequences,
-                      self.item_shared.numpy(), config, self.batch_size)
+  @property
+  def searchers(self):
+    return [self.users]
 
-  def index_queries(self, queries: ChannelQueries) -> np.ndarray:
-    return queries.user_space
-
-  def search(self, queries: ChannelQueries,
-             num_neighbors: Optional[int] = None
-             ) -> Tuple[np.ndarray, np.ndarray]:
-    """Similar training users: ``(rows, sims)``, ``(n, N)``, rows -1 = none."""
-    n = num_neighbors or self.config.num_neighbors
-    n = min(n, self.index.size)
-    ids, sims = self.index.search(self.index_queries(queries), n)
-    pos = np.searchsorted(self.train_users, ids)
-    pos = np.minimum(pos, len(self.train_users) - 1)
-    rows = np.where((ids >= 0) & (self.train_users[pos] == ids), pos, -1)
-    return rows, np.where(rows >= 0, sims, 0.0).astype(np.float32)
-
-  def rank(self, queries: ChannelQueries, rows: np.ndarray, sims: np.ndarray,
-           k: int, config: Optional[U2UConfig] = None
-           ) -> Tuple[np.ndarray, np.ndarray]:
-    """Scores the candidates of already searched neighbours (batched).
+  def search(self, users: EncodedUsers, exclude: tf.Tensor,
+             numpy: bool = False, num_neighbours: Optional[int] = None
+             ) -> Tuple[tf.Tensor, tf.Tensor]:
+    """The ``N`` nearest training users: ``(rows, sims)``, ``(B, N)``.
 
     Args:
-      queries: The users.
-      rows: ``(n, >= N)`` neighbour rows from ``search``.
-      sims: Their similarities.
-      k: Items per user.
-      config: Other settings than the channel's (same ``history_len``);
-        the first ``config.num_neighbors`` neighbours are used.
-
-    Returns:
-      ``(ids, scores)``, ``(n, k)``.
-
-    Raises:
-      ValueError: If ``config`` changes ``history_len`` (use
-        ``with_config``).
+      users: The encoded users.
+      exclude: Unused (U2U searches users).
+      numpy: Search with the index's numpy path.
+      num_neighbours: Another ``N`` than the config's (tuning).
     """
-    c = config or self.config
-    if c.history_len != self.config.history_len:
-      raise ValueError(
-          f"config.history_len={c.history_len} differs from the channel's "
-          f"{self.config.history_len}; build the channel with "
-          "with_config(config) instead.")
-    rows = rows[:, :c.num_neighbors]
-    sims = sims[:, :c.num_neighbors]
-    ids_out, scores_out = [], []
-    start = 0
-    for batch in queries.batches(self.batch_size):
-      stop = start + batch.size
-      ids, scores = _rank_u2u(
-          tf.constant(rows[start:stop]), tf.constant(sims[start:stop]),
-          self.history_values, self.history_splits,
-          tf.constant(batch.shared), self.item_shared,
-          tf.constant(batch.exclude), k, tf.constant(c.alpha, tf.float32),
-          tf.constant(c.gamma, tf.float32))
-      ids_out.append(ids.numpy())
-      scores_out.append(scores.numpy())
-      start = stop
-    return ranking.concat_results(ids_out, scores_out, k)
+    del exclude
+    n = min(num_neighbours or self.config.num_neighbours, self.users.size)
+    rows, sims = self.users.search_op(users.space, n, numpy)
+    return rows, tf.where(rows >= 0, sims, 0.0)
 
-  def retrieve(self, queries: ChannelQueries,
-               k: int) -> Tuple[np.ndarray, np.ndarray]:
-    """Top ``k`` items of every user; see the module docstring."""
-    rows, sims = self.search(queries)
-    return self.rank(queries, rows, sims, k)
+  def settings(self, config: Optional[U2UConfig] = None
+               ) -> Dict[str, tf.Tensor]:
+    """The ranking settings of ``config`` (default: the channel's)."""
+    c = config or self.config
+    return {"alpha": tf.constant(c.alpha, tf.float32),
+            "gamma": tf.constant(c.gamma, tf.float32)}
+
+  def rank(self, users: EncodedUsers, searched: Tuple[tf.Tensor, tf.Tensor],
+           exclude: tf.Tensor,
+           settings: Optional[Mapping[str, tf.Tensor]] = None
+           ) -> Tuple[tf.Tensor, tf.Tensor]:
+    """``rank_u2u`` with the channel's (or the given) settings."""
+    s = settings or self.settings()
+    rows, sims = searched
+    return rank_u2u(rows, sims, self.history_values, self.history_splits,
+                    users.shared, self.item_shared, exclude, self.k,
+                    s["alpha"], s["gamma"])

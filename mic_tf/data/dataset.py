@@ -61,6 +61,9 @@ class ProcessedDataset:
     raw_user_ids: Raw id of each user (object array, length num_users).
     raw_item_ids: Raw id of each item id (object array, length num_items;
       entry 0 is None).
+    user_vocabs: User field name -> raw value of each code (object array,
+      length ``user_vocab_sizes[name]``; entry 0, "missing", is None). Used
+      to serve raw attribute values.
   """
   name: str
   num_items: int
@@ -74,6 +77,7 @@ class ProcessedDataset:
   item_vocab_sizes: Dict[str, int]
   raw_user_ids: np.ndarray
   raw_item_ids: np.ndarray
+  user_vocabs: Dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
   @property
   def num_users(self) -> int:

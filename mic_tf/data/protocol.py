@@ -137,10 +137,14 @@ def _sorted_vocab(values) -> list:
     return sorted(uniques, key=_sort_key)
 
 
+def _categorical_vocab(values: pd.Series) -> list:
+  """The sorted distinct non-missing values; value i gets code i + 1."""
+  return _sorted_vocab(pd.unique(values.dropna().to_numpy(dtype=object)))
+
+
 def _encode_categorical(values: pd.Series) -> Tuple[np.ndarray, int]:
   """Maps values to 1..V-1 (sorted), missing to 0; returns codes and V."""
-  present = values.dropna()
-  vocab = _sorted_vocab(pd.unique(present.to_numpy(dtype=object)))
+  vocab = _categorical_vocab(values)
   codes = pd.Categorical(values.to_numpy(dtype=object),
                          categories=pd.Index(vocab, dtype=object)).codes
   return (codes.astype(np.int32) + 1), len(vocab) + 1
@@ -200,13 +204,17 @@ def _aligned_table(table: pd.DataFrame, ids: np.ndarray, kind: str,
 
 
 def _encode_user_features(raw: RawDataset, raw_user_ids: np.ndarray):
-  features, vocab_sizes = {}, {}
+  """Codes, vocabulary sizes and vocabularies (code -> raw value)."""
+  features, vocab_sizes, vocabs = {}, {}, {}
   if raw.user_features is None:
-    return features, vocab_sizes
+    return features, vocab_sizes, vocabs
   table = _aligned_table(raw.user_features, raw_user_ids, "user", raw.name)
   for column in table.columns:
     features[column], vocab_sizes[column] = _encode_categorical(table[column])
-  return features, vocab_sizes
+    vocab = np.empty(vocab_sizes[column], dtype=object)
+    vocab[1:] = _categorical_vocab(table[column])
+    vocabs[column] = vocab
+  return features, vocab_sizes, vocabs
 
 
 def _encode_item_features(raw: RawDataset, raw_item_ids: np.ndarray,
@@ -325,7 +333,8 @@ def apply_comirec_protocol(
   raw_item_ids = np.empty(len(item_order) + 1, dtype=object)
   raw_item_ids[1:] = list(item_uniques.take(item_order))
 
-  user_features, user_vocab_sizes = _encode_user_features(raw, raw_user_ids)
+  user_features, user_vocab_sizes, user_vocabs = _encode_user_features(
+      raw, raw_user_ids)
   item_features, item_vocab_sizes = _encode_item_features(
       raw, raw_item_ids, max_item_bag)
   dataset = ProcessedDataset(
@@ -340,7 +349,8 @@ def apply_comirec_protocol(
       item_features=item_features,
       item_vocab_sizes=item_vocab_sizes,
       raw_user_ids=raw_user_ids,
-      raw_item_ids=raw_item_ids)
+      raw_item_ids=raw_item_ids,
+      user_vocabs=user_vocabs)
   logging.info("%s", describe(dataset))
   return dataset
 

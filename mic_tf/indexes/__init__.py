@@ -1,28 +1,35 @@
 """Nearest-neighbour indexes for MIC's U2I, U2U and I2I retrieval channels.
 
-Every index implements `Index`: `build(embeddings, ids)`, `search(queries, k)`
--> (ids, scores) by dot product, best first, padded with (-1, -inf);
+Every index implements `Index` (a `tf.Module`): `build(embeddings, ids)`;
+`search(queries, k)` (numpy path, offline batch work) and
+`tf_search(queries, k)` (TensorFlow path, SavedModels), both -> (ids, scores)
+by dot product, best first, padded with (-1, -inf), and equal to each other;
 `save(directory)` / `load(directory)`; `size`; `dim`.
 
-* `BruteForceIndex`: exact TF matmul + top_k (ground truth, small pools).
+* `BruteForceIndex`: exact TF matmul + top_k (`exact_top_k`, the one exact
+  top-k of mic-tf).
 * `ScannIndex`: ScaNN tree + asymmetric hashing + reordering, configured by a
-  `ScannConfig` (`ScannConfig.auto(n, k)` picks one by pool size).
+  `ScannConfig` (`ScannConfig.auto(n, k)` picks one by pool size); its TF
+  path runs ScaNN's TF ops on the state the pybind builder trained.
 """
 
 from typing import Optional
 
 import numpy as np
 
+from mic_tf import names
 from mic_tf.indexes.base import Index
+from mic_tf.indexes.base import pad_to_k
 from mic_tf.indexes.base import PAD_ID
 from mic_tf.indexes.base import PAD_SCORE
 from mic_tf.indexes.base import read_metadata
 from mic_tf.indexes.base import recall_against_exact
 from mic_tf.indexes.brute_force import BruteForceIndex
+from mic_tf.indexes.brute_force import exact_top_k
 from mic_tf.indexes.config import ScannConfig
 from mic_tf.indexes.scann_index import ScannIndex
 
-_KINDS = ("exact", "scann", "auto")
+_KINDS = names.INDEX_CHOICES
 
 
 def make_index(kind: str = "auto",
@@ -95,7 +102,9 @@ __all__ = [
     "PAD_SCORE",
     "ScannConfig",
     "ScannIndex",
+    "exact_top_k",
     "load_index",
     "make_index",
+    "pad_to_k",
     "recall_against_exact",
 ]

@@ -3,39 +3,53 @@
 MIC's inference (paper section 3.7) runs three maximum-inner-product searches:
 user -> items (U2I), user -> similar users (U2U) and item -> similar items (I2I).
 Each is served by an `Index` over one embedding table. An index maps row
-numbers to *external* ids (item ids, user ids) given at build time, scores by
+numbers to *external* ids (item ids, user rows) given at build time, scores by
 dot product and returns the best `k` per query, best first.
 
-This module holds the abstract class, the input checks every implementation
-shares, the on-disk metadata file and `recall_against_exact`.
+Every index has two search paths over one built state:
+
+* `search(queries, k)`: numpy in, numpy out, for offline batch work
+  (evaluation, tuning, mining, benchmarks).
+* `tf_search(queries, k)`: TensorFlow ops, traceable inside a `tf.function`,
+  so an index saved as part of a `tf.Module` serves from a SavedModel.
+
+Both return the same lists (tests/indexes check it). An `Index` is a
+`tf.Module`, so the state the TF path needs is saved with the module that
+holds it.
+
+This module holds the class, the input checks every implementation shares,
+the on-disk metadata file and `recall_against_exact`.
 """
 
-import abc
 import json
 import os
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
+import tensorflow as tf
+
+from mic_tf import names
 
 # Sentinels used when fewer than `k` results exist.
-PAD_ID = -1
-PAD_SCORE = -np.inf
+PAD_ID = names.PAD_ID
+PAD_SCORE = names.NEG_INF
 
 METADATA_FILENAME = "index_config.json"
 IDS_FILENAME = "ids.npy"
 
 
-class Index(abc.ABC):
+class Index(tf.Module):
   """A dot-product nearest-neighbour index over `(n, d)` embeddings.
 
   Usage:
 
     index = SomeIndex(...).build(item_embeddings, ids=item_ids)
-    ids, scores = index.search(user_embeddings, k=50)
+    ids, scores = index.search(user_embeddings, k=50)        # numpy path
+    ids, scores = index.tf_search(tf.constant(users), k=50)  # TF path
     index.save("/tmp/items")
     same = SomeIndex.load("/tmp/items")
 
-  `search` returns `(ids, scores)` with shapes `(q, k)`, dtypes int64 and
+  Both searches return `(ids, scores)` with shapes `(q, k)`, dtypes int64 and
   float32, sorted by descending dot product. When the index holds fewer than
   `k` rows (or an approximate index finds fewer), the tail is padded with id
   `PAD_ID` (-1) and score `-inf`.
@@ -44,11 +58,12 @@ class Index(abc.ABC):
   #: Value written under "kind" in the metadata file; set by subclasses.
   KIND: str = ""
 
-  def __init__(self):
+  def __init__(self, name: Optional[str] = None):
+    super().__init__(name=name)
     self._ids: Optional[np.ndarray] = None
     self._dim: Optional[int] = None
+    self._id_table: Optional[tf.Variable] = None
 
-  @abc.abstractmethod
   def build(self,
             embeddings: np.ndarray,
             ids: Optional[np.ndarray] = None) -> "Index":
@@ -65,11 +80,11 @@ class Index(abc.ABC):
     Raises:
       ValueError: on empty, non-2-D or non-finite embeddings, or bad ids.
     """
+    raise NotImplementedError
 
-  @abc.abstractmethod
   def search(self, queries: np.ndarray,
              k: int) -> Tuple[np.ndarray, np.ndarray]:
-    """Returns the `k` highest dot-product rows for each query.
+    """Returns the `k` highest dot-product rows for each query (numpy path).
 
     Args:
       queries: Float array of shape (q, d) with the index's `d`.
@@ -83,15 +98,49 @@ class Index(abc.ABC):
       RuntimeError: if the index was not built or loaded.
       ValueError: on bad `k`, wrong dimension or non-finite queries.
     """
+    raise NotImplementedError
 
-  @abc.abstractmethod
+  def tf_search(self, queries: tf.Tensor,
+                k: Union[int, tf.Tensor]) -> Tuple[tf.Tensor, tf.Tensor]:
+    """The same search in TensorFlow ops (inside a `tf.function` too).
+
+    Args:
+      queries: float32 `(q, d)` tensor.
+      k: Number of neighbours: a positive Python int or an int32 scalar.
+
+    Returns:
+      `(ids, scores)`: int64 / float32 `(q, k)` tensors, as `search`.
+    """
+    raise NotImplementedError
+
+  def search_op(self, queries: tf.Tensor, k: Union[int, tf.Tensor],
+                numpy: bool = False) -> Tuple[tf.Tensor, tf.Tensor]:
+    """`tf_search`, or the numpy path wrapped as an op (`numpy=True`).
+
+    The numpy path runs through `tf.numpy_function`, so code written once
+    in TensorFlow (the channels) searches with either path; the numpy one
+    cannot be saved in a SavedModel. The numpy path must not run
+    TensorFlow itself (see `BruteForceIndex.search_op`).
+    """
+    if not numpy:
+      return self.tf_search(queries, k)
+    ids, scores = tf.numpy_function(
+        lambda q, n: self.search(q, int(n)),
+        [tf.cast(queries, tf.float32), tf.cast(k, tf.int32)],
+        [tf.int64, tf.float32], stateful=False)
+    width = k if isinstance(k, int) else None
+    ids.set_shape([queries.shape[0], width])
+    scores.set_shape([queries.shape[0], width])
+    return ids, scores
+
   def save(self, directory: str) -> None:
     """Writes the index to `directory` (created if missing)."""
+    raise NotImplementedError
 
   @classmethod
-  @abc.abstractmethod
   def load(cls, directory: str) -> "Index":
     """Reads an index written by `save`."""
+    raise NotImplementedError
 
   @property
   def is_built(self) -> bool:
@@ -116,11 +165,46 @@ class Index(abc.ABC):
     self._check_built()
     return self._ids
 
+  def _set_ids(self, ids: np.ndarray, dim: int) -> None:
+    self._ids = ids
+    self._dim = int(dim)
+    self._id_table = tf.Variable(ids, trainable=False, name="ids")
+
+  def _rows_to_ids(self, rows: tf.Tensor, found: tf.Tensor) -> tf.Tensor:
+    """External ids of row numbers; `PAD_ID` where `found` is False."""
+    rows = tf.cast(rows, tf.int64)
+    ids = tf.gather(self._id_table, tf.where(found, rows, 0))
+    return tf.where(found, ids, tf.constant(PAD_ID, tf.int64))
+
   def _check_built(self) -> None:
     if self._ids is None:
       raise RuntimeError(
           f"{type(self).__name__} is empty: call build(embeddings) or "
           f"{type(self).__name__}.load(directory) before using it.")
+
+
+class Untracked:
+  """A plain holder: what it holds (e.g. a `tf.function` of the numpy path)
+  is not tracked by the `tf.Module` that holds it, so it is not saved."""
+
+
+def pad_to_k(ids: tf.Tensor, scores: tf.Tensor,
+             k: Union[int, tf.Tensor]) -> Tuple[tf.Tensor, tf.Tensor]:
+  """Right-pads `(q, m)` results, `m <= k`, to `(q, k)` with (-1, -inf)."""
+  missing = k - tf.shape(ids)[1]
+  ids = tf.pad(tf.cast(ids, tf.int64), [[0, 0], [0, missing]],
+               constant_values=PAD_ID)
+  scores = tf.pad(tf.cast(scores, tf.float32), [[0, 0], [0, missing]],
+                  constant_values=PAD_SCORE)
+  rows = tf.shape(ids)[0]
+  return tf.reshape(ids, [rows, k]), tf.reshape(scores, [rows, k])
+
+
+def check_k(k: Any) -> int:
+  """`k` as an int; raises a clear error unless it is a positive integer."""
+  if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
+    raise ValueError(f"k must be a positive integer; got {k!r}.")
+  return int(k)
 
 
 def validate_embeddings(embeddings: Any) -> np.ndarray:
@@ -201,8 +285,7 @@ def validate_queries(queries: Any, dim: int, k: int) -> np.ndarray:
   Raises:
     ValueError: on bad `k`, wrong rank or dimension, or NaN/inf values.
   """
-  if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
-    raise ValueError(f"k must be a positive integer; got {k!r}.")
+  check_k(k)
   array = np.asarray(queries)
   if array.ndim != 2:
     raise ValueError(

@@ -1,13 +1,18 @@
 """Exact dot-product search: a TensorFlow matmul followed by `tf.math.top_k`.
 
-This is the ground truth for ScaNN's recall and the default for small pools.
-The database lives in one TF tensor (on the GPU when TensorFlow sees one);
-queries are scored in batches by a `tf.function`, each batch small enough that
-its (batch, n) score matrix stays under `max_score_bytes`.
+`exact_top_k` below is the one exact top-k of mic-tf: the ground truth for
+ScaNN's recall, the default index of every channel, and the U2I evaluation
+of training. The database lives in a `tf.Variable` (on the GPU when
+TensorFlow sees one), so an index held by a `tf.Module` is saved with it.
+
+The numpy path (`search`) runs the TF path (`tf_search`) batch by batch,
+each batch small enough that its (batch, n) score matrix stays under
+`max_score_bytes`; both therefore return the same lists.
 """
 
+import functools
 import os
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -15,6 +20,23 @@ import tensorflow as tf
 from mic_tf.indexes import base
 
 _EMBEDDINGS_FILENAME = "embeddings.npy"
+
+
+def exact_top_k(queries: tf.Tensor, table: tf.Tensor,
+                k: Union[int, tf.Tensor]):
+  """The `k` rows of `table` with the highest dot product with each query.
+
+  Args:
+    queries: float32 `(q, d)`.
+    table: float32 `(n, d)`.
+    k: Rows per query, `<= n`.
+
+  Returns:
+    `tf.math.top_k`'s `(values, indices)`, `(q, k)`, best first; ties go to
+    the lower row.
+  """
+  scores = tf.linalg.matmul(queries, table, transpose_b=True)
+  return tf.math.top_k(scores, k=k, sorted=True)
 
 
 class BruteForceIndex(base.Index):
@@ -34,18 +56,20 @@ class BruteForceIndex(base.Index):
   KIND = "exact"
 
   def __init__(self,
-               query_batch_size: int = 1024,
-               max_score_bytes: int = 512 * 2**20):
+               query_batch_size: int = 4096,
+               max_score_bytes: int = 512 * 2**20,
+               name: Optional[str] = None):
     """Configures batching.
 
     Args:
-      query_batch_size: Most queries scored by one matmul.
+      query_batch_size: Most queries scored by one matmul (numpy path).
       max_score_bytes: Memory cap for one batch's (batch, n) float32 scores.
+      name: Module name.
 
     Raises:
       ValueError: if either value is not positive.
     """
-    super().__init__()
+    super().__init__(name=name)
     if query_batch_size <= 0:
       raise ValueError(
           f"query_batch_size must be positive; got {query_batch_size}.")
@@ -54,34 +78,23 @@ class BruteForceIndex(base.Index):
           f"max_score_bytes must be positive; got {max_score_bytes}.")
     self._query_batch_size = int(query_batch_size)
     self._max_score_bytes = int(max_score_bytes)
-    self._table: Optional[tf.Tensor] = None
-    self._top_k_fn = None
+    self._table: Optional[tf.Variable] = None
+    self._numpy_path = base.Untracked()
 
   def build(self,
             embeddings: np.ndarray,
             ids: Optional[np.ndarray] = None) -> "BruteForceIndex":
     """See `base.Index.build`."""
     embeddings = base.validate_embeddings(embeddings)
-    self._ids = base.validate_ids(ids, embeddings.shape[0])
-    self._dim = embeddings.shape[1]
-    # tf.identity places the copy on the default device (the GPU if present).
-    self._table = tf.identity(tf.constant(embeddings))
-    self._top_k_fn = self._make_top_k_fn(self._table)
+    ids = base.validate_ids(ids, embeddings.shape[0])
+    self._table = tf.Variable(embeddings, trainable=False, name="vectors")
+    self._set_ids(ids, embeddings.shape[1])
+    # A partial: TF's retracing warning would count every index's trace.
+    self._numpy_path.search = tf.function(
+        functools.partial(self.tf_search), autograph=False,
+        input_signature=[tf.TensorSpec([None, self.dim], tf.float32),
+                         tf.TensorSpec([], tf.int32)])
     return self
-
-  @staticmethod
-  def _make_top_k_fn(table: tf.Tensor):
-    """Returns a tf.function (queries, k) -> top_k over `table`."""
-
-    @tf.function(input_signature=[
-        tf.TensorSpec([None, table.shape[1]], tf.float32),
-        tf.TensorSpec([], tf.int32),
-    ])
-    def top_k(queries, k):
-      scores = tf.linalg.matmul(queries, table, transpose_b=True)
-      return tf.math.top_k(scores, k=k, sorted=True)
-
-    return top_k
 
   @property
   def batch_size(self) -> int:
@@ -96,24 +109,40 @@ class BruteForceIndex(base.Index):
     self._check_built()
     return self._table.numpy()
 
+  def tf_search(self, queries: tf.Tensor,
+                k: Union[int, tf.Tensor]) -> Tuple[tf.Tensor, tf.Tensor]:
+    """See `base.Index.tf_search`."""
+    self._check_built()
+    k_found = tf.minimum(k, self.size)
+    top = exact_top_k(tf.cast(queries, tf.float32), self._table, k_found)
+    ids = self._rows_to_ids(top.indices, tf.ones_like(top.indices, tf.bool))
+    return base.pad_to_k(ids, top.values, k)
+
+  def search_op(self, queries: tf.Tensor, k: Union[int, tf.Tensor],
+                numpy: bool = False) -> Tuple[tf.Tensor, tf.Tensor]:
+    """`tf_search`, whatever `numpy` says: the numpy path runs these very
+    ops batch by batch, and running them in the graph avoids calling
+    TensorFlow from inside a `tf.numpy_function` (which can deadlock when
+    several such calls wait for the same few inter-op threads)."""
+    del numpy
+    return self.tf_search(queries, k)
+
   def search(self, queries: np.ndarray,
              k: int) -> Tuple[np.ndarray, np.ndarray]:
-    """See `base.Index.search`."""
+    """See `base.Index.search`: `tf_search` over batches of queries."""
     self._check_built()
     queries = base.validate_queries(queries, self.dim, k)
-    k_found = min(int(k), self.size)
     batch = self.batch_size
-    rows, scores = [], []
+    ids, scores = [], []
     for start in range(0, queries.shape[0], batch):
-      result = self._top_k_fn(queries[start:start + batch],
-                              tf.constant(k_found, tf.int32))
-      scores.append(result.values.numpy())
-      rows.append(result.indices.numpy())
-    if not rows:
-      rows = [np.zeros((0, k_found), np.int32)]
-      scores = [np.zeros((0, k_found), np.float32)]
-    ids = self._ids[np.concatenate(rows, axis=0)]
-    return base.pad_results(ids, np.concatenate(scores, axis=0), int(k))
+      out = self._numpy_path.search(queries[start:start + batch],
+                            tf.constant(int(k), tf.int32))
+      ids.append(out[0].numpy())
+      scores.append(out[1].numpy())
+    if not ids:
+      return (np.zeros((0, int(k)), np.int64),
+              np.zeros((0, int(k)), np.float32))
+    return np.concatenate(ids), np.concatenate(scores)
 
   def save(self, directory: str) -> None:
     """Writes embeddings.npy, ids.npy and index_config.json to `directory`."""

@@ -8,7 +8,7 @@ A ScaNN searcher runs up to three stages (see ScaNN's docs/algorithms.md):
    product quantiser with `dimensions_per_block` dims per 16-centre codebook,
    trained with the anisotropic loss above `anisotropic_quantization_threshold`.
 3. Reordering (optional, recommended with AH): rescore the best
-   `reorder_num_neighbors` AH candidates exactly and keep the top k.
+   `reorder_num_neighbours` AH candidates exactly and keep the top k.
 
 The same config drives the numpy/pybind searcher (`ScannIndex`) and the TF-op
 searcher used for SavedModel export: `config.configure(builder)` accepts a
@@ -30,7 +30,7 @@ from typing import Any, Dict, Optional
 #: Below this many points `ScannConfig.auto` scores every point exactly.
 BRUTE_FORCE_BELOW = 20_000
 #: Below this many points (and above BRUTE_FORCE_BELOW) `auto` skips the tree.
-TREE_FROM = 100_000
+TREE_FROM = 200_000
 
 #: A tree search scores at least this many points (see `auto`).
 MIN_POINTS_SCANNED = BRUTE_FORCE_BELOW
@@ -43,7 +43,7 @@ class ScannConfig:
   """How a ScaNN searcher partitions, scores and reorders.
 
   Attributes:
-    num_neighbors: Default k the searcher is built for (search may ask for
+    num_neighbours: Default k the searcher is built for (search may ask for
       another k; reordering then widens to at least that k).
     num_leaves: Number of k-means partitions, or None for no partitioning.
     num_leaves_to_search: Partitions scored per query (<= num_leaves);
@@ -57,14 +57,14 @@ class ScannConfig:
     dimensions_per_block: AH dimensions per codebook block (ScaNN advises 2).
     anisotropic_quantization_threshold: AH anisotropic-loss threshold (ScaNN
       uses 0.2 for unit-norm data); None trains plain (isotropic) AH.
-    reorder_num_neighbors: AH candidates rescored exactly, or None for no
-      reordering. Should exceed num_neighbors.
+    reorder_num_neighbours: AH candidates rescored exactly, or None for no
+      reordering. Should exceed num_neighbours.
     training_threads: Threads for training; 0 lets ScaNN use all cores.
     parallel_search: Split large query batches over ScaNN's thread pool
       (`search_batched_parallel`) instead of one thread (`search_batched`).
   """
 
-  num_neighbors: int = 10
+  num_neighbours: int = 10
   num_leaves: Optional[int] = None
   num_leaves_to_search: Optional[int] = None
   training_sample_size: int = 100_000
@@ -73,12 +73,12 @@ class ScannConfig:
   scoring: str = "brute_force"
   dimensions_per_block: int = 2
   anisotropic_quantization_threshold: Optional[float] = 0.2
-  reorder_num_neighbors: Optional[int] = None
+  reorder_num_neighbours: Optional[int] = None
   training_threads: int = 0
   parallel_search: bool = True
 
   def __post_init__(self):
-    _check_positive("num_neighbors", self.num_neighbors)
+    _check_positive("num_neighbours", self.num_neighbours)
     if (self.num_leaves is None) != (self.num_leaves_to_search is None):
       raise ValueError(
           "num_leaves and num_leaves_to_search go together: set both (tree "
@@ -103,11 +103,11 @@ class ScannConfig:
       raise ValueError(
           "anisotropic_quantization_threshold must be a finite float, or None "
           f"to disable the anisotropic loss; got {threshold}.")
-    if self.reorder_num_neighbors is not None:
-      _check_positive("reorder_num_neighbors", self.reorder_num_neighbors)
+    if self.reorder_num_neighbours is not None:
+      _check_positive("reorder_num_neighbours", self.reorder_num_neighbours)
       if self.scoring == "brute_force":
         raise ValueError(
-            "reorder_num_neighbors is only meaningful with scoring='ah': "
+            "reorder_num_neighbours is only meaningful with scoring='ah': "
             "float brute force is already exact. Use without_reorder().")
     if self.training_threads < 0:
       raise ValueError(
@@ -142,14 +142,14 @@ class ScannConfig:
       query (tens of microseconds) and an approximate index would buy little
       speed for a real recall loss plus training time. 20k is also the
       threshold ScaNN's docs give.
-    * 20k to 100k points: AH scoring (2 dims/block, anisotropic threshold
-      0.2) of every point, then exact reordering; a tree over so few points
-      prunes little.
-    * 100k points and more: a k-means tree with 2 * sqrt(n) leaves ("same
+    * 20k to 200k points: AH scoring (2 dims/block, anisotropic threshold
+      0.2) of every point, then exact reordering of the best
+      max(10 k, 250); a tree over so few points prunes too much (below).
+    * 200k points and more: a k-means tree with 2 * sqrt(n) leaves ("same
       order of magnitude as sqrt(n)"; finer leaves also make the residual AH
-      codes more precise), then AH, then reordering. A query searches enough
-      leaves to score max(2% of the points, 20k points): never fewer points
-      than the brute-force tier scans.
+      codes more precise), then AH, then the same reordering. A query
+      searches enough leaves to score max(2% of the points, 20k points):
+      never fewer points than the brute-force tier scans.
 
     Tuning notes (benchmark data, k=50, recall@50 against exact search):
     * The tree's training sample must hold well over 50 points per leaf
@@ -163,9 +163,10 @@ class ScannConfig:
       leaves gave 0.9987/0.9990/0.9990, at 95/71/48x exact batched QPS.
     * Smaller pools need a larger fraction of the leaves: at 300k, 2% of
       them gave 0.994; at 100k (only 100 points per synthetic cluster, so
-      neighbours straddle clusters) 3%/13%/20% gave 0.85/0.93/0.95. Raise
-      num_leaves_to_search, or use exact search, where recall matters
-      more than speed on such pools.
+      neighbours straddle clusters) 3%/13%/20% gave 0.85/0.93/0.95, hence
+      no tree below 200k. Without a tree, AH + reordering 200 candidates
+      gave 0.985 at 20k and 0.999 at 100k; 500 candidates gave 0.9995 and
+      0.9999 (k = 50), hence max(10 k, 250).
 
     Args:
       num_points: Database size (> 0).
@@ -181,10 +182,10 @@ class ScannConfig:
     """
     _check_positive("num_points", num_points)
     _check_positive("k", k)
-    config = cls(num_neighbors=k)
+    config = cls(num_neighbours=k)
     if num_points < BRUTE_FORCE_BELOW:
       return config
-    config = config.with_ah().with_reorder(max(4 * k, 100))
+    config = config.with_ah().with_reorder(max(10 * k, 250))
     if num_points < TREE_FROM:
       return config
     num_leaves = int(round(2 * math.sqrt(num_points)))
@@ -198,9 +199,9 @@ class ScannConfig:
   # --------------------------------------------------------------------------
   # Fluent modifiers: each returns a new, validated config.
 
-  def with_num_neighbors(self, k: int) -> "ScannConfig":
+  def with_num_neighbours(self, k: int) -> "ScannConfig":
     """Returns a copy built for `k` neighbours by default."""
-    return dataclasses.replace(self, num_neighbors=k)
+    return dataclasses.replace(self, num_neighbours=k)
 
   def with_leaves(self, num_leaves: int, search: int) -> "ScannConfig":
     """Returns a copy that partitions into `num_leaves`, searching `search`."""
@@ -226,15 +227,15 @@ class ScannConfig:
   def with_brute_force(self) -> "ScannConfig":
     """Returns a copy that scores exactly (and so drops reordering)."""
     return dataclasses.replace(
-        self, scoring="brute_force", reorder_num_neighbors=None)
+        self, scoring="brute_force", reorder_num_neighbours=None)
 
   def with_reorder(self, num_candidates: int) -> "ScannConfig":
     """Returns a copy that rescores the best `num_candidates` exactly."""
-    return dataclasses.replace(self, reorder_num_neighbors=num_candidates)
+    return dataclasses.replace(self, reorder_num_neighbours=num_candidates)
 
   def without_reorder(self) -> "ScannConfig":
     """Returns a copy without exact reordering."""
-    return dataclasses.replace(self, reorder_num_neighbors=None)
+    return dataclasses.replace(self, reorder_num_neighbours=None)
 
   def with_training(self,
                     sample_size: Optional[int] = None,
@@ -282,10 +283,10 @@ class ScannConfig:
               f"anisotropic threshold {threshold:g}")
       stage2 = (f"with asymmetric hashing ({self.dimensions_per_block} "
                 f"dims/block, {loss})")
-    stage3 = ("" if self.reorder_num_neighbors is None else
-              f", then rescore the best {self.reorder_num_neighbors} exactly")
+    stage3 = ("" if self.reorder_num_neighbours is None else
+              f", then rescore the best {self.reorder_num_neighbours} exactly")
     return (f"{stage1} {stage2}{stage3}; return the top "
-            f"{self.num_neighbors} by dot product.")
+            f"{self.num_neighbours} by dot product.")
 
   def to_dict(self) -> Dict[str, Any]:
     """A JSON-serialisable dict; inverse of `from_dict`."""
@@ -351,8 +352,8 @@ class ScannConfig:
         self.dimensions_per_block,
         anisotropic_quantization_threshold=threshold,
         training_sample_size=sample_size)
-    if self.reorder_num_neighbors is not None:
-      builder = builder.reorder(self.reorder_num_neighbors)
+    if self.reorder_num_neighbours is not None:
+      builder = builder.reorder(self.reorder_num_neighbours)
     return builder
 
 

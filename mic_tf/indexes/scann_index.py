@@ -1,31 +1,45 @@
-"""Approximate dot-product search with ScaNN's numpy (pybind) searcher.
+"""Approximate dot-product search with ScaNN: a pybind path and a TF-op path.
 
-`ScannIndex` wraps `scann.scann_ops_pybind` behind the common `Index`
-interface: external ids, (-1, -inf) padding, input checks and a save format
-that `ScannIndex.load` restores bit-for-bit (same config, same trained tree
-and codebooks, so identical search results).
+`ScannIndex` trains one ScaNN searcher with the numpy (pybind) builder and
+serves it two ways:
 
-For SavedModel export the same `ScannConfig` configures the TF-op builder:
+* `search` (numpy path): ScaNN's pybind searcher, for offline batch work.
+* `tf_search` (TF path): ScaNN's TensorFlow ops over the *same* trained
+  state (tree, codebooks, hashed database), read from the pybind searcher's
+  serialised assets into `tf.Variable`s, so a `tf.Module` holding the index
+  saves it in its SavedModel. Both paths run the same C++ search on the same
+  state, so they return the same lists.
 
-  searcher = config.configure(
-      scann.scann_ops.builder(embeddings, config.num_neighbors, "dot_product")
-  ).build()
-
-(`ScannIndex.to_tf_searcher(embeddings)` does exactly that). The TF searcher
-is retrained from the embeddings, so it is equivalent in configuration, not
-bit-identical to the pybind one; its results are row numbers, to be mapped
-through `ScannIndex.ids`.
+External ids, (-1, -inf) padding and the input checks are `base.Index`'s;
+`ScannIndex.save` / `load` restore the pybind searcher bit for bit.
+SavedModels holding the TF path need `import scann` before
+`tf.saved_model.load` (it registers the ops).
 """
 
 import os
-from typing import Any, Optional, Tuple
+import tempfile
+import uuid
+from typing import Any, Optional, Tuple, Union
 
 import numpy as np
+import tensorflow as tf
 
 from mic_tf.indexes import base
 from mic_tf.indexes.config import ScannConfig
 
 _SEARCHER_SUBDIR = "scann"
+#: The TF op's inputs, in its order: (asset file, dtype, 1-element string).
+_TF_ASSETS = (
+    ("dataset.npy", np.float32, False),
+    ("scann_config.pb", None, True),
+    ("serialized_partitioner.pb", None, True),
+    ("datapoint_to_token.npy", np.int32, False),
+    ("ah_codebook.pb", None, True),
+    ("hashed_dataset.npy", np.uint8, False),
+    ("int8_dataset.npy", np.int8, False),
+    ("int8_multipliers.npy", np.float32, False),
+    ("dp_norms.npy", np.float32, False),
+)
 
 
 def _pybind():
@@ -38,6 +52,45 @@ def _pybind():
         "pins scann 1.4.2), or use BruteForceIndex / make_index('exact')."
     ) from e
   return scann_ops_pybind
+
+
+def _tf_ops():
+  """Imports ScaNN's TensorFlow ops (registers them with TensorFlow)."""
+  try:
+    from scann.scann_ops.py import scann_ops  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise ImportError(
+        "ScaNN's TF ops need the `scann` package: `pip install scann==1.4.2`, "
+        "or use an exact index.") from e
+  return scann_ops
+
+
+class _TFState(tf.Module):
+  """The trained searcher as variables: the inputs of ScaNN's TF op."""
+
+  def __init__(self, assets_dir: str):
+    super().__init__(name="scann_state")
+    self.tensors = []
+    for filename, dtype, is_proto in _TF_ASSETS:
+      path = os.path.join(assets_dir, filename)
+      if is_proto:
+        value = b""
+        if os.path.isfile(path):
+          with open(path, "rb") as f:
+            value = f.read()
+        value = np.array([value], dtype=object)
+      else:
+        value = np.load(path) if os.path.isfile(path) else np.zeros((), dtype)
+      self.tensors.append(tf.Variable(value, trainable=False,
+                                      name=filename.split(".")[0]))
+    # ScaNN's own TF searchers get an empty shared_name after loading, so two
+    # of them in one SavedModel would share one resource. A unique name keeps
+    # them apart (and lets the kernel build each searcher once per process).
+    self.shared_name = f"mic_tf_scann_{uuid.uuid4().hex}"
+
+  def handle(self) -> tf.Tensor:
+    return _tf_ops().tensors_to_scann(*self.tensors,
+                                      shared_name=self.shared_name)
 
 
 class ScannIndex(base.Index):
@@ -57,21 +110,24 @@ class ScannIndex(base.Index):
   KIND = "scann"
 
   def __init__(self, config: Optional[ScannConfig] = None,
-               default_k: int = 10):
+               default_k: int = 10, name: Optional[str] = None):
     """Stores the config; nothing is trained until `build`.
 
     Args:
       config: How to partition/score/reorder; None = `ScannConfig.auto`.
       default_k: k passed to `ScannConfig.auto` when `config` is None.
+      name: Module name.
     """
-    super().__init__()
+    super().__init__(name=name)
     if config is not None and not isinstance(config, ScannConfig):
       raise TypeError(
           f"config must be a ScannConfig, got {type(config).__name__}; build "
           f"one with ScannConfig.auto(n, k).")
     self._config = config
     self._default_k = default_k
-    self._searcher = None
+    self._pybind = base.Untracked()
+    self._pybind.searcher = None
+    self._tf_state: Optional[_TFState] = None
 
   @property
   def config(self) -> ScannConfig:
@@ -95,11 +151,11 @@ class ScannIndex(base.Index):
     ids = base.validate_ids(ids, embeddings.shape[0])
     if self._config is None:
       self._config = ScannConfig.auto(embeddings.shape[0], self._default_k)
-    builder = _pybind().builder(embeddings, self._config.num_neighbors,
+    builder = _pybind().builder(embeddings, self._config.num_neighbours,
                                 "dot_product")
-    self._searcher = self._config.configure(builder).build()
-    self._ids = ids
-    self._dim = embeddings.shape[1]
+    self._pybind.searcher = self._config.configure(builder).build()
+    self._set_ids(ids, embeddings.shape[1])
+    self._tf_state = None
     return self
 
   def search(self,
@@ -134,8 +190,9 @@ class ScannIndex(base.Index):
           np.zeros((0, 0), np.int64), np.zeros((0, 0), np.float32), int(k))
     if parallel is None:
       parallel = self.config.parallel_search
-    search_fn = (self._searcher.search_batched_parallel if parallel else
-                 self._searcher.search_batched)
+    searcher = self._pybind.searcher
+    search_fn = (searcher.search_batched_parallel if parallel else
+                 searcher.search_batched)
     rows, scores = search_fn(
         queries,
         final_num_neighbors=k_found,
@@ -157,13 +214,13 @@ class ScannIndex(base.Index):
     return int(override)
 
   def _pre_reorder(self, override: Optional[int], k: int) -> Optional[int]:
-    if self.config.reorder_num_neighbors is None:
+    if self.config.reorder_num_neighbours is None:
       if override is not None:
         raise ValueError(
             "num_candidates only applies to configs with reordering; this "
-            "index has reorder_num_neighbors=None.")
+            "index has reorder_num_neighbours=None.")
       return None
-    pool = self.config.reorder_num_neighbors if override is None else override
+    pool = self.config.reorder_num_neighbours if override is None else override
     if pool <= 0:
       raise ValueError(f"num_candidates must be positive; got {pool}.")
     return int(max(pool, k))
@@ -179,29 +236,44 @@ class ScannIndex(base.Index):
     scores = np.where(missing, base.PAD_SCORE, scores).astype(np.float32)
     return base.pad_results(ids, scores, k)
 
-  def to_tf_searcher(self, embeddings: np.ndarray) -> Any:
-    """Builds the TF-op ScaNN searcher with this index's config.
+  def prepare_tf(self) -> "ScannIndex":
+    """Creates the TF path's state (call it eagerly, before any tracing).
 
-    Args:
-      embeddings: The same (n, d) rows, in the same order, given to `build`.
-
-    Returns:
-      A `scann.scann_ops.ScannSearcher` (a TF resource); its results are row
-      numbers: map them with `self.ids`.
-
-    Raises:
-      ValueError: if `embeddings` does not match the index's shape.
+    The trained searcher is serialised and read back into variables; this
+    doubles its memory, so the numpy path alone never pays for it.
     """
     self._check_built()
-    embeddings = base.validate_embeddings(embeddings)
-    if embeddings.shape != (self.size, self.dim):
-      raise ValueError(
-          f"embeddings have shape {embeddings.shape} but the index holds "
-          f"({self.size}, {self.dim}): pass the rows given to build().")
-    from scann.scann_ops.py import scann_ops  # pylint: disable=g-import-not-at-top
-    builder = scann_ops.builder(embeddings, self.config.num_neighbors,
-                                "dot_product")
-    return self.config.configure(builder).build()
+    if self._tf_state is None:
+      with tempfile.TemporaryDirectory() as directory:
+        self._pybind.searcher.serialize(directory, relative_path=True)
+        self._tf_state = _TFState(directory)
+    return self
+
+  def tf_search(self, queries: tf.Tensor,
+                k: Union[int, tf.Tensor]) -> Tuple[tf.Tensor, tf.Tensor]:
+    """See `base.Index.tf_search`; ScaNN's TF op on the shared state.
+
+    Raises:
+      RuntimeError: if called while tracing before `prepare_tf`.
+    """
+    self._check_built()
+    if self._tf_state is None:
+      if not tf.executing_eagerly():
+        raise RuntimeError(
+            "ScannIndex.tf_search was traced before its TF state existed: "
+            "call index.prepare_tf() eagerly first (channels do it).")
+      self.prepare_tf()
+    k_found = tf.minimum(k, self.size)
+    pre = -1
+    if self.config.reorder_num_neighbours is not None:
+      pre = tf.maximum(self.config.reorder_num_neighbours, k_found)
+    rows, scores = _tf_ops().scann_search_batched(
+        self._tf_state.handle(), tf.cast(queries, tf.float32), k_found, pre,
+        -1, self.config.parallel_search)
+    found = (rows >= 0) & (rows < self.size) & ~tf.math.is_nan(scores)
+    ids = self._rows_to_ids(rows, found)
+    scores = tf.where(found, scores, base.PAD_SCORE)
+    return base.pad_to_k(ids, scores, k)
 
   def save(self, directory: str) -> None:
     """Writes the ScaNN assets, ids.npy and index_config.json.
@@ -211,7 +283,7 @@ class ScannIndex(base.Index):
     self._check_built()
     searcher_dir = os.path.join(directory, _SEARCHER_SUBDIR)
     os.makedirs(searcher_dir, exist_ok=True)
-    self._searcher.serialize(searcher_dir, relative_path=True)
+    self._pybind.searcher.serialize(searcher_dir, relative_path=True)
     np.save(os.path.join(directory, base.IDS_FILENAME), self._ids)
     base.write_metadata(
         directory, {
@@ -254,6 +326,6 @@ class ScannIndex(base.Index):
       raise ValueError(
           f"The saved ScaNN searcher holds {searcher.size()} points but "
           f"ids.npy has {ids.shape[0]}: the directory is corrupt; save again.")
-    self._searcher = searcher
-    self._ids = ids
-    self._dim = dim
+    self._pybind.searcher = searcher
+    self._set_ids(ids, dim)
+    self._tf_state = None

@@ -9,11 +9,14 @@ from typing import Dict, Mapping
 import numpy as np
 import tensorflow as tf
 
+from mic_tf.layers.unknown_ids import known_or_missing
+
 
 class ItemFeatureLookup(tf.keras.layers.Layer):
   """Gathers every item field for a tensor of item ids.
 
-  Unknown ids (negative or ``>= num_items``) are looked up as id 0.
+  Unknown ids (negative or ``>= num_items``) are looked up as id 0
+  (``mic_tf.layers.unknown_ids``, the rule of the user side too).
 
   Args:
     tables: Field name -> array indexed by item id (``(num_items,)`` or
@@ -32,8 +35,7 @@ class ItemFeatureLookup(tf.keras.layers.Layer):
                     for n in self._names}
 
   def call(self, item_ids: tf.Tensor) -> Dict[str, tf.Tensor]:
-    ids = tf.cast(item_ids, tf.int32)
-    # Ids outside the vocabulary (unknown items at serving time) map to the
-    # padding id 0, whose every attribute is "missing".
-    ids = tf.where((ids >= 0) & (ids < self.num_items), ids, 0)
+    # Unknown items map to the padding id 0, whose every attribute is
+    # "missing".
+    ids = known_or_missing(tf.cast(item_ids, tf.int32), self.num_items)
     return {n: tf.gather(self._tables[n], ids) for n in self._names}

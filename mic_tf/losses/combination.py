@@ -8,7 +8,9 @@ from typing import Any, Dict, Mapping, Optional, Sequence
 
 import tensorflow as tf
 
-CHANNELS = ("ui", "uu", "ii")
+from mic_tf import names
+
+TERMS = names.TERMS
 BASIC = "basic"
 MODES = ("fixed", "uncertainty")
 
@@ -52,7 +54,7 @@ class LossCombiner(tf.keras.layers.Layer):
   def __init__(self,
                lambda_: float = 0.7,
                weights: Optional[Mapping[str, float]] = None,
-               enabled: Sequence[str] = CHANNELS,
+               enabled: Sequence[str] = TERMS,
                mode: str = "fixed",
                **kwargs):
     """Initialises the combiner.
@@ -81,25 +83,25 @@ class LossCombiner(tf.keras.layers.Layer):
           f"`enabled` must be a sequence of channel names, got the string "
           f"{enabled!r}; write ({enabled!r},) for a single channel.")
     enabled = tuple(enabled)
-    unknown = sorted(set(enabled) - set(CHANNELS))
+    unknown = sorted(set(enabled) - set(TERMS))
     if unknown:
       raise ValueError(
-          f"Unknown channels {unknown} in `enabled`; choose from {CHANNELS}.")
+          f"Unknown channels {unknown} in `enabled`; choose from {TERMS}.")
     if len(set(enabled)) != len(enabled):
       raise ValueError(f"`enabled` lists a channel twice: {enabled}.")
     weights = dict(weights or {})
-    unknown = sorted(set(weights) - set(CHANNELS))
+    unknown = sorted(set(weights) - set(TERMS))
     if unknown:
       raise ValueError(
-          f"Unknown channels {unknown} in `weights`; choose from {CHANNELS}.")
+          f"Unknown channels {unknown} in `weights`; choose from {TERMS}.")
     for name, value in weights.items():
       if float(value) < 0:
         raise ValueError(
             f"Channel weight for {name!r} must be >= 0, got {value}.")
     self.lambda_ = float(lambda_)
-    self.channel_weights = {c: float(weights.get(c, 1.0)) for c in CHANNELS}
+    self.channel_weights = {c: float(weights.get(c, 1.0)) for c in TERMS}
     # Keep the canonical order so that config and variables are stable.
-    self.enabled = tuple(c for c in CHANNELS if c in enabled)
+    self.enabled = tuple(c for c in TERMS if c in enabled)
     self.mode = mode
     self.log_variances: Dict[str, tf.Variable] = {}
     if mode == "uncertainty" and self.enabled:

@@ -23,9 +23,11 @@ import dataclasses
 import json
 from typing import Any, Dict, Optional, Tuple
 
-CHANNELS = ("uu", "ii", "ui")
+from mic_tf import names
+
+#: The terms that can be mined, in mining order.
+MINED_TERMS = (names.UU, names.II, names.UI)
 HARD_NEGATIVE_POOLS = ("nearest_cluster", "other_clusters")
-INDEX_KINDS = ("exact", "scann", "auto")
 KMEANS_METRICS = ("cosine", "euclidean")
 
 
@@ -67,7 +69,7 @@ class MiningConfig:
     encode_batch_size: Rows per forward pass when encoding the pools.
     seed: Seed of the in-graph sampling and of k-means.
   """
-  channels: Tuple[str, ...] = CHANNELS
+  channels: Tuple[str, ...] = MINED_TERMS
   num_neighbours: int = 10
   num_clusters: int = 20
   hard_negatives: int = 4
@@ -87,12 +89,12 @@ class MiningConfig:
     if isinstance(self.channels, str):
       raise ValueError(f"channels must be a sequence of names, got the string "
                        f"{self.channels!r}; write ({self.channels!r},).")
-    unknown = sorted(set(self.channels) - set(CHANNELS))
+    unknown = sorted(set(self.channels) - set(MINED_TERMS))
     if unknown:
       raise ValueError(f"Unknown mining channel(s) {unknown}; choose from "
-                       f"{CHANNELS} (or none to switch mining off).")
+                       f"{MINED_TERMS} (or none to switch mining off).")
     # Canonical order, duplicates dropped.
-    self.channels = tuple(c for c in CHANNELS if c in self.channels)
+    self.channels = tuple(c for c in MINED_TERMS if c in self.channels)
     _check_positive("num_neighbours", self.num_neighbours)
     _check_positive("kmeans_iterations", self.kmeans_iterations)
     _check_positive("encode_batch_size", self.encode_batch_size)
@@ -121,8 +123,8 @@ class MiningConfig:
         raise ValueError(
             f"kmeans_sample_size ({self.kmeans_sample_size}) must be at least "
             f"num_clusters ({self.num_clusters}), or None to fit on all rows.")
-    if self.index not in INDEX_KINDS:
-      raise ValueError(f"index must be one of {INDEX_KINDS}, got "
+    if self.index not in names.INDEX_CHOICES:
+      raise ValueError(f"index must be one of {names.INDEX_CHOICES}, got "
                        f"{self.index!r}.")
 
   @property

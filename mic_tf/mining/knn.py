@@ -10,8 +10,7 @@ from typing import Optional
 import numpy as np
 
 from mic_tf import indexes
-
-INDEX_KINDS = ("exact", "scann", "auto")
+from mic_tf import names
 
 
 def nearest_neighbours(queries: np.ndarray, database: np.ndarray, k: int,
@@ -39,8 +38,8 @@ def nearest_neighbours(queries: np.ndarray, database: np.ndarray, k: int,
       an unknown index kind.
     RuntimeError: If the index returns no valid neighbour for some query.
   """
-  if index not in INDEX_KINDS:
-    raise ValueError(f"index must be one of {INDEX_KINDS}, got {index!r}.")
+  if index not in names.INDEX_CHOICES:
+    raise ValueError(f"index must be one of {names.INDEX_CHOICES}, got {index!r}.")
   database = np.asarray(database, np.float32)
   queries = np.asarray(queries, np.float32)
   n = database.shape[0]

@@ -24,7 +24,9 @@ import dataclasses
 import json
 from typing import Dict, Optional, Tuple
 
-TERMS = ("ui", "uu", "ii")
+from mic_tf import names
+
+TERMS = names.TERMS
 BASIC_LOSSES = ("softmax", "logistic")
 WEIGHTING_MODES = ("fixed", "uncertainty")
 

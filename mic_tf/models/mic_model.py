@@ -26,11 +26,11 @@ import tensorflow_recommenders as tfrs
 
 from mic_tf import features as F
 from mic_tf import losses as L
-from mic_tf import pipeline
 from mic_tf.layers.embedding_dropout import EmbeddingDropout
 from mic_tf.layers.field_mask import FieldMask
 from mic_tf.layers.item_lookup import ItemFeatureLookup
 from mic_tf.layers.projection import ProjectionHead
+from mic_tf.layers.unknown_ids import known_features
 from mic_tf.models.config import MICConfig
 from mic_tf.models.views import Views
 from mic_tf.towers.base import Tower
@@ -214,10 +214,18 @@ class MICModel(tfrs.Model):
     scores = tf.einsum("bkd,bd->bk", _l2(user_shared), _l2(item_shared))
     return tf.argmax(scores, axis=1, output_type=tf.int32)
 
-  @staticmethod
-  def user_space_summary(user: tf.Tensor) -> tf.Tensor:
+  @property
+  def multi_interest(self) -> bool:
+    """Whether the user tower gives ``K`` interests, ``(B, K, d)``.
+
+    Declared by the tower (``Tower.multi_interest``); a plain Keras tower
+    without the attribute is single-interest.
+    """
+    return bool(getattr(self.user_tower, "multi_interest", False))
+
+  def user_space_summary(self, user: tf.Tensor) -> tf.Tensor:
     """A single user-space vector: multi-interest -> mean of unit interests."""
-    if user.shape.rank == 3:
+    if self.multi_interest:
       return tf.reduce_mean(_l2(user), axis=1)
     return user
 
@@ -287,8 +295,8 @@ class MICModel(tfrs.Model):
     """The total loss of a batch (eq. 8); see the module docstring."""
     c = self.config
     item_ids = tf.cast(inputs[F.ITEM_ID], tf.int32)
-    has_users = pipeline.USER_KEY in inputs
-    user_ids = tf.cast(inputs[pipeline.USER_KEY], tf.int32) if has_users \
+    has_users = F.USER_KEY in inputs
+    user_ids = tf.cast(inputs[F.USER_KEY], tf.int32) if has_users \
         else tf.range(tf.shape(item_ids)[0])
     num_views = c.num_views if c.contrastive else 0
     rows = c.contrastive_batch_size
@@ -297,7 +305,7 @@ class MICModel(tfrs.Model):
     users_shared = [self.project_user(u) for u in users]
     items_shared = [self.project_item(v) for v in items]
 
-    if users[0].shape.rank == 3:  # multi-interest user tower
+    if self.multi_interest:
       pick = self.select_interest(users_shared[0], items_shared[0])
       users_shared = [
           tf.gather(u, pick[:tf.shape(u)[0]], axis=1, batch_dims=1)
@@ -330,7 +338,12 @@ class MICModel(tfrs.Model):
   # -------------------------------------------------------------- inference
   def user_representation(self, features: Mapping[str, tf.Tensor]
                           ) -> tf.Tensor:
-    """User space (U2U channel); multi-interest towers give ``(B, K, d)``."""
+    """User space (U2U channel); multi-interest towers give ``(B, K, d)``.
+
+    Ids outside a field's vocabulary (unknown users, items, attribute
+    values) are read as 0, "missing" (``mic_tf.layers.unknown_ids``).
+    """
+    features = known_features(features, self.spec.user_fields)
     return self.encode_user(features, 0, training=False)[0]
 
   def user_query(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:

@@ -150,7 +150,7 @@ class MinedMICModel(MICModel):
         rep = self.user_representation(batch)
         own = _l2(self.user_space_summary(rep))
         shared = _l2(self.project_user(rep))
-        if shared.shape.rank == 3:  # multi-interest: mean of unit interests
+        if self.multi_interest:  # mean of unit interests
           shared = _l2(tf.reduce_mean(shared, axis=1))
         return own, shared
     else:

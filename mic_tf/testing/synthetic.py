@@ -58,4 +58,6 @@ def synthetic_dataset(num_users: int = 300, num_items: int = 120,
       item_features={"genre": genre, "year": year},
       item_vocab_sizes={"genre": num_groups + 1, "year": 6},
       raw_user_ids=np.arange(num_users).astype(object),
-      raw_item_ids=np.array([None] + list(range(1, num_items)), dtype=object))
+      raw_item_ids=np.array([None] + list(range(1, num_items)), dtype=object),
+      user_vocabs={"gender": np.array([None, "F", "M"], dtype=object),
+                   "age": np.array([None, 18, 25, 35, 45], dtype=object)})

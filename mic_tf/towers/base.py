@@ -1,20 +1,27 @@
 """The tower protocol: a Keras model from a features dict to a representation.
 
 Any ``tf.keras.Model`` whose ``call(features, training=None)`` returns a
-``(batch, d)`` tensor (or ``(batch, K, d)`` for multi-interest towers) works as
-a user or item tower of ``MICModel``. Subclassing ``Tower`` adds one thing:
-the model splits its forward pass into ``embed`` (ids -> embedded fields) and
-``encode`` (embedded fields -> representation), so ``MICModel`` can apply
-``EmbeddingDropout`` in the embedded feature space between the two (paper
-section 3.3.1). For a plain Keras model, MIC perturbs by field masking only.
+``(batch, d)`` tensor works as a user or item tower of ``MICModel``. A
+multi-interest user tower returns ``(batch, K, d)`` and says so with a class
+attribute ``multi_interest = True`` (``MICModel.multi_interest`` reads it;
+a tower without the attribute is single-interest). Subclassing ``Tower``
+adds one thing: the model splits its forward pass into ``embed`` (ids ->
+embedded fields) and ``encode`` (embedded fields -> representation), so
+``MICModel`` can apply ``EmbeddingDropout`` in the embedded feature space
+between the two (paper section 3.3.1). For a plain Keras model, MIC perturbs
+by field masking only.
 
-How to plug in your own tower (see ``tests/towers/test_custom_tower.py``)::
+How to plug in your own tower (this example runs in
+``tests/towers/test_custom_tower.py``)::
 
   class MeanTower(mic_tf.towers.Tower):
+
+    def __init__(self, fields, embedding_dim=128, output_dim=128, **kwargs):
+      super().__init__(fields, embedding_dim, output_dim, **kwargs)
+      self.head = tf.keras.layers.Dense(output_dim)
+
     def encode(self, embedded, features, training=None):
-      pooled = [self.pool(embedded[f.name], features[f.name], f)
-                for f in self.fields]
-      return self.head(tf.concat(pooled, -1))
+      return self.head(self.pooled_fields(embedded, features))
 
 Register it with ``mic_tf.towers.register_tower("mean", build_fn)`` to make it
 available as ``--tower=mean`` in every binary.
@@ -102,6 +109,7 @@ class Tower(tf.keras.Model):
     output_dim: Width of the representation.
   """
 
+  #: True for towers returning ``(B, K, d)`` interests (ComiRec's).
   multi_interest = False
 
   def __init__(self, fields: Sequence[F.FieldSpec], embedding_dim: int = 128,

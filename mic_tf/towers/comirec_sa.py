@@ -36,7 +36,7 @@ How MIC consumes the ``(B, K, d)`` output (``mic_tf/models/config.py``): the
 basic and UI losses use the interest that best matches the target in the
 shared space (ComiRec's hard readout), the UU loss and U2U channel use the
 mean of the unit-normalised interests, and U2I retrieval merges the
-per-interest top-k (``mic_tf.evaluation.exact_top_k``).
+per-interest top-k (``mic_tf.channels.u2i``).
 
 The item tower stays a ``DSSMTower`` (``--tower=comirec_sa`` replaces only the
 user tower), so the compared models share one item side.

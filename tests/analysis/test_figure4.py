@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from mic_tf import channels
+from mic_tf import runs as run_lib
 from mic_tf import training
 from mic_tf.analysis import figure4
 from mic_tf.data import protocol
@@ -34,8 +34,8 @@ def runs(ml100k, tmp_path_factory):
         "mic": MICConfig(terms=terms, projection_dim=16,
                          contrastive_batch_size=64).to_dict()})
     training.run_experiment(config, prepared, verbose=0)
-    channels.evaluate_run(str(root / name), split="test",
-                          channels=("u2i", "u2u", "i2i"), prepared=prepared)
+    run_lib.evaluate_run(str(root / name), split="test",
+                         channels=("u2i", "u2u", "i2i"), prepared=prepared)
     dirs.append(str(root / name))
   return root, dirs, prepared
 

@@ -1,4 +1,4 @@
-"""Tests for per-channel evaluation, index save/load, grid search, the binary.
+"""Tests for per-channel evaluation, grid search, runs.evaluate_run, the binary.
 
 One tiny run is trained once (synthetic data written as a custom CSV, so
 ``training.load_run`` can reload it like any run).
@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from mic_tf import channels
 from mic_tf import indexes
+from mic_tf import runs
 from mic_tf import training
 from mic_tf.models.config import MICConfig
 from mic_tf.testing.synthetic import synthetic_dataset
@@ -66,7 +67,7 @@ class EvaluateChannelsTest(tf.test.TestCase):
     cls.results = training.run_experiment(config, verbose=0)
     cls.model = cls.results["model"]
     cls.prepared = training.prepare_data(config)
-    cls.assets = channels.build_channel_assets(
+    cls.assets = channels.ChannelAssets(
         cls.model, cls.prepared.tables, cls.prepared.dataset)
 
   @classmethod
@@ -75,8 +76,8 @@ class EvaluateChannelsTest(tf.test.TestCase):
     super().tearDownClass()
 
   def test_u2i_exact_reproduces_the_run_metrics(self):
-    report = channels.evaluate_run(self.run_dir, "test", ("u2i",), "exact",
-                                   write=False)
+    report = runs.evaluate_run(self.run_dir, "test", ("u2i",), "exact",
+                               write=False)
     with open(os.path.join(self.run_dir, "metrics.json")) as f:
       expected = json.load(f)["test"]
     got = report["results"]["exact"]["u2i"]
@@ -85,86 +86,80 @@ class EvaluateChannelsTest(tf.test.TestCase):
       self.assertAlmostEqual(got[name], value, places=9, msg=name)
 
   def test_every_channel_and_scann_recall(self):
-    approximate = indexes.ScannConfig(num_neighbors=10).with_ah(
+    approximate = indexes.ScannConfig(num_neighbours=10).with_ah(
     ).with_reorder(20)
-    results = channels.evaluate_channels(
-        self.model, self.prepared, "test", "scann",
-        scann_configs={"items": approximate}, assets=self.assets)
+    results, lists = channels.evaluate_channels(
+        self.assets, self.prepared.test, index="scann",
+        scann_configs={"items": approximate})
     self.assertEqual(sorted(results), sorted(channels.CHANNELS))
-    for name in ("u2i", "u2u", "i2i"):
+    for name in channels.CHANNELS:
       self.assertBetween(results[name]["scann_recall@50"], 0.0, 100.0)
+      self.assertEqual(lists[name].shape, (len(self.prepared.test.users), 50))
     # U2U and I2I use ScaNN's exact float scoring at this size.
     self.assertEqual(results["u2u"]["scann_recall@50"], 100.0)
     self.assertEqual(results["i2i"]["scann_recall@50"], 100.0)
-    self.assertNotIn("scann_recall@50", results["fused"])
     for metrics in results.values():
       self.assertBetween(metrics["recall@50"], 0.0, 100.0)
       self.assertGreaterEqual(metrics["hr@50"], metrics["hr@20"])
 
-  def test_indexes_save_and_load(self):
-    context = channels.build_context(self.model, self.prepared, "test",
-                                     assets=self.assets)
-    for kind in ("exact", "scann"):
-      built = channels.build_channel_indexes(self.assets, kind)
-      directory = os.path.join(self.tmp.name, f"indexes_{kind}")
-      built.save(directory)
-      loaded = channels.ChannelIndexes.load(directory)
-      before = channels.retrieve_channels(
-          channels.build_channels(self.assets, built), context.queries, 20)
-      after = channels.retrieve_channels(
-          channels.build_channels(self.assets, loaded), context.queries, 20)
-      for name in channels.CHANNELS:
-        self.assertAllEqual(before[name][0], after[name][0], msg=name)
-        self.assertAllClose(before[name][1], after[name][1], msg=name)
-    with self.assertRaisesRegex(FileNotFoundError, "no channel indexes"):
-      channels.ChannelIndexes.load(self.tmp.name)
+  def _direct(self, config, channel, metric):
+    results, _ = channels.evaluate_channels(
+        self.assets, self.prepared.valid, (channel,), config=config)
+    return results[channel][metric]
 
   def test_grid_search_on_valid_users(self):
-    context = channels.build_context(self.model, self.prepared, "valid",
-                                     assets=self.assets)
-    grid = {"num_neighbors": [3, 20], "alpha": [0.0, 1.0]}
-    result = channels.grid_search(context, "u2u", grid)
+    grid = {"num_neighbours": [3, 20], "alpha": [0.0, 1.0]}
+    result = channels.grid_search(self.assets, self.prepared.valid, "u2u",
+                                  grid)
     self.assertLen(result.rows, 4)
     best = max(row["recall@50"] for row in result.rows)
     self.assertEqual(result.best_value, best)
-    self.assertEqual(result.best_config.u2u.num_neighbors,
-                     result.best_params["num_neighbors"])
+    self.assertEqual(result.best_config.u2u.num_neighbours,
+                     result.best_params["num_neighbours"])
     self.assertEqual(result.best_config.u2u.alpha,
                      result.best_params["alpha"])
-    # A grid point equals a direct evaluation with its settings.
+    # A grid point equals a direct evaluation of a channel with its settings.
     config = channels.ChannelConfig(
-        u2u=channels.U2UConfig(num_neighbors=3, alpha=1.0))
-    direct = channels.evaluate_context(context, config, ("u2u",))["u2u"]
+        u2u=channels.U2UConfig(num_neighbours=3, alpha=1.0))
     row = next(r for r in result.rows
-               if r["num_neighbors"] == 3 and r["alpha"] == 1.0)
-    self.assertAlmostEqual(row["recall@50"], direct["recall@50"], places=9)
+               if r["num_neighbours"] == 3 and r["alpha"] == 1.0)
+    self.assertAlmostEqual(row["recall@50"],
+                           self._direct(config, "u2u", "recall@50"), places=9)
 
   def test_grid_search_i2i_and_fusion(self):
-    context = channels.build_context(self.model, self.prepared, "valid",
-                                     assets=self.assets)
-    i2i = channels.grid_search(context, "i2i",
+    valid = self.prepared.valid
+    i2i = channels.grid_search(self.assets, valid, "i2i",
                                {"num_history_items": [2, 8],
                                 "recency_decay": [0.5, 1.0]})
     self.assertLen(i2i.rows, 4)
     config = channels.ChannelConfig(i2i=channels.I2IConfig(
         num_history_items=2, recency_decay=0.5))
-    direct = channels.evaluate_context(context, config, ("i2i",))["i2i"]
-    self.assertAlmostEqual(i2i.rows[0]["recall@20"], direct["recall@20"],
+    self.assertAlmostEqual(i2i.rows[0]["recall@20"],
+                           self._direct(config, "i2i", "recall@20"), places=9)
+    fused = channels.grid_search(self.assets, valid, "fused",
+                                 channels.DEFAULT_GRIDS["fused"])
+    # Every channel alone is a candidate: the fusion never loses to one.
+    singles, _ = channels.evaluate_channels(self.assets, valid,
+                                            channels.BASE_CHANNELS)
+    best_single = max(m["recall@50"] for m in singles.values())
+    self.assertGreaterEqual(fused.best_value, best_single)
+    self.assertAlmostEqual(fused.summary["best_single_value"], best_single,
                            places=9)
-    fused = channels.grid_search(context, "fused",
-                                 {"mode": ["quota", "score"]},
-                                 metric="ndcg@20")
-    self.assertLen(fused.rows, 2)
-    self.assertIn(fused.best_config.fusion.mode, ("quota", "score"))
+    self.assertEqual(fused.summary["mix_wins"],
+                     fused.summary["best_mix_value"] > best_single)
+    # The chosen fusion, as a fused channel, scores what the grid said.
+    self.assertAlmostEqual(
+        fused.best_value,
+        self._direct(fused.best_config, "fused", "recall@50"), places=9)
     with self.assertRaisesRegex(ValueError, "not U2UConfig fields"):
-      channels.grid_search(context, "u2u", {"beta": [1]})
+      channels.grid_search(self.assets, valid, "u2u", {"beta": [1]})
     with self.assertRaisesRegex(ValueError, "metric"):
-      channels.grid_search(context, "u2u", {"alpha": [1.0]},
+      channels.grid_search(self.assets, valid, "u2u", {"alpha": [1.0]},
                            metric="recall@100")
 
   def test_binary(self):
     binary = _load_binary()
-    config = json.dumps({"u2u": {"num_neighbors": 10}})
+    config = json.dumps({"u2u": {"num_neighbours": 10}})
     grid = json.dumps({"u2u": {"alpha": [0.0, 1.0]}})
     argv = ["evaluate.py", f"--run_dir={self.run_dir}", "--split=valid",
             "--channels=u2i,fused", "--index=both",
@@ -178,7 +173,7 @@ class EvaluateChannelsTest(tf.test.TestCase):
       report = json.load(f)
     self.assertEqual(sorted(report["results"]), ["exact", "scann"])
     self.assertEqual(sorted(report["results"]["exact"]), ["fused", "u2i"])
-    self.assertEqual(report["channel_config"]["u2u"]["num_neighbors"], 10)
+    self.assertEqual(report["channel_config"]["u2u"]["num_neighbours"], 10)
     tuned = report["tuning"]["channels"]["u2u"]
     self.assertLen(tuned["rows"], 2)
     self.assertEqual(report["channel_config"]["u2u"]["alpha"],
@@ -191,14 +186,13 @@ class EvaluateChannelsTest(tf.test.TestCase):
     self.assertIn("recall@50", table)
 
   def test_bad_arguments(self):
-    with self.assertRaisesRegex(ValueError, "users"):
-      channels.evaluate_channels(self.model, self.prepared, users="train",
-                                 assets=self.assets)
+    with self.assertRaisesRegex(ValueError, "split"):
+      runs.evaluate_run(self.run_dir, split="train")
     with self.assertRaisesRegex(ValueError, "Unknown channel"):
-      channels.evaluate_channels(self.model, self.prepared,
-                                 channels=("u2x",), assets=self.assets)
+      channels.evaluate_channels(self.assets, self.prepared.test,
+                                 channels=("u2x",))
     with self.assertRaisesRegex(FileNotFoundError, "not a run directory"):
-      channels.evaluate_run(self.tmp.name)
+      runs.evaluate_run(self.tmp.name)
     with self.assertRaisesRegex(ValueError, "neither"):
       channels.load_channel_config("{not json")
 

@@ -6,11 +6,10 @@ from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
 
-from mic_tf import indexes
-from mic_tf.channels import ranking
+import channel_test_lib as lib
+
 from mic_tf.channels.i2i import I2IChannel
 from mic_tf.channels.i2i import I2IConfig
-from mic_tf.channels.queries import ChannelQueries
 
 
 def _unit(x):
@@ -51,14 +50,36 @@ def _reference(history, shared, item_space, item_shared, exclude, config, k):
 
 
 def _channel(item_space, item_shared, config):
-  ids = np.arange(1, len(item_space), dtype=np.int64)
-  index = indexes.make_index("exact", item_space[1:].astype(np.float32), ids)
-  return I2IChannel(index, item_space, item_shared, config, batch_size=3)
+  return _Factory(item_space, item_shared, config)
 
 
 def _queries(history, shared, exclude):
   return ChannelQueries(shared, np.zeros((len(history), 2), np.float32),
-                        np.asarray(history), ranking.pad_lists(exclude))
+                        np.asarray(history), (exclude))
+
+
+class ChannelQueries:
+  """Hand-made users: queries, history and exclusion lists."""
+
+  def __init__(self, shared, space, history, exclude):
+    self.shared, self.space = shared, space
+    self.history, self.exclude = np.asarray(history), list(exclude)
+
+
+class _Factory:
+  """Builds the channel for the users and the ``k`` of each call."""
+
+  def __init__(self, *args):
+    self.item_space, self.item_shared, self.config = args
+
+  def build(self, queries, k):
+    encoder = lib.TableEncoder(queries.shared, queries.space, queries.history,
+                               len(self.item_shared))
+    return I2IChannel(encoder, self.item_space, self.item_shared, self.config, k,
+                         exclude_history=False)
+
+  def retrieve(self, queries, k):
+    return lib.retrieve(self.build(queries, k), queries.exclude, batch_size=3)
 
 
 class I2IChannelTest(tf.test.TestCase, parameterized.TestCase):
@@ -135,17 +156,22 @@ class I2IChannelTest(tf.test.TestCase, parameterized.TestCase):
       self.assertAllEqual(ids[u, n:], -np.ones(7 - n))
 
   def test_search_then_rank_with_smaller_settings(self):
+    queries = _queries(self.history, self.shared, [[1, 3]])
     channel = _channel(self.item_space, self.item_shared,
                        I2IConfig(num_history_items=2, num_similar_items=3,
-                                 alpha=1.0))
-    queries = _queries(self.history, self.shared, [[1, 3]])
-    searched = channel.search(queries)
-    self.assertAllEqual(searched[0], [[3, 1]])
+                                 alpha=1.0)).build(queries, 3)
+    users = channel.encoder(
+        {k: tf.constant(v) for k, v in channel.encoder.features().items()})
+    exclude = channel.exclusions(users.history, tf.constant([[1, 3]]))
+    sources, ids, sims = channel.search(users, exclude)
+    self.assertAllEqual(sources, [[3, 1]])
     smaller = I2IConfig(num_history_items=1, num_similar_items=1, alpha=1.0)
-    ids, _ = channel.rank(queries, *searched, 3, config=smaller)
-    self.assertAllEqual(ids, [[4, -1, -1]])
+    got, _ = channel.rank(users, (sources[:, :1], ids[:, :1, :2],
+                                  sims[:, :1, :2]), exclude,
+                          channel.settings(smaller))
+    self.assertAllEqual(got, [[4, -1, -1]])
     direct = _channel(self.item_space, self.item_shared, smaller)
-    self.assertAllEqual(direct.retrieve(queries, 3)[0], ids)
+    self.assertAllEqual(direct.retrieve(queries, 3)[0], got)
 
   def test_bad_config(self):
     with self.assertRaisesRegex(ValueError, "recency_decay"):

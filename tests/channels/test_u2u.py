@@ -6,10 +6,9 @@ from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
 
-from mic_tf import indexes
-from mic_tf.channels import ranking
-from mic_tf.channels.queries import ChannelQueries
-from mic_tf.channels.u2u import neighbor_histories
+import channel_test_lib as lib
+
+from mic_tf.channels.u2u import neighbour_histories
 from mic_tf.channels.u2u import U2UChannel
 from mic_tf.channels.u2u import U2UConfig
 
@@ -25,7 +24,7 @@ def _reference(user_space, shared, train_space, sequences, item_shared,
   out = []
   for u in range(len(user_space)):
     sims = train_space @ user_space[u]
-    neighbours = np.argsort(-sims, kind="stable")[:config.num_neighbors]
+    neighbours = np.argsort(-sims, kind="stable")[:config.num_neighbours]
     total = {}
     for v in neighbours:
       w = sims[v] ** config.gamma if sims[v] > 0 else 0.0
@@ -51,10 +50,31 @@ def _reference(user_space, shared, train_space, sequences, item_shared,
 
 
 def _channel(train_space, sequences, item_shared, config):
-  users = np.arange(10, 10 + len(train_space), dtype=np.int64)  # user ids
-  index = indexes.make_index("exact", train_space.astype(np.float32), users)
-  return U2UChannel(index, users, sequences, item_shared, config,
-                    batch_size=3)
+  return _Factory(train_space, sequences, item_shared, config)
+
+
+class ChannelQueries:
+  """Hand-made users: queries, history and exclusion lists."""
+
+  def __init__(self, shared, space, history, exclude):
+    self.shared, self.space = shared, space
+    self.history, self.exclude = np.asarray(history), list(exclude)
+
+
+class _Factory:
+  """Builds the channel for the users and the ``k`` of each call."""
+
+  def __init__(self, *args):
+    self.train_space, self.sequences, self.item_shared, self.config = args
+
+  def build(self, queries, k):
+    encoder = lib.TableEncoder(queries.shared, queries.space, queries.history,
+                               len(self.item_shared))
+    return U2UChannel(encoder, self.train_space, self.sequences, self.item_shared, self.config, k,
+                         exclude_history=False)
+
+  def retrieve(self, queries, k):
+    return lib.retrieve(self.build(queries, k), queries.exclude, batch_size=3)
 
 
 class U2UChannelTest(tf.test.TestCase, parameterized.TestCase):
@@ -74,11 +94,11 @@ class U2UChannelTest(tf.test.TestCase, parameterized.TestCase):
     self.query = lambda exclude: ChannelQueries(
         np.array([[[0.0, 1.0]]], np.float32),
         np.array([[1.0, 0.0]], np.float32), np.zeros((1, 4), np.int64),
-        ranking.pad_lists([exclude]))
+        ([exclude]))
 
   def test_neighbour_weights_only(self):
     channel = _channel(self.train_space, self.sequences, self.item_shared,
-                       U2UConfig(num_neighbors=2, alpha=1.0))
+                       U2UConfig(num_neighbours=2, alpha=1.0))
     ids, scores = channel.retrieve(self.query([]), 4)
     # S = {1: 1, 2: 1.8, 3: .8}; item 4 belongs to the third-closest user.
     self.assertAllEqual(ids, [[2, 1, 3, -1]])
@@ -86,37 +106,37 @@ class U2UChannelTest(tf.test.TestCase, parameterized.TestCase):
 
   def test_exclusion(self):
     channel = _channel(self.train_space, self.sequences, self.item_shared,
-                       U2UConfig(num_neighbors=2, alpha=1.0))
+                       U2UConfig(num_neighbours=2, alpha=1.0))
     ids, _ = channel.retrieve(self.query([2]), 4)
     self.assertAllEqual(ids, [[1, 3, -1, -1]])
 
   def test_cosine_only_reranks_the_candidates(self):
     channel = _channel(self.train_space, self.sequences, self.item_shared,
-                       U2UConfig(num_neighbors=2, alpha=0.0))
+                       U2UConfig(num_neighbours=2, alpha=0.0))
     ids, scores = channel.retrieve(self.query([]), 3)
     self.assertAllEqual(ids, [[2, 1, 3]])
     self.assertAllClose(scores[0], [1.0, 0.995, 0.436], atol=2e-3)
 
   def test_gamma_sharpens_similarities(self):
     channel = _channel(self.train_space, self.sequences, self.item_shared,
-                       U2UConfig(num_neighbors=2, alpha=1.0, gamma=2.0))
+                       U2UConfig(num_neighbours=2, alpha=1.0, gamma=2.0))
     _, scores = channel.retrieve(self.query([]), 3)
     # S = {2: 1 + .64, 1: 1, 3: .64}.
     self.assertAllClose(scores[0], [1.0, 1 / 1.64, 0.64 / 1.64])
 
-  def test_neighbor_histories(self):
-    values, splits = neighbor_histories(
+  def test_neighbour_histories(self):
+    values, splits = neighbour_histories(
         [np.array([3, 1, 3]), np.array([], np.int64), np.array([5, 0, 2])],
         history_len=2)
     self.assertAllEqual(values, [1, 3, 2])
     self.assertAllEqual(splits, [0, 2, 2, 3])
 
   @parameterized.parameters(
-      (U2UConfig(num_neighbors=4, alpha=0.5), 1),
-      (U2UConfig(num_neighbors=7, alpha=0.3, gamma=2.0), 3),
-      (U2UConfig(num_neighbors=30, alpha=0.8, history_len=3), 2))
+      (U2UConfig(num_neighbours=4, alpha=0.5), 1),
+      (U2UConfig(num_neighbours=7, alpha=0.3, gamma=2.0), 3),
+      (U2UConfig(num_neighbours=30, alpha=0.8, history_len=3), 2))
   def test_matches_reference(self, config, interests):
-    rng = np.random.default_rng(config.num_neighbors)
+    rng = np.random.default_rng(config.num_neighbours)
     num_items, d = 25, 5
     train_space = _unit(rng.normal(size=(30, d)))
     sequences = [rng.integers(1, num_items, rng.integers(1, 9))
@@ -130,7 +150,7 @@ class U2UChannelTest(tf.test.TestCase, parameterized.TestCase):
     channel = _channel(train_space, sequences, item_shared.astype(np.float32),
                        config)
     queries = ChannelQueries(shared, user_space, np.zeros((7, 3), np.int64),
-                             ranking.pad_lists(exclude))
+                             (exclude))
     ids, scores = channel.retrieve(queries, 6)
     want = _reference(user_space, shared, train_space, sequences,
                       item_shared, exclude, config, 6)
@@ -142,22 +162,28 @@ class U2UChannelTest(tf.test.TestCase, parameterized.TestCase):
       self.assertFalse(np.isin(ids[u], exclude[u]).any())
 
   def test_search_then_rank_with_fewer_neighbours(self):
+    # What the tuning does: search once with a large N, rank the first N.
     channel = _channel(self.train_space, self.sequences, self.item_shared,
-                       U2UConfig(num_neighbors=2, alpha=1.0))
-    rows, sims = channel.search(self.query([]), 3)
+                       U2UConfig(num_neighbours=2, alpha=1.0)
+                       ).build(self.query([]), 4)
+    users = channel.encoder(
+        {k: tf.constant(v) for k, v in channel.encoder.features().items()})
+    exclude = channel.exclusions(users.history)
+    rows, sims = channel.search(users, exclude, num_neighbours=3)
     self.assertAllEqual(rows, [[0, 1, 2]])
-    ids, _ = channel.rank(self.query([]), rows, sims, 4,
-                          config=U2UConfig(num_neighbors=1, alpha=1.0))
+    smaller = U2UConfig(num_neighbours=1, alpha=1.0)
+    ids, _ = channel.rank(users, (rows[:, :1], sims[:, :1]), exclude,
+                          channel.settings(smaller))
     self.assertAllEqual(ids, [[1, 2, -1, -1]])
-    with self.assertRaisesRegex(ValueError, "history_len"):
-      channel.rank(self.query([]), rows, sims, 4,
-                   config=U2UConfig(history_len=1))
+    direct = _channel(self.train_space, self.sequences, self.item_shared,
+                      smaller).retrieve(self.query([]), 4)[0]
+    self.assertAllEqual(direct, ids)
 
   def test_bad_config(self):
     with self.assertRaisesRegex(ValueError, "alpha"):
       U2UConfig(alpha=1.5)
-    with self.assertRaisesRegex(ValueError, "num_neighbors"):
-      U2UConfig(num_neighbors=0)
+    with self.assertRaisesRegex(ValueError, "num_neighbours"):
+      U2UConfig(num_neighbours=0)
 
 
 if __name__ == "__main__":

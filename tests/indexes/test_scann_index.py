@@ -34,7 +34,7 @@ def _clustered(n=_N, q=100, d=_D, clusters=40, seed=0):
 
 def _tree_ah_config(k=10):
   """A forced tree + AH + reorder config for the small test data."""
-  return (ScannConfig(num_neighbors=k)
+  return (ScannConfig(num_neighbours=k)
           .with_leaves(40, search=10)
           .with_ah(dimensions_per_block=2,
                    anisotropic_quantization_threshold=0.2)
@@ -48,15 +48,16 @@ class ScannConfigTest(tf.test.TestCase, parameterized.TestCase):
   def test_auto_small_pool_is_exact(self):
     config = ScannConfig.auto(19_999, k=50)
     self.assertTrue(config.is_exact)
-    self.assertEqual(config.num_neighbors, 50)
-    self.assertIsNone(config.reorder_num_neighbors)
+    self.assertEqual(config.num_neighbours, 50)
+    self.assertIsNone(config.reorder_num_neighbours)
 
   def test_auto_medium_pool_is_ah_without_tree(self):
     config = ScannConfig.auto(50_000, k=50)
     self.assertIsNone(config.num_leaves)
     self.assertEqual(config.scoring, "ah")
     self.assertEqual(config.dimensions_per_block, 2)
-    self.assertEqual(config.reorder_num_neighbors, 200)
+    self.assertEqual(config.reorder_num_neighbours, 500)
+    self.assertIsNone(ScannConfig.auto(199_999, k=50).num_leaves)
 
   def test_auto_large_pool_uses_tree(self):
     config = ScannConfig.auto(1_000_000, k=50)
@@ -66,21 +67,21 @@ class ScannConfigTest(tf.test.TestCase, parameterized.TestCase):
     self.assertTrue(config.spherical)
     self.assertEqual(config.scoring, "ah")
     self.assertAllClose(config.anisotropic_quantization_threshold, 0.2)
-    self.assertEqual(config.reorder_num_neighbors, 200)
+    self.assertEqual(config.reorder_num_neighbours, 500)
     self.assertFalse(ScannConfig.auto(1_000_000, normalized=False).spherical)
 
   def test_auto_scans_at_least_min_points(self):
-    config = ScannConfig.auto(100_000, k=10)
-    avg_leaf = 100_000 / config.num_leaves
+    config = ScannConfig.auto(200_000, k=10)
+    avg_leaf = 200_000 / config.num_leaves
     self.assertGreaterEqual(config.num_leaves_to_search * avg_leaf,
                             config_lib.MIN_POINTS_SCANNED)
-    self.assertEqual(config.reorder_num_neighbors, 100)
+    self.assertEqual(config.reorder_num_neighbours, 250)
 
   def test_fluent_methods_return_new_configs(self):
     base = ScannConfig.auto(1000)
     tuned = (base.with_leaves(20, search=5).with_ah(4, None).with_reorder(60)
              .with_training(sample_size=500, iterations=3, threads=1)
-             .with_num_neighbors(7).with_parallel_search(False))
+             .with_num_neighbours(7).with_parallel_search(False))
     self.assertTrue(base.is_exact)
     self.assertEqual((tuned.num_leaves, tuned.num_leaves_to_search), (20, 5))
     self.assertEqual(tuned.dimensions_per_block, 4)
@@ -88,10 +89,10 @@ class ScannConfigTest(tf.test.TestCase, parameterized.TestCase):
     self.assertEqual(tuned.training_sample_size, 500)
     self.assertEqual(tuned.training_iterations, 3)
     self.assertEqual(tuned.training_threads, 1)
-    self.assertEqual(tuned.num_neighbors, 7)
+    self.assertEqual(tuned.num_neighbours, 7)
     self.assertFalse(tuned.parallel_search)
     self.assertIsNone(tuned.without_tree().num_leaves)
-    self.assertIsNone(tuned.without_reorder().reorder_num_neighbors)
+    self.assertIsNone(tuned.without_reorder().reorder_num_neighbours)
     self.assertTrue(tuned.without_tree().with_brute_force().is_exact)
     self.assertIn("5 nearest of 20", tuned.describe())
     self.assertIn("rescore the best 60", tuned.describe())
@@ -104,8 +105,8 @@ class ScannConfigTest(tf.test.TestCase, parameterized.TestCase):
       ScannConfig.from_dict({"num_leafs": 3})
 
   def test_numpy_scalars_are_stored_as_python(self):
-    config = ScannConfig(num_neighbors=np.int64(5))
-    self.assertIs(type(config.num_neighbors), int)
+    config = ScannConfig(num_neighbours=np.int64(5))
+    self.assertIs(type(config.num_neighbours), int)
 
   @parameterized.named_parameters(
       ("leaves_without_search", dict(num_leaves=10), "go together"),
@@ -113,13 +114,13 @@ class ScannConfigTest(tf.test.TestCase, parameterized.TestCase):
        dict(num_leaves=10, num_leaves_to_search=11), "cannot exceed"),
       ("zero_leaves", dict(num_leaves=0, num_leaves_to_search=0),
        "positive integer"),
-      ("reorder_with_brute_force", dict(reorder_num_neighbors=10),
+      ("reorder_with_brute_force", dict(reorder_num_neighbours=10),
        "only meaningful"),
       ("bad_scoring", dict(scoring="pq"), "scoring must be"),
       ("nan_threshold",
        dict(scoring="ah", anisotropic_quantization_threshold=float("nan")),
        "finite"),
-      ("zero_k", dict(num_neighbors=0), "positive integer"),
+      ("zero_k", dict(num_neighbours=0), "positive integer"),
       ("negative_threads", dict(training_threads=-1), ">= 0"),
   )
   def test_invalid_configs(self, kwargs, message):
@@ -274,19 +275,6 @@ class ScannIndexTest(tf.test.TestCase, parameterized.TestCase):
     self.assertEqual(ids.shape, (0, 4))
     self.assertEqual(scores.shape, (0, 4))
 
-  def test_to_tf_searcher_uses_same_config(self):
-    external = np.arange(_N, dtype=np.int64) + 100
-    index = scann_index.ScannIndex(ScannConfig(num_neighbors=5)).build(
-        self.items, ids=external)
-    searcher = index.to_tf_searcher(self.items)
-    rows, scores = searcher.search_batched(tf.constant(self.queries))
-    want_ids, want_scores = index.search(self.queries, 5)
-    self.assertAllEqual(index.ids[rows.numpy()], want_ids)
-    self.assertAllClose(scores.numpy(), want_scores, atol=1e-5)
-    with self.assertRaisesRegex(ValueError, "rows given to build"):
-      index.to_tf_searcher(self.items[:10])
-
-
 class MakeIndexTest(tf.test.TestCase):
 
   def test_kinds(self):
@@ -301,7 +289,7 @@ class MakeIndexTest(tf.test.TestCase):
     configured = indexes.make_index(
         "scann", scann_config=ScannConfig().with_ah().with_reorder(20))
     self.assertFalse(configured.is_built)
-    self.assertEqual(configured.config.reorder_num_neighbors, 20)
+    self.assertEqual(configured.config.reorder_num_neighbours, 20)
     batched = indexes.make_index("exact", query_batch_size=3)
     self.assertIsInstance(batched, indexes.BruteForceIndex)
 

@@ -103,7 +103,7 @@ class MinedMICModelTest(tf.test.TestCase, parameterized.TestCase):
     mined.refresh_mining_bank()
     v = [tf.constant(np.random.default_rng(i).normal(size=(16, DIM)),
                      tf.float32) for i in range(8)]
-    uid = batch[pipeline.USER_KEY]
+    uid = batch[F.USER_KEY]
     iid = tf.cast(batch[F.ITEM_ID], tf.int32)
     views = Views(user=v[0:2], item=v[2:4], user_shared=v[4:6],
                   item_shared=v[6:8], user_ids=uid, item_ids=iid)

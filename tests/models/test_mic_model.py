@@ -44,7 +44,7 @@ class MICModelTest(tf.test.TestCase, parameterized.TestCase):
     loss = model.compute_loss(batch, training=False)
     users = model.project_user(model.user_representation(batch))
     items = model.project_item(model.item_representation(batch["item_id"]))
-    known = L.known_positives(batch[pipeline.USER_KEY], batch["item_id"],
+    known = L.known_positives(batch[F.USER_KEY], batch["item_id"],
                               batch[F.HISTORY])
     # The synthetic batch has same-user rows and history hits to mask.
     self.assertGreater(int(tf.reduce_sum(tf.cast(known, tf.int32))), 32)

@@ -47,7 +47,7 @@ class TermWiringTest(tf.test.TestCase, parameterized.TestCase):
     got = {t: float(model._trackers[t].result()) for t in ("ui", "uu", "ii")}
 
     item_ids = tf.cast(batch[F.ITEM_ID], tf.int32)
-    user_ids = batch[pipeline.USER_KEY]
+    user_ids = batch[F.USER_KEY]
     user = model.user_representation(batch)
     item = model.item_representation(item_ids)
     user_shared = model.project_user(user)

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from mic_tf import towers
 from mic_tf.models import MICConfig, MICModel
+from mic_tf.towers import base as tower_base
 from mic_tf.towers import registry
 import tower_test_lib as lib
 
@@ -85,6 +86,21 @@ class CustomTowerTest(tf.test.TestCase, parameterized.TestCase):
     losses = losses.history["loss"]
     self.assertTrue(np.all(np.isfinite(losses)), losses)
     self.assertLess(losses[-1], losses[0], losses)
+
+
+class DocstringExampleTest(tf.test.TestCase):
+
+  def test_tower_docstring_example_runs(self):
+    doc = tower_base.__doc__
+    code = doc.split("::\n", 1)[1].split("\nRegister it", 1)[0]
+    code = "\n".join(line[2:] for line in code.splitlines())
+    scope = {"mic_tf": mic_tf, "tf": tf}
+    exec(code, scope)  # pylint: disable=exec-used
+    _, tables, _ = lib.data()
+    tower = scope["MeanTower"](tables.spec.user_fields, embedding_dim=8,
+                               output_dim=4)
+    self.assertEqual(tower(lib.user_batch()).shape, (8, 4))
+    self.assertFalse(tower.multi_interest)
 
 
 if __name__ == "__main__":

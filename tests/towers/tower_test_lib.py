@@ -20,7 +20,7 @@ from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
 
-from mic_tf import evaluation
+from mic_tf import channels
 from mic_tf import features as F
 from mic_tf import pipeline
 from mic_tf.models import MICConfig, MICModel, encode_items, encode_users
@@ -198,7 +198,7 @@ class TowerContractTest(tf.test.TestCase, parameterized.TestCase):
     self.assertAllClose(tower(feats, training=False), out, rtol=1e-5,
                         atol=1e-6)
 
-  def test_exact_top_k_on_encoded_users(self):
+  def test_exact_u2i_on_encoded_users(self):
     model = self.trained()
     _, _, valid = data()
     queries = encode_users(model, valid.features, "shared")
@@ -206,8 +206,8 @@ class TowerContractTest(tf.test.TestCase, parameterized.TestCase):
     self.assertEqual(queries.shape, shape[:-1] + (PROJECTION_DIM,))
     items = encode_items(model, "shared")
     k = 5
-    ids, scores = evaluation.exact_top_k(queries, items, k,
-                                         exclude=valid.histories)
+    channel = channels.U2IChannel(channels.UserEncoder(model), items, k)
+    ids, scores = channel.retrieve(valid.features, valid.histories)
     self.assertEqual(ids.shape, (len(valid.users), k))
     # Brute force: an item's score is its best interest's dot product.
     q = queries if queries.ndim == 3 else queries[:, None, :]

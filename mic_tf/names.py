@@ -1,0 +1,29 @@
+"""The names every layer shares, in one place (this module imports nothing).
+
+* MIC's contrastive terms: ``TERMS`` (user-item, user-user, item-item).
+* The retrieval channels: ``BASE_CHANNELS`` (U2I, U2U, I2I) and ``FUSED``;
+  ``CHANNELS`` lists all four, in the default fusion priority order.
+* Nearest-neighbour index kinds: ``INDEX_KINDS`` (exact, scann);
+  ``INDEX_CHOICES`` adds ``"auto"`` (ScaNN sized by the pool, which is exact
+  below 20k vectors; see ``mic_tf.indexes.ScannConfig.auto``).
+* ``MISSING_ID``: the feature id of padding, a missing attribute and anything
+  unknown (an id outside its field's vocabulary is read as it, on the user
+  and on the item side alike).
+* ``PAD_ID`` / ``NEG_INF``: the id and score of an empty slot in a ranked
+  result list (fewer than ``k`` items found).
+"""
+
+UI, UU, II = "ui", "uu", "ii"
+TERMS = (UI, UU, II)
+
+U2I, U2U, I2I, FUSED = "u2i", "u2u", "i2i", "fused"
+BASE_CHANNELS = (U2I, U2U, I2I)
+CHANNELS = BASE_CHANNELS + (FUSED,)
+
+EXACT, SCANN, AUTO = "exact", "scann", "auto"
+INDEX_KINDS = (EXACT, SCANN)
+INDEX_CHOICES = INDEX_KINDS + (AUTO,)
+
+MISSING_ID = 0
+PAD_ID = -1
+NEG_INF = float("-inf")

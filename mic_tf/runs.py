@@ -1,0 +1,193 @@
+"""A finished run's channels: evaluate them, tune them, export them.
+
+The library of ``experiments/evaluate.py`` and ``experiments/export.py``. It
+sits next to ``mic_tf.training`` (which it uses to reload a run), so that
+neither ``mic_tf.channels`` nor ``mic_tf.export`` depends on training.
+
+``evaluate_run(run_dir, split="test", ...)`` reloads a run written by
+``mic_tf.training.run_experiment``, optionally tunes the channel settings on
+the *valid* users (``tune_grids``, see ``mic_tf.channels.tuning``),
+evaluates every requested channel on ``split`` with each index kind and
+writes ``<run_dir>/channels_<split>.json``::
+
+  {"split": "test", "cutoffs": [20, 50], "channels": [...],
+   "channel_config": {...},          # the settings used (tuned if asked)
+   "num_users": 604,
+   "results": {"exact": {"u2i": {"recall@20": ..}, ..}, "scann": {..}},
+   "tuning": {"metric": "recall@50", "users": "valid",
+              "channels": {"u2u": {"best_params": .., "best_value": ..,
+                                   "rows": [..]},
+                           "fused": {.., "summary": {"best_single": ..,
+                                                      "best_mix": ..,
+                                                      "mix_wins": ..}}}}}
+
+``export_run(run_dir, export_dir, ...)`` exports the same channel modules
+(``mic_tf.export``), with raw-id serving.
+"""
+
+import json
+import os
+from typing import Any, Dict, Mapping, Optional, Sequence
+
+from mic_tf import channels as channel_lib
+from mic_tf import export
+from mic_tf import names
+from mic_tf import training
+from mic_tf.channels.assets import check_channels
+from mic_tf.channels.evaluate import evaluate_channels
+
+SPLITS = ("test", "valid")
+INDEX_CHOICES = names.INDEX_KINDS + ("both",)
+USER_TOWER = "user_tower"
+ITEM_TOWER = "item_tower"
+
+
+def evaluate_run(run_dir: str, split: str = "test",
+                 channels: Sequence[str] = names.CHANNELS,
+                 index: str = names.EXACT,
+                 channel_config: Optional[channel_lib.ChannelConfig] = None,
+                 tune_grids: Optional[Mapping[str, Mapping[str, Any]]] = None,
+                 tune_metric: str = "recall@50", prepared=None,
+                 write: bool = True) -> Dict[str, Any]:
+  """Evaluates the channels of a finished run (``experiments/train.py``).
+
+  Args:
+    run_dir: The run's output directory.
+    split: ``"test"`` or ``"valid"``.
+    channels: Channels to evaluate.
+    index: ``"exact"``, ``"scann"`` or ``"both"``.
+    channel_config: ``ChannelConfig`` (defaults if None); the starting
+      point of the tuning when ``tune_grids`` is given.
+    tune_grids: Optional ``{"u2u" | "i2i" | "fused": {field: [values]}}``
+      tuned on the valid users (exact index) before evaluating
+      (``mic_tf.channels.DEFAULT_GRIDS`` is the default of the binary).
+    tune_metric: Metric the tuning maximises.
+    prepared: The run's prepared data, if already loaded.
+    write: Write ``<run_dir>/channels_<split>.json``.
+
+  Returns:
+    The report (module docstring).
+
+  Raises:
+    FileNotFoundError: If ``run_dir`` holds no finished run.
+    ValueError: On bad arguments.
+  """
+  if split not in SPLITS:
+    raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
+  if index not in INDEX_CHOICES:
+    raise ValueError(f"index must be one of {INDEX_CHOICES}, got {index!r}.")
+  channels = check_channels(channels)
+  config = channel_config or channel_lib.ChannelConfig()
+  run_config, prepared, model = training.load_run(run_dir, prepared)
+  assets = channel_lib.ChannelAssets(model, prepared.tables,
+                                     prepared.dataset)
+  report = {"split": split, "cutoffs": list(run_config.cutoffs),
+            "channels": list(channels)}
+  if tune_grids:
+    config, tuned = channel_lib.tune_channels(
+        assets, prepared.valid, tune_grids, config, tune_metric,
+        run_config.cutoffs, run_config.exclude_history)
+    report["tuning"] = {
+        "metric": tune_metric, "users": "valid",
+        "channels": {c: {"best_params": r.best_params,
+                         "best_value": r.best_value, "rows": r.rows,
+                         **({"summary": r.summary} if r.summary else {})}
+                     for c, r in tuned.items()}}
+  users = getattr(prepared, split)
+  results, exact_lists = {}, None
+  for kind in ((names.EXACT, names.SCANN) if index == "both" else (index,)):
+    results[kind], lists = evaluate_channels(
+        assets, users, channels, kind, config, run_config.cutoffs,
+        run_config.exclude_history, exact_lists=exact_lists)
+    if kind == names.EXACT:
+      exact_lists = lists
+  report["results"] = results
+  report["channel_config"] = config.to_dict()
+  report["num_users"] = int(len(users.users))
+  if write:
+    path = os.path.join(run_dir, f"channels_{split}.json")
+    with open(path + ".tmp", "w") as f:
+      json.dump(report, f, indent=1)
+    os.replace(path + ".tmp", path)
+  return report
+
+
+def export_run(run_dir: str, export_dir: str,
+               channels: Sequence[str] = names.CHANNELS, k: int = 50,
+               index: str = names.EXACT,
+               channel_config: Optional[channel_lib.ChannelConfig] = None,
+               raw_ids: bool = True, prepared=None) -> Dict[str, str]:
+  """Exports the towers and one server per channel of a finished run.
+
+  The servers are the channel modules the evaluation runs; history
+  exclusion follows the run's ``exclude_history``.
+
+  Args:
+    run_dir: The run's output directory.
+    export_dir: Output directory (see ``mic_tf.export``).
+    channels: Channel servers to export.
+    k: Items per recommendation.
+    index: ``"exact"``, ``"scann"`` or ``"auto"``.
+    channel_config: ``ChannelConfig`` (defaults if None), e.g. the tuned
+      one of ``evaluate_run``.
+    raw_ids: Serve raw ids (``recommend``) besides internal ids
+      (``recommend_ids``).
+    prepared: The run's prepared data, if already loaded.
+
+  Returns:
+    Model name -> SavedModel path.
+
+  Raises:
+    FileNotFoundError: If ``run_dir`` holds no finished run.
+    ValueError: On unknown channels or index kind, or a bad ``k``.
+  """
+  channels = check_channels(channels)
+  config = channel_config or channel_lib.ChannelConfig()
+  run_config, prepared, model = training.load_run(run_dir, prepared)
+  assets = channel_lib.ChannelAssets(model, prepared.tables,
+                                     prepared.dataset)
+  raw = (channel_lib.RawIds(prepared.tables.spec, prepared.dataset)
+         if raw_ids else None)
+  built = channel_lib.build_channels(assets, channels, k, index, config,
+                                     run_config.exclude_history,
+                                     raw_ids=raw)
+  modules = {USER_TOWER: assets.encoder,
+             ITEM_TOWER: channel_lib.ItemEncoder(model),
+             **{c: built[c] for c in channels}}
+  spec = prepared.tables.spec
+  info = {"run_dir": os.path.abspath(run_dir), "channels": list(channels),
+          "k": k, "index": index,
+          "exclude_history": run_config.exclude_history,
+          "channel_config": config.to_dict(),
+          "num_items": spec.num_items, "maxlen": spec.maxlen,
+          "user_fields": {f.name: {"vocab_size": f.vocab_size,
+                                   "length": f.length}
+                          for f in spec.user_fields},
+          "raw_ids": raw.describe() if raw is not None else None}
+  return export.export_modules(modules, export_dir, info)
+
+
+def format_table(results: Mapping[str, Mapping[str, Mapping[str, float]]]
+                 ) -> str:
+  """A plain-text table: one row per (index, channel), one column per metric.
+
+  Args:
+    results: ``{index kind: {channel: metrics}}`` (the report's
+      ``"results"``).
+
+  Returns:
+    The table as a string.
+  """
+  metric_names = []
+  for by_channel in results.values():
+    for m in by_channel.values():
+      metric_names += [n for n in m if n not in metric_names]
+  header = ["index", "channel"] + metric_names
+  rows = [[kind, channel] + [f"{m[n]:.3f}" if n in m else "-"
+                             for n in metric_names]
+          for kind, by_channel in results.items()
+          for channel, m in by_channel.items()]
+  widths = [max(len(str(r[i])) for r in [header] + rows)
+            for i in range(len(header))]
+  return "\n".join("  ".join(str(c).rjust(w) for c, w in zip(r, widths))
+                   for r in [header] + rows)
