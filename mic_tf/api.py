@@ -22,8 +22,10 @@ import tensorflow as tf
 
 from mic_tf import pipeline
 from mic_tf import training
-from mic_tf.channels import evaluate_channels  # noqa: F401  (re-exported)
-from mic_tf.export import export_models  # noqa: F401  (re-exported)
+from mic_tf import channels as channel_lib
+from mic_tf import names
+from mic_tf import runs
+from mic_tf.channels.evaluate import evaluate_channels as _evaluate
 from mic_tf.mining import MiningConfig
 from mic_tf.models.config import MICConfig
 from mic_tf.models.mic_model import MICModel
@@ -103,3 +105,35 @@ def training_data(data: training.Prepared, batch_size: int = 1024,
   return pipeline.training_dataset(data.tables, data.dataset,
                                    batch_size=batch_size, seed=seed,
                                    max_examples=examples_per_epoch)
+
+
+def evaluate_channels(model: MICModel, data: training.Prepared,
+                      users: str = "test", index: str = names.EXACT,
+                      channel_config: Optional[Any] = None,
+                      channels=names.CHANNELS):
+  """Metrics of each channel (u2i, u2u, i2i, fused) on valid or test users.
+
+  The same channel modules serve the exported SavedModels
+  (``export_models``); history items are excluded as in the offline
+  protocol.
+
+  Returns:
+    Channel -> metrics (percent).
+  """
+  assets = channel_lib.ChannelAssets(model, data.tables, data.dataset)
+  metrics, _ = _evaluate(assets, getattr(data, users), channels, index,
+                         channel_config)
+  return metrics
+
+
+def export_models(model: MICModel, data: training.Prepared, export_dir: str,
+                  channels=names.CHANNELS, k: int = 50,
+                  index: str = names.EXACT, channel_config: Optional[Any] = None
+                  ):
+  """Exports the towers and one raw-id server per channel (SavedModels).
+
+  Returns:
+    Model name -> SavedModel path.
+  """
+  return runs.export_model(model, data, export_dir, channels, k, index,
+                           channel_config)

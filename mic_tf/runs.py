@@ -141,23 +141,42 @@ def export_run(run_dir: str, export_dir: str,
     FileNotFoundError: If ``run_dir`` holds no finished run.
     ValueError: On unknown channels or index kind, or a bad ``k``.
   """
+  run_config, prepared, model = training.load_run(run_dir, prepared)
+  return export_model(model, prepared, export_dir, channels, k, index,
+                      channel_config, raw_ids, run_config.exclude_history,
+                      extra_info={"run_dir": os.path.abspath(run_dir)})
+
+
+def export_model(model, prepared, export_dir: str,
+                 channels: Sequence[str] = names.CHANNELS, k: int = 50,
+                 index: str = names.EXACT,
+                 channel_config: Optional[channel_lib.ChannelConfig] = None,
+                 raw_ids: bool = True, exclude_history: bool = True,
+                 extra_info: Optional[Mapping[str, Any]] = None
+                 ) -> Dict[str, str]:
+  """Exports the towers and one server per channel of a model in memory.
+
+  ``export_run`` calls it for a finished run; notebooks call it through
+  ``mic_tf.export_models``.
+
+  Returns:
+    Model name -> SavedModel path.
+  """
   channels = check_channels(channels)
   config = channel_config or channel_lib.ChannelConfig()
-  run_config, prepared, model = training.load_run(run_dir, prepared)
   assets = channel_lib.ChannelAssets(model, prepared.tables,
                                      prepared.dataset)
   raw = (channel_lib.RawIds(prepared.tables.spec, prepared.dataset)
          if raw_ids else None)
   built = channel_lib.build_channels(assets, channels, k, index, config,
-                                     run_config.exclude_history,
-                                     raw_ids=raw)
+                                     exclude_history, raw_ids=raw)
   modules = {USER_TOWER: assets.encoder,
              ITEM_TOWER: channel_lib.ItemEncoder(model),
              **{c: built[c] for c in channels}}
   spec = prepared.tables.spec
-  info = {"run_dir": os.path.abspath(run_dir), "channels": list(channels),
+  info = {**dict(extra_info or {}), "channels": list(channels),
           "k": k, "index": index,
-          "exclude_history": run_config.exclude_history,
+          "exclude_history": exclude_history,
           "channel_config": config.to_dict(),
           "num_items": spec.num_items, "maxlen": spec.maxlen,
           "user_fields": {f.name: {"vocab_size": f.vocab_size,
