@@ -155,6 +155,9 @@ def define_data_flags() -> None:
                       "custom: item feature table (CSV/Parquet).")
   flags.DEFINE_list("item_bag_columns", [],
                     "custom: item feature columns holding token lists.")
+  flags.DEFINE_float("synthetic_scale", None, "synthetic-books / "
+                     "synthetic-taobao: fraction of the real dataset's size "
+                     "(default 1.0 / 0.01).", lower_bound=1e-6)
 
 
 def define_training_flags() -> None:
@@ -375,6 +378,9 @@ def _mic_config_from_flag_values(f) -> MICConfig:
 def dataset_kwargs_from_flags(f) -> Dict[str, Any]:
   """Loader arguments (paths, columns) from the data flags."""
   kwargs: Dict[str, Any] = {}
+  if f.synthetic_scale is not None and not f.dataset.startswith("synthetic-"):
+    raise ValueError(f"--synthetic_scale is for the synthetic-* datasets, "
+                     f"not --dataset={f.dataset}.")
   if f.data_path:
     kwargs["path"] = f.data_path
   if f.dataset == "amazon-books" and f.metadata_path:
@@ -385,6 +391,12 @@ def dataset_kwargs_from_flags(f) -> Dict[str, Any]:
                   user_features_path=f.user_features_path,
                   item_features_path=f.item_features_path,
                   item_bag_columns=tuple(f.item_bag_columns))
+  elif f.dataset.startswith("synthetic-"):
+    if f.data_path:
+      raise ValueError(f"--data_path is not used by --dataset={f.dataset} "
+                       "(it is generated under --data_dir).")
+    if f.synthetic_scale is not None:
+      kwargs["scale"] = f.synthetic_scale
   elif f.dataset in ("ml-1m", "ml-100k") and f.data_path:
     raise ValueError(f"--data_path is not used by --dataset={f.dataset} (it "
                      "is fetched); for official GroupLens files use "
