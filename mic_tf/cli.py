@@ -177,6 +177,13 @@ def define_training_flags() -> None:
   flags.DEFINE_integer("batch_size", 1024, "Batch size.", lower_bound=2)
   flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.",
                      lower_bound=0.0)
+  flags.DEFINE_enum("optimizer", "auto", ["auto", "adam", "lazy_adam"],
+                    "adam: Keras' Adam; lazy_adam: sparse (lazy) updates of "
+                    "embedding rows; auto: lazy for tables of >= 100k rows.")
+  flags.DEFINE_enum("strategy", "default",
+                    ["default", "mirrored", "multi_worker"],
+                    "tf.distribute strategy; multi_worker reads the cluster "
+                    "from TF_CONFIG. --batch_size is the global batch.")
   flags.DEFINE_integer("embedding_dim", 128, "Field embedding width.",
                        lower_bound=1)
   flags.DEFINE_integer("output_dim", 128, "Tower output width.",
@@ -425,7 +432,8 @@ def experiment_config_from_flags(f) -> training.ExperimentConfig:
       dataset_kwargs=dataset_kwargs_from_flags(f),
       tower=f.tower, epochs=f.epochs, patience=f.patience or None,
       batch_size=f.batch_size,
-      learning_rate=f.learning_rate, embedding_dim=f.embedding_dim,
+      learning_rate=f.learning_rate, optimizer=f.optimizer,
+      strategy=f.strategy, embedding_dim=f.embedding_dim,
       output_dim=f.output_dim, hidden_units=hidden, dropout=f.dropout,
       maxlen=f.maxlen, examples_per_epoch=f.examples_per_epoch,
       steps_per_epoch=f.steps_per_epoch,
