@@ -22,8 +22,10 @@ each replica computes the loss of the global batch. All replicas then hold
 the same loss ``L``; the gradient flowing back through ``all_gather`` is
 summed over replicas (``R`` identical copies) and the optimizer sums the
 replicas' gradients again, so the training step differentiates
-``scale_for_gradients(L) = L / R`` to apply exactly ``dL/dθ``: the same loss
-and gradients as the global batch on one worker, up to float rounding.
+``replica_share(L) = L / R`` to apply exactly ``dL/dθ``: the same loss
+and gradients as the global batch on one worker, up to float rounding. Keras
+sums the per-replica values a training step returns, so the step also
+reports ``replica_share`` of its losses (the metrics are already global).
 Outside a replica context (no strategy, eager calls in cross-replica
 context) both functions are the identity.
 
@@ -115,8 +117,8 @@ def gather(values: Any) -> Any:
   return tf.nest.map_structure(one, values)
 
 
-def scale_for_gradients(loss: tf.Tensor) -> tf.Tensor:
-  """``loss / R``: what a replica differentiates (module docstring)."""
+def replica_share(loss: tf.Tensor) -> tf.Tensor:
+  """``loss / R``: what a replica differentiates and reports (module doc)."""
   replicas = num_replicas()
   return loss if replicas == 1 else loss / float(replicas)
 

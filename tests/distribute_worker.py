@@ -64,7 +64,7 @@ def _loss_and_grads(model, batch):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   with tf.GradientTape() as tape:
     loss = model.compute_loss(batch, training=True)
-    scaled = distribute.scale_for_gradients(loss)
+    scaled = distribute.replica_share(loss)
   return loss, _dense(tape.gradient(scaled, model.trainable_variables))
 
 
@@ -160,5 +160,40 @@ def worker(out_dir):
                "test_recall": results["test"]["recall@50"]}, f)
 
 
+def mirrored(out_dir):
+  """``mirrored`` on two logical CPUs: fit logs equal the one-device ones."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from mic_tf import pipeline  # pylint: disable=g-import-not-at-top
+  cpu = tf.config.list_physical_devices("CPU")[0]
+  tf.config.set_logical_device_configuration(
+      cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+  config = _config(None, mic=MICConfig(
+      terms=("ui", "uu", "ii"), user_attribute_mask=0.0, history_mask=0.0,
+      item_attribute_mask=0.0, item_users_mask=0.0, embedding_dropout=0.0,
+      projection_dim=8))
+  prepared = training.prepare_data(config, synthetic_dataset())
+  batch = next(iter(pipeline.training_dataset(
+      prepared.tables, prepared.dataset, batch_size=GLOBAL_BATCH,
+      shuffle=False)))
+  data = tf.data.Dataset.from_tensors(batch).repeat(2)
+  tf.keras.utils.set_random_seed(0)
+  single = training.build_model(config, prepared.tables)
+  training.build_variables(single, prepared.tables)
+  weights = single.get_weights()
+  logs = {"single": single.fit(data, verbose=0).history}
+  strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+  with strategy.scope():
+    model = training.build_model(config, prepared.tables)
+    training.build_variables(model, prepared.tables)
+    model.set_weights(weights)
+  logs["mirrored"] = model.fit(data, verbose=0).history
+  logs["replicas"] = strategy.num_replicas_in_sync
+  with open(os.path.join(out_dir, "mirrored.json"), "w") as f:
+    json.dump(logs, f)
+
+
 if __name__ == "__main__":
-  worker(sys.argv[1])
+  if sys.argv[1] == "--mirrored":
+    mirrored(sys.argv[2])
+  else:
+    worker(sys.argv[1])

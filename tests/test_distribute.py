@@ -82,11 +82,29 @@ def test_two_workers_match_one_worker_and_resume(tmp_path):
                  if "backup" not in p.parts)
 
 
+def test_mirrored_two_replicas_log_what_one_device_logs(tmp_path):
+  """Two steps (the second after an update) of every MIC term: the logged
+  loss and terms match one device's, so the updates matched too."""
+  env = dict(os.environ, PYTHONPATH=str(ROOT), CUDA_VISIBLE_DEVICES="",
+             TF_CPP_MIN_LOG_LEVEL="2")
+  run = subprocess.run(
+      [sys.executable, str(ROOT / "tests" / "distribute_worker.py"),
+       "--mirrored", str(tmp_path)], env=env, capture_output=True, text=True,
+      timeout=900)
+  assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+  logs = json.loads((tmp_path / "mirrored.json").read_text())
+  assert logs["replicas"] == 2
+  assert set(logs["single"]) == set(logs["mirrored"])
+  for key, value in logs["single"].items():
+    np.testing.assert_allclose(logs["mirrored"][key], value, rtol=1e-4,
+                               atol=1e-6, err_msg=key)
+
+
 def test_identity_without_a_strategy():
   x = tf.constant([[1.0, 2.0]])
   ids = tf.constant([3])
   assert distribute.gather((x, ids)) == (x, ids)
-  assert distribute.scale_for_gradients(x) is x
+  assert distribute.replica_share(x) is x
   assert distribute.num_replicas() == 1
   assert distribute.is_chief()
   assert distribute.worker_path("/tmp/a") == "/tmp/a"

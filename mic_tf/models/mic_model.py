@@ -352,13 +352,15 @@ class MICModel(tfrs.Model):
       regularization_loss = tf.reduce_sum(
           [tf.reduce_sum(l) for l in self.losses])
       total_loss = loss + regularization_loss
-      scaled = distribute.scale_for_gradients(total_loss)
+      scaled = distribute.replica_share(total_loss)
     gradients = tape.gradient(scaled, self.trainable_variables)
     self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
     metrics = {metric.name: metric.result() for metric in self.metrics}
-    metrics["loss"] = loss
-    metrics["regularization_loss"] = regularization_loss
-    metrics["total_loss"] = total_loss
+    # Keras sums what the replicas return.
+    metrics["loss"] = distribute.replica_share(loss)
+    metrics["regularization_loss"] = distribute.replica_share(
+        regularization_loss)
+    metrics["total_loss"] = scaled
     return metrics
 
   # -------------------------------------------------------------- inference
