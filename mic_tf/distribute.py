@@ -23,9 +23,9 @@ the same loss ``L``; the gradient flowing back through ``all_gather`` is
 summed over replicas (``R`` identical copies) and the optimizer sums the
 replicas' gradients again, so the training step differentiates
 ``replica_share(L) = L / R`` to apply exactly ``dL/dθ``: the same loss
-and gradients as the global batch on one worker, up to float rounding. Keras
-sums the per-replica values a training step returns, so the step also
-reports ``replica_share`` of its losses (the metrics are already global).
+and gradients as the global batch on one worker, up to float rounding. The
+model reports one replica's loss and metrics (Keras'
+``distribute_reduction_method = "first"``): they are already global.
 Outside a replica context (no strategy, eager calls in cross-replica
 context) both functions are the identity.
 
@@ -118,7 +118,7 @@ def gather(values: Any) -> Any:
 
 
 def replica_share(loss: tf.Tensor) -> tf.Tensor:
-  """``loss / R``: what a replica differentiates and reports (module doc)."""
+  """``loss / R``: what a replica differentiates (module docstring)."""
   replicas = num_replicas()
   return loss if replicas == 1 else loss / float(replicas)
 

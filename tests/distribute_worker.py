@@ -1,28 +1,30 @@
-"""One process of the multi-worker test (tests/test_distribute.py).
+"""One worker process of the multi-worker test (tests/test_distribute.py).
 
   TF_CONFIG=... python tests/distribute_worker.py OUT_DIR
 
 The test first calls ``reference(OUT_DIR)`` in its own process: it builds a
 small MIC model (every contrastive term, no randomness: masking, embedding
 dropout and tower dropout are 0), saves its initial weights and one fixed
-global batch to OUT_DIR/reference.npz and returns the loss and gradients of
-that batch on one worker.
+global batch to OUT_DIR/reference.npz and returns, on one worker, the loss
+and gradients of that batch and the logs of two ``fit`` steps on it.
 
 Each worker process (TF_CONFIG set by the test), under
-``MultiWorkerMirroredStrategy``, loads those weights, feeds each replica its
-half of the same global batch, and writes the loss and the summed gradients
-to OUT_DIR/worker<i>.npz. Then it trains with ``run_experiment`` (strategy
-``multi_worker``, output under OUT_DIR/run): a first run crashes after its
-first epoch, a second resumes from the backup and finishes; the worker
-writes OUT_DIR/worker<i>.json with what it saw.
+``MultiWorkerMirroredStrategy``:
+
+1. loads those weights, feeds each replica its half of the global batch and
+   writes the loss and the summed gradients to OUT_DIR/worker<i>.npz;
+2. runs the same two ``fit`` steps (Keras splits the global batch) and
+   writes their logs;
+3. trains with ``run_experiment`` (strategy ``multi_worker``, output under
+   OUT_DIR/run): a first run crashes after its first epoch, a second
+   resumes from the backup and finishes.
+
+What it saw goes to OUT_DIR/worker<i>.json.
 """
 
 import json
 import os
 import sys
-import time
-
-START = time.time()
 
 import numpy as np
 
@@ -55,21 +57,25 @@ def _fit_config(out_dir):
                  mic=MICConfig.base(projection_dim=8))
 
 
-def _dense(grads):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  return [tf.convert_to_tensor(g) for g in grads]
-
-
 def _loss_and_grads(model, batch):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   with tf.GradientTape() as tape:
     loss = model.compute_loss(batch, training=True)
     scaled = distribute.replica_share(loss)
-  return loss, _dense(tape.gradient(scaled, model.trainable_variables))
+  grads = tape.gradient(scaled, model.trainable_variables)
+  return loss, [tf.convert_to_tensor(g) for g in grads]
+
+
+def _fit_logs(model, batch):
+  """Logs of two fit steps on the global batch (the second after an update)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  data = tf.data.Dataset.from_tensors(batch).repeat(2)
+  history = model.fit(data, verbose=0).history
+  return {k: float(v[-1]) for k, v in history.items()}
 
 
 def reference(out_dir):
-  """The single-worker reference: weights, batch, loss and gradients."""
+  """The one-worker reference (see the module docstring)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from mic_tf import pipeline  # pylint: disable=g-import-not-at-top
   tf.keras.utils.set_random_seed(0)
@@ -85,7 +91,8 @@ def reference(out_dir):
            **{f"w{i}": w for i, w in enumerate(weights)},
            **{f"batch/{k}": v.numpy() for k, v in batch.items()})
   loss, grads = _loss_and_grads(model, batch)
-  return loss.numpy(), [g.numpy() for g in grads]
+  logs = _fit_logs(model, batch)
+  return loss.numpy(), [g.numpy() for g in grads], logs
 
 
 def worker(out_dir):
@@ -114,7 +121,6 @@ def worker(out_dir):
   def step(local):
     return _loss_and_grads(model, local)
 
-  print("TIMING built", time.time() - START, flush=True)
   inputs = strategy.experimental_distribute_values_from_function(shard)
   loss, grads = strategy.run(step, args=(inputs,))
   # Every replica holds the global loss; the applied gradient is the sum
@@ -124,8 +130,8 @@ def worker(out_dir):
            for g in grads]
   np.savez(os.path.join(out_dir, f"worker{task}.npz"), loss=loss.numpy(),
            **{f"g{i}": g.numpy() for i, g in enumerate(grads)})
+  logs = _fit_logs(model, {k: tf.constant(v) for k, v in batch.items()})
 
-  print("TIMING step", time.time() - START, flush=True)
   # Training, a crash after epoch 1, then a resumed run.
   run_dir = os.path.join(out_dir, "run")
 
@@ -142,7 +148,6 @@ def worker(out_dir):
   except RuntimeError:
     crashed = True
   resumed = {}
-  print("TIMING run1", time.time() - START, flush=True)
 
   class Watch(tf.keras.callbacks.Callback):
 
@@ -151,49 +156,13 @@ def worker(out_dir):
 
   results = training.run_experiment(_fit_config(run_dir), prepared,
                                     verbose=0, callbacks=[Watch()])
-  print("TIMING run2", time.time() - START, flush=True)
   with open(os.path.join(out_dir, f"worker{task}.json"), "w") as f:
     json.dump({"chief": distribute.is_chief(strategy), "crashed": crashed,
                "first_epoch": resumed.get("first_epoch"),
-               "best_epoch": results["best_epoch"],
-               "replicas": replicas,
+               "best_epoch": results["best_epoch"], "replicas": replicas,
+               "fit_logs": logs,
                "test_recall": results["test"]["recall@50"]}, f)
 
 
-def mirrored(out_dir):
-  """``mirrored`` on two logical CPUs: fit logs equal the one-device ones."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from mic_tf import pipeline  # pylint: disable=g-import-not-at-top
-  cpu = tf.config.list_physical_devices("CPU")[0]
-  tf.config.set_logical_device_configuration(
-      cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-  config = _config(None, mic=MICConfig(
-      terms=("ui", "uu", "ii"), user_attribute_mask=0.0, history_mask=0.0,
-      item_attribute_mask=0.0, item_users_mask=0.0, embedding_dropout=0.0,
-      projection_dim=8))
-  prepared = training.prepare_data(config, synthetic_dataset())
-  batch = next(iter(pipeline.training_dataset(
-      prepared.tables, prepared.dataset, batch_size=GLOBAL_BATCH,
-      shuffle=False)))
-  data = tf.data.Dataset.from_tensors(batch).repeat(2)
-  tf.keras.utils.set_random_seed(0)
-  single = training.build_model(config, prepared.tables)
-  training.build_variables(single, prepared.tables)
-  weights = single.get_weights()
-  logs = {"single": single.fit(data, verbose=0).history}
-  strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-  with strategy.scope():
-    model = training.build_model(config, prepared.tables)
-    training.build_variables(model, prepared.tables)
-    model.set_weights(weights)
-  logs["mirrored"] = model.fit(data, verbose=0).history
-  logs["replicas"] = strategy.num_replicas_in_sync
-  with open(os.path.join(out_dir, "mirrored.json"), "w") as f:
-    json.dump(logs, f)
-
-
 if __name__ == "__main__":
-  if sys.argv[1] == "--mirrored":
-    mirrored(sys.argv[2])
-  else:
-    worker(sys.argv[1])
+  worker(sys.argv[1])

@@ -3,8 +3,9 @@
 The two-worker test launches ``tests/distribute_worker.py`` twice with a
 ``TF_CONFIG`` cluster of two workers on 127.0.0.1 (MultiWorkerMirrored,
 gRPC). It checks that a global batch of 16 split over the two workers gives
-the loss and gradients of the same batch on one worker, and that training
-under the strategy writes only from the chief and resumes after a crash.
+the loss and gradients of the same batch on one worker, that Keras' ``fit``
+logs the same numbers, and that training under the strategy writes only
+from the chief and resumes after a crash.
 """
 
 import json
@@ -34,7 +35,7 @@ def _free_port():
 
 
 def test_two_workers_match_one_worker_and_resume(tmp_path):
-  loss, grads = distribute_worker.reference(str(tmp_path))
+  loss, grads, fit_logs = distribute_worker.reference(str(tmp_path))
   cluster = {"worker": [f"127.0.0.1:{_free_port()}" for _ in range(2)]}
   env = dict(os.environ, PYTHONPATH=str(ROOT), CUDA_VISIBLE_DEVICES="",
              TF_CPP_MIN_LOG_LEVEL="2")
@@ -68,6 +69,12 @@ def test_two_workers_match_one_worker_and_resume(tmp_path):
   assert [s["chief"] for s in seen] == [True, False]
   for s in seen:
     assert s["replicas"] == 2
+    # Keras' fit under the strategy logs the one-worker loss and terms
+    # (the second step follows an update: the updates matched too).
+    assert set(s["fit_logs"]) == set(fit_logs)
+    for key, value in fit_logs.items():
+      np.testing.assert_allclose(s["fit_logs"][key], value, rtol=1e-4,
+                                 atol=1e-6, err_msg=key)
     assert s["crashed"]
     assert s["first_epoch"] == 1  # resumed after the finished epoch 1
     assert s["best_epoch"] in (1, 2)
@@ -82,24 +89,6 @@ def test_two_workers_match_one_worker_and_resume(tmp_path):
                  if "backup" not in p.parts)
 
 
-def test_mirrored_two_replicas_log_what_one_device_logs(tmp_path):
-  """Two steps (the second after an update) of every MIC term: the logged
-  loss and terms match one device's, so the updates matched too."""
-  env = dict(os.environ, PYTHONPATH=str(ROOT), CUDA_VISIBLE_DEVICES="",
-             TF_CPP_MIN_LOG_LEVEL="2")
-  run = subprocess.run(
-      [sys.executable, str(ROOT / "tests" / "distribute_worker.py"),
-       "--mirrored", str(tmp_path)], env=env, capture_output=True, text=True,
-      timeout=900)
-  assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-  logs = json.loads((tmp_path / "mirrored.json").read_text())
-  assert logs["replicas"] == 2
-  assert set(logs["single"]) == set(logs["mirrored"])
-  for key, value in logs["single"].items():
-    np.testing.assert_allclose(logs["mirrored"][key], value, rtol=1e-4,
-                               atol=1e-6, err_msg=key)
-
-
 def test_identity_without_a_strategy():
   x = tf.constant([[1.0, 2.0]])
   ids = tf.constant([3])
@@ -108,6 +97,13 @@ def test_identity_without_a_strategy():
   assert distribute.num_replicas() == 1
   assert distribute.is_chief()
   assert distribute.worker_path("/tmp/a") == "/tmp/a"
+
+
+def test_make_strategy_default_and_mirrored():
+  assert distribute.make_strategy("default") is tf.distribute.get_strategy()
+  mirrored = distribute.make_strategy("mirrored")
+  assert isinstance(mirrored, tf.distribute.MirroredStrategy)
+  assert distribute.is_chief(mirrored)
 
 
 def test_bad_strategy_and_missing_tf_config(monkeypatch):

@@ -99,6 +99,9 @@ class MICModel(tfrs.Model):
     self._log_q = None if log_q is None else tf.constant(log_q)
     self._trackers = {name: tf.keras.metrics.Mean(name=f"{name}_loss")
                       for name in ("basic",) + tuple(c.terms)}
+    # Every replica returns the global loss and global metrics: Keras must
+    # report one replica's values, not their sum (see train_step).
+    self.distribute_reduction_method = "first"
 
   # ----------------------------------------------------------- configuration
   def _mask_rates(self, fields, side) -> Tuple[Dict[str, float],
@@ -346,7 +349,8 @@ class MICModel(tfrs.Model):
 
   def train_step(self, inputs):
     """TFRS's training step; under a strategy the gradient of the global
-    loss is applied once (see ``mic_tf.distribute``)."""
+    loss is applied once (see ``mic_tf.distribute``) and every replica
+    reports the global loss."""
     with tf.GradientTape() as tape:
       loss = self.compute_loss(inputs, training=True)
       regularization_loss = tf.reduce_sum(
@@ -356,11 +360,9 @@ class MICModel(tfrs.Model):
     gradients = tape.gradient(scaled, self.trainable_variables)
     self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
     metrics = {metric.name: metric.result() for metric in self.metrics}
-    # Keras sums what the replicas return.
-    metrics["loss"] = distribute.replica_share(loss)
-    metrics["regularization_loss"] = distribute.replica_share(
-        regularization_loss)
-    metrics["total_loss"] = scaled
+    metrics["loss"] = loss
+    metrics["regularization_loss"] = regularization_loss
+    metrics["total_loss"] = total_loss
     return metrics
 
   # -------------------------------------------------------------- inference
