@@ -5,7 +5,8 @@ Runs every stage on the synthetic Amazon-Books (or Taobao) data of
 real loaders, and prints one table row per stage with its wall time and the
 process's peak resident memory during the stage:
 
-  python benchmarks/scale.py --scale=1.0 --train_steps=200
+  nice -n 10 python benchmarks/scale.py --scale=1.0 --train_steps=200 \
+      --output_json=docs/results/scale_books.json
 
 Stages:
 
@@ -18,12 +19,18 @@ Stages:
    timed steps after ``--warmup_steps`` (``model.fit`` with
    ``steps_per_epoch``), extrapolated to one epoch of the full training set
    (plus, with mining, one bank refresh, which happens once per epoch);
-   ``--train_steps=0`` trains one whole epoch instead;
-5. channel assets + ScaNN index build;
-6. U2I, U2U, I2I and fused retrieval of every test user with ScaNN, then
-   with exact search (exact index build included), and ScaNN's recall@50
-   against exact search per channel;
-7. SavedModel export (towers and the four channel servers, ScaNN inside).
+   the evaluated variant (``--eval_model``, DSSM+MIC) trains one whole
+   epoch instead (``--eval_full_epoch``), and ``--train_steps=0`` makes
+   every variant do so;
+5. channel assets + ScaNN index build (``ScannConfig.auto``);
+6. ScaNN tuning: per index, the fewest leaves searched (doubling; at each,
+   1x, 4x, 16x the reorder candidates) that reach ``--recall_target`` recall@50 against
+   exact search on the searches of the first ``--tune_users`` test users;
+7. U2I, U2U, I2I and fused retrieval of every test user with the tuned
+   ScaNN indexes, then with exact search, and ScaNN's recall@50 against
+   exact search per channel on the searches of ``--recall_users`` *other*
+   test users;
+8. SavedModel export (towers and the four channel servers, ScaNN inside).
 
 Peak RSS per stage: the kernel's high-water mark (``VmHWM``) is reset at
 each stage start through ``/proc/self/clear_refs`` (Linux); the whole-run
@@ -53,6 +60,7 @@ from mic_tf import baselines
 from mic_tf import channels as channels_lib
 from mic_tf import evaluation
 from mic_tf import export
+from mic_tf import indexes as index_lib
 from mic_tf import pipeline
 from mic_tf import training
 from mic_tf.channels import evaluate as channel_eval
@@ -88,9 +96,17 @@ flags.DEFINE_integer("train_steps", 200, "Timed steps per variant (0: one "
 flags.DEFINE_integer("pipeline_batches", 200, "Batches pulled from the "
                      "tf.data pipeline in stage 3.")
 flags.DEFINE_string("eval_model", "mic", "Variant whose model is evaluated "
-                    "and exported (its fractional training).")
+                    "and exported.")
+flags.DEFINE_bool("eval_full_epoch", True, "Train the evaluated variant for "
+                  "one whole epoch (measured, not extrapolated), so the "
+                  "evaluated embeddings are trained ones.")
 flags.DEFINE_integer("recall_users", 10_000, "Test users whose searches "
                      "measure ScaNN's recall@50 against exact search.")
+flags.DEFINE_bool("tune_scann", True, "Tune each ScaNN index's leaves "
+                  "searched (and reorder candidates) on --tune_users test "
+                  "users until recall@50 reaches --recall_target.")
+flags.DEFINE_integer("tune_users", 2_000, "Test users used for tuning.")
+flags.DEFINE_float("recall_target", 0.99, "Tuning target of recall@50.")
 flags.DEFINE_bool("mostpop", True, "Also score MostPopular on test users.")
 flags.DEFINE_string("export_dir", None, "Where to export (default: a "
                     "temporary folder, deleted afterwards).")
@@ -258,12 +274,11 @@ class _StepTimer(tf.keras.callbacks.Callback):
 
 
 def _train(recorder: Recorder, variant: str, prepared: training.Prepared,
-           steps_per_epoch: int):
+           steps_per_epoch: int, full_epoch: bool):
   config = _experiment_config(variant)
   label = {"dssm": "DSSM", "mic": "DSSM+MIC",
            "mic+nn": "DSSM+MIC+mining"}[variant]
   tf.keras.utils.set_random_seed(FLAGS.seed)
-  full_epoch = FLAGS.train_steps == 0
   with recorder.stage(f"train one epoch: {label}") as st:
     build_start = time.perf_counter()
     model = training.build_model(config, prepared.tables, prepared.dataset)
@@ -309,6 +324,47 @@ def _train(recorder: Recorder, variant: str, prepared: training.Prepared,
   return model
 
 
+class _TunedIndex:
+  """A ScaNN index searched with other leaves / reorder candidates."""
+
+  def __init__(self, index, leaves: Optional[int], candidates: Optional[int]):
+    self._index = index
+    self.leaves = leaves
+    self.candidates = candidates
+
+  def search(self, queries, k):
+    return self._index.search(queries, k, num_leaves_to_search=self.leaves,
+                              num_candidates=self.candidates)
+
+  def __getattr__(self, name):
+    return getattr(self._index, name)
+
+
+def _tune(index, exact_index, vectors: np.ndarray, k: int, target: float):
+  """Fewest leaves (then candidates) reaching ``target`` recall@k."""
+  config = index.config
+  exact, _ = exact_index.search(vectors, k)
+  tried = []
+  if config.num_leaves is None:
+    return _TunedIndex(index, None, None), tried
+  base_candidates = config.reorder_num_neighbors
+  leaves = config.num_leaves_to_search
+  while True:
+    ladder = ([None] if base_candidates is None else
+              [base_candidates, 4 * base_candidates, 16 * base_candidates])
+    for candidates in ladder:
+      tuned = _TunedIndex(index, leaves, candidates)
+      approx, _ = tuned.search(vectors, k)
+      recall = index_lib.recall_against_exact(approx, exact)
+      tried.append({"leaves": leaves, "candidates": candidates,
+                    "recall": recall})
+      if recall >= target:
+        return tuned, tried
+    if leaves >= config.num_leaves:
+      return tuned, tried
+    leaves = min(config.num_leaves, 2 * leaves)
+
+
 def _evaluate(recorder: Recorder, model, prepared: training.Prepared):
   k = 50
   with recorder.stage("channel assets + ScaNN index build") as st:
@@ -318,29 +374,48 @@ def _evaluate(recorder: Recorder, model, prepared: training.Prepared):
     scann = build_channel_indexes(assets, "scann", k=k)
     st.note = (f"assets {t1 - t0:.0f} s ({assets.num_items - 1:,} items, "
                f"{len(assets.train_users):,} training users), ScaNN "
-               f"{time.perf_counter() - t1:.0f} s")
+               f"{time.perf_counter() - t1:.0f} s (ScannConfig.auto)")
   test = prepared.test
   with recorder.stage("encode test users") as st:
     queries = channels_lib.encode_queries(model, test.features,
                                           exclude=test.histories)
-    st.note = f"{queries.size:,} test users"
+    st.note = (f"{queries.size:,} test users; exclusion lists "
+               f"{queries.exclude.nbytes / 2**20:.0f} MiB")
+  exact = build_channel_indexes(assets, "exact")
+  exact_of = {"u2i": exact.items, "u2u": exact.users, "i2i": exact.item_space}
+  scann_of = {"u2i": scann.items, "u2u": scann.users, "i2i": scann.item_space}
+  # Test users are in random order: the first ones tune, the next measure.
+  tune_users = min(FLAGS.tune_users, queries.size // 2)
+  tuning_sample = queries.slice(0, tune_users)
+  recall_sample = queries.slice(
+      tune_users, min(tune_users + FLAGS.recall_users, queries.size))
   results = {}
+  if FLAGS.tune_scann:
+    with recorder.stage("ScaNN search tuning to recall@50 >= 0.99") as st:
+      objects = channel_eval.build_channels(assets, scann)
+      tuned, notes = {}, []
+      for name in ("u2i", "u2u", "i2i"):
+        vectors = objects[name].index_queries(tuning_sample)[:5000]
+        tuned[name], tried = _tune(scann_of[name], exact_of[name], vectors,
+                                   k, FLAGS.recall_target)
+        results[f"tuning/{name}"] = tried
+        if tried:
+          notes.append(f"{name} {tuned[name].leaves} leaves, "
+                       f"{tuned[name].candidates} candidates "
+                       f"({100 * tried[-1]['recall']:.2f}%)")
+        else:
+          notes.append(f"{name} no tree (brute force)")
+      scann = channels_lib.ChannelIndexes(
+          items=tuned["u2i"], users=tuned["u2u"], item_space=tuned["i2i"])
+      st.note = (f"{tune_users:,} test users' searches (at most 5,000 per "
+                 "channel): " + "; ".join(notes))
   for kind in ("scann", "exact"):
     with recorder.stage(f"U2I+U2U+I2I+fused, {kind}, all test users") as st:
-      built = scann
-      if kind == "exact":
-        t0 = time.perf_counter()
-        built = build_channel_indexes(assets, "exact")
-        build_note = f"exact index build {time.perf_counter() - t0:.0f} s; "
-      else:
-        build_note = ""
-      context = channel_eval.EvaluationContext(
-          assets, built, queries, list(test.targets))
-      times = {}
+      built = scann if kind == "scann" else exact
       objects = channel_eval.build_channels(assets, built)
       for name in ("u2i", "u2u", "i2i"):  # trace the ranking functions
         objects[name].retrieve(queries.slice(0, min(256, queries.size)), k)
-      lists = {}
+      times, lists = {}, {}
       for name in ("u2i", "u2u", "i2i"):
         t0 = time.perf_counter()
         lists[name] = objects[name].retrieve(queries, k)
@@ -350,28 +425,21 @@ def _evaluate(recorder: Recorder, model, prepared: training.Prepared):
                                          k)
       times["fused"] = time.perf_counter() - t0
       metrics = {name: evaluation.evaluate_retrieval(
-          lists[name][0], context.targets, (20, 50)) for name in lists}
+          lists[name][0], list(test.targets), (20, 50)) for name in lists}
       results[kind] = {"metrics": metrics, "seconds": times}
-      st.note = build_note + ", ".join(
+      st.note = ", ".join(
           f"{n} {times[n]:.0f} s (R@50 {metrics[n]['recall@50']:.2f})"
           for n in ("u2i", "u2u", "i2i", "fused"))
-      if kind == "exact":
-        exact = built
-  sample = queries.slice(0, min(FLAGS.recall_users, queries.size))
   with recorder.stage("ScaNN recall@50 vs exact, per channel") as st:
     objects = channel_eval.build_channels(assets, scann)
-    exact_of = {"u2i": exact.items, "u2u": exact.users,
-                "i2i": exact.item_space}
     recall = {name: channel_eval.index_recall(objects[name], exact_of[name],
-                                              sample)
+                                              recall_sample)
               for name in exact_of}
     results["scann_recall@50"] = recall
-    results["recall_users"] = sample.size
-    st.note = (f"{sample.size:,} test users' searches (users are in random "
-               "order): " + ", ".join(f"{n} {r:.2f}%"
-                                      for n, r in recall.items()))
+    results["recall_users"] = recall_sample.size
+    st.note = (f"{recall_sample.size:,} other test users' searches: " +
+               ", ".join(f"{n} {r:.2f}%" for n, r in recall.items()))
   recorder.extra["evaluation"] = results
-  del exact
   return assets
 
 
@@ -439,7 +507,9 @@ def main(argv):
   variants.sort(key=lambda v: v == FLAGS.eval_model)
   model = None
   for variant in variants:
-    model = _train(recorder, variant, prepared, steps_per_epoch)
+    full = FLAGS.train_steps == 0 or (FLAGS.eval_full_epoch and
+                                      variant == FLAGS.eval_model)
+    model = _train(recorder, variant, prepared, steps_per_epoch, full)
     if variant != FLAGS.eval_model:
       del model
       model = None
