@@ -22,15 +22,14 @@ Stages:
    the evaluated variant (``--eval_model``, DSSM+MIC) trains one whole
    epoch instead (``--eval_full_epoch``), and ``--train_steps=0`` makes
    every variant do so;
-5. channel assets + ScaNN index build (``ScannConfig.auto``);
-6. ScaNN tuning: per index, the fewest leaves searched (doubling; at each,
-   1x, 4x, 16x the reorder candidates) that reach ``--recall_target`` recall@50 against
-   exact search on the searches of the first ``--tune_users`` test users;
-7. U2I, U2U, I2I and fused retrieval of every test user with the tuned
-   ScaNN indexes, then with exact search, and ScaNN's recall@50 against
-   exact search per channel on the searches of ``--recall_users`` *other*
-   test users;
-8. SavedModel export (towers and the four channel servers, ScaNN inside).
+5. channel assets: item vectors in both spaces, training users' vectors;
+6. per index kind (ScaNN with ``ScannConfig.auto``, then exact): building
+   the U2I, U2U and I2I channels (their indexes), then retrieving the top 50
+   of every test user in each channel and fusing them (quota fusion); and
+   ScaNN's recall@50 against exact search: the share of each exact
+   channel's top-50 list that the ScaNN channel's list holds;
+7. SavedModel export of the towers and the four channel servers (ScaNN
+   inside), from the channels already built.
 
 Peak RSS per stage: the kernel's high-water mark (``VmHWM``) is reset at
 each stage start through ``/proc/self/clear_refs`` (Linux); the whole-run
@@ -57,15 +56,15 @@ import numpy as np
 import tensorflow as tf
 
 from mic_tf import baselines
-from mic_tf import channels as channels_lib
-from mic_tf import evaluation
+from mic_tf import channels as channel_lib
 from mic_tf import export
-from mic_tf import indexes as index_lib
+from mic_tf import metrics as metric_lib
+from mic_tf import names
 from mic_tf import pipeline
+from mic_tf import runs
 from mic_tf import training
-from mic_tf.channels import evaluate as channel_eval
-from mic_tf.channels.assets import build_channel_assets
-from mic_tf.channels.assets import build_channel_indexes
+from mic_tf.channels.evaluate import list_recall
+from mic_tf.channels.evaluate import retrieve_users
 from mic_tf.data import fetch
 from mic_tf.data import protocol
 from mic_tf.data import registry
@@ -100,13 +99,6 @@ flags.DEFINE_string("eval_model", "mic", "Variant whose model is evaluated "
 flags.DEFINE_bool("eval_full_epoch", True, "Train the evaluated variant for "
                   "one whole epoch (measured, not extrapolated), so the "
                   "evaluated embeddings are trained ones.")
-flags.DEFINE_integer("recall_users", 10_000, "Test users whose searches "
-                     "measure ScaNN's recall@50 against exact search.")
-flags.DEFINE_bool("tune_scann", True, "Tune each ScaNN index's leaves "
-                  "searched (and reorder candidates) on --tune_users test "
-                  "users until recall@50 reaches --recall_target.")
-flags.DEFINE_integer("tune_users", 2_000, "Test users used for tuning.")
-flags.DEFINE_float("recall_target", 0.99, "Tuning target of recall@50.")
 flags.DEFINE_bool("mostpop", True, "Also score MostPopular on test users.")
 flags.DEFINE_string("export_dir", None, "Where to export (default: a "
                     "temporary folder, deleted afterwards).")
@@ -324,134 +316,91 @@ def _train(recorder: Recorder, variant: str, prepared: training.Prepared,
   return model
 
 
-class _TunedIndex:
-  """A ScaNN index searched with other leaves / reorder candidates."""
-
-  def __init__(self, index, leaves: Optional[int], candidates: Optional[int]):
-    self._index = index
-    self.leaves = leaves
-    self.candidates = candidates
-
-  def search(self, queries, k):
-    return self._index.search(queries, k, num_leaves_to_search=self.leaves,
-                              num_candidates=self.candidates)
-
-  def __getattr__(self, name):
-    return getattr(self._index, name)
-
-
-def _tune(index, exact_index, vectors: np.ndarray, k: int, target: float):
-  """Fewest leaves (then candidates) reaching ``target`` recall@k."""
-  config = index.config
-  exact, _ = exact_index.search(vectors, k)
-  tried = []
-  if config.num_leaves is None:
-    return _TunedIndex(index, None, None), tried
-  base_candidates = config.reorder_num_neighbors
-  leaves = config.num_leaves_to_search
-  while True:
-    ladder = ([None] if base_candidates is None else
-              [base_candidates, 4 * base_candidates, 16 * base_candidates])
-    for candidates in ladder:
-      tuned = _TunedIndex(index, leaves, candidates)
-      approx, _ = tuned.search(vectors, k)
-      recall = index_lib.recall_against_exact(approx, exact)
-      tried.append({"leaves": leaves, "candidates": candidates,
-                    "recall": recall})
-      if recall >= target:
-        return tuned, tried
-    if leaves >= config.num_leaves:
-      return tuned, tried
-    leaves = min(config.num_leaves, 2 * leaves)
+def _short(config) -> str:
+  """A ScannConfig in a few words."""
+  parts = []
+  if config.num_leaves:
+    parts.append(f"tree {config.num_leaves_to_search}/{config.num_leaves} "
+                 "leaves")
+  parts.append("AH" if config.scoring == "ah" else "exact scoring")
+  if config.reorder_num_neighbours:
+    parts.append(f"reorder {config.reorder_num_neighbours}")
+  return ", ".join(parts)
 
 
 def _evaluate(recorder: Recorder, model, prepared: training.Prepared):
   k = 50
-  with recorder.stage("channel assets + ScaNN index build") as st:
-    t0 = time.perf_counter()
-    assets = build_channel_assets(model, prepared.tables, prepared.dataset)
-    t1 = time.perf_counter()
-    scann = build_channel_indexes(assets, "scann", k=k)
-    st.note = (f"assets {t1 - t0:.0f} s ({assets.num_items - 1:,} items, "
-               f"{len(assets.train_users):,} training users), ScaNN "
-               f"{time.perf_counter() - t1:.0f} s (ScannConfig.auto)")
   test = prepared.test
-  with recorder.stage("encode test users") as st:
-    queries = channels_lib.encode_queries(model, test.features,
-                                          exclude=test.histories)
-    st.note = (f"{queries.size:,} test users; exclusion lists "
-               f"{queries.exclude.nbytes / 2**20:.0f} MiB")
-  exact = build_channel_indexes(assets, "exact")
-  exact_of = {"u2i": exact.items, "u2u": exact.users, "i2i": exact.item_space}
-  scann_of = {"u2i": scann.items, "u2u": scann.users, "i2i": scann.item_space}
-  # Test users are in random order: the first ones tune, the next measure.
-  tune_users = min(FLAGS.tune_users, queries.size // 2)
-  tuning_sample = queries.slice(0, tune_users)
-  recall_sample = queries.slice(
-      tune_users, min(tune_users + FLAGS.recall_users, queries.size))
+  with recorder.stage("channel assets (item and training-user vectors)") as st:
+    assets = channel_lib.ChannelAssets(model, prepared.tables,
+                                       prepared.dataset)
+    for name in ("item_shared", "item_space", "train_user_space"):
+      getattr(assets, name)  # computed once, cached
+    st.note = (f"{prepared.dataset.num_items - 1:,} items (two spaces), "
+               f"{len(assets.train_sequences):,} training users")
   results = {}
-  if FLAGS.tune_scann:
-    with recorder.stage("ScaNN search tuning to recall@50 >= 0.99") as st:
-      objects = channel_eval.build_channels(assets, scann)
-      tuned, notes = {}, []
-      for name in ("u2i", "u2u", "i2i"):
-        vectors = objects[name].index_queries(tuning_sample)[:5000]
-        tuned[name], tried = _tune(scann_of[name], exact_of[name], vectors,
-                                   k, FLAGS.recall_target)
-        results[f"tuning/{name}"] = tried
-        if tried:
-          notes.append(f"{name} {tuned[name].leaves} leaves, "
-                       f"{tuned[name].candidates} candidates "
-                       f"({100 * tried[-1]['recall']:.2f}%)")
-        else:
-          notes.append(f"{name} no tree (brute force)")
-      scann = channels_lib.ChannelIndexes(
-          items=tuned["u2i"], users=tuned["u2u"], item_space=tuned["i2i"])
-      st.note = (f"{tune_users:,} test users' searches (at most 5,000 per "
-                 "channel): " + "; ".join(notes))
+  built = {}
   for kind in ("scann", "exact"):
+    with recorder.stage(f"{kind} channel build (indexes)") as st:
+      built[kind] = channel_lib.build_channels(
+          assets, names.BASE_CHANNELS, k, kind)
+      if kind == "scann":
+        st.note = "; ".join(
+            f"{c}: {_short(i.config)}" for c in names.BASE_CHANNELS
+            for i in built[kind][c].searchers)
     with recorder.stage(f"U2I+U2U+I2I+fused, {kind}, all test users") as st:
-      built = scann if kind == "scann" else exact
-      objects = channel_eval.build_channels(assets, built)
-      for name in ("u2i", "u2u", "i2i"):  # trace the ranking functions
-        objects[name].retrieve(queries.slice(0, min(256, queries.size)), k)
+      for c in names.BASE_CHANNELS:  # trace outside the timed retrievals
+        warm = {f: v[:8] for f, v in test.features.items()}
+        built[kind][c].retrieve(warm, test.histories[:8])
       times, lists = {}, {}
-      for name in ("u2i", "u2u", "i2i"):
+      for c in names.BASE_CHANNELS:
         t0 = time.perf_counter()
-        lists[name] = objects[name].retrieve(queries, k)
-        times[name] = time.perf_counter() - t0
+        lists[c] = retrieve_users(built[kind][c], test)
+        times[c] = time.perf_counter() - t0
       t0 = time.perf_counter()
-      lists["fused"] = channels_lib.fuse(lists, channels_lib.FusionConfig(),
-                                         k)
-      times["fused"] = time.perf_counter() - t0
-      metrics = {name: evaluation.evaluate_retrieval(
-          lists[name][0], list(test.targets), (20, 50)) for name in lists}
-      results[kind] = {"metrics": metrics, "seconds": times}
-      st.note = ", ".join(
-          f"{n} {times[n]:.0f} s (R@50 {metrics[n]['recall@50']:.2f})"
-          for n in ("u2i", "u2u", "i2i", "fused"))
-  with recorder.stage("ScaNN recall@50 vs exact, per channel") as st:
-    objects = channel_eval.build_channels(assets, scann)
-    recall = {name: channel_eval.index_recall(objects[name], exact_of[name],
-                                              recall_sample)
-              for name in exact_of}
-    results["scann_recall@50"] = recall
-    results["recall_users"] = recall_sample.size
-    st.note = (f"{recall_sample.size:,} other test users' searches: " +
-               ", ".join(f"{n} {r:.2f}%" for n, r in recall.items()))
+      fused = channel_lib.fuse_lists(
+          {c: (tf.constant(i), tf.constant(sc)) for c, (i, sc) in
+           lists.items()}, channel_lib.FusionConfig(), k)
+      lists[names.FUSED] = (fused[0].numpy(), fused[1].numpy())
+      times[names.FUSED] = time.perf_counter() - t0
+      metrics = {c: metric_lib.retrieval_metrics(lists[c][0], test.targets,
+                                                 (20, 50))
+                 for c in lists}
+      results[kind] = {"metrics": metrics, "seconds": times,
+                       "lists": {c: v[0] for c, v in lists.items()}}
+      st.note = (f"{len(test.users):,} users: " + ", ".join(
+          f"{c} {times[c]:.0f} s (R@50 {metrics[c]['recall@50']:.2f})"
+          for c in lists))
+    if kind == "exact":
+      del built[kind]
+  recall = {c: list_recall(results["scann"]["lists"][c],
+                           results["exact"]["lists"][c])
+            for c in results["exact"]["lists"]}
+  recorder.extra["scann_recall@50"] = recall
+  recorder.rows.append(Row(
+      "ScaNN recall@50 vs exact (share of each exact top-50 list found)",
+      0.0, recorder.rows[-1].peak_gib,
+      ", ".join(f"{c} {r:.2f}%" for c, r in recall.items())))
+  for kind in ("scann", "exact"):
+    results[kind].pop("lists")
   recorder.extra["evaluation"] = results
-  return assets
+  return assets, built["scann"]
 
 
-def _export(recorder: Recorder, model, prepared, assets):
+def _export(recorder: Recorder, model, assets, channels):
   export_dir = FLAGS.export_dir or tempfile.mkdtemp(prefix="mic_scale_")
   with recorder.stage("SavedModel export (ScaNN servers)") as st:
-    paths = export.export_models(model, prepared, export_dir, index="scann",
-                                 assets=assets)
+    fused = channel_lib.FusedChannel(assets.encoder, channels,
+                                     channel_lib.FusionConfig(), 50)
+    modules = {runs.USER_TOWER: assets.encoder,
+               runs.ITEM_TOWER: channel_lib.ItemEncoder(model),
+               **channels, names.FUSED: fused}
+    paths = export.export_modules(modules, export_dir, {"benchmark": True})
     size = sum(os.path.getsize(os.path.join(d, f))
                for p in paths.values() for d, _, fs in os.walk(p)
                for f in fs)
-    st.note = f"{len(paths)} SavedModels, {size / 2**30:.2f} GiB on disk"
+    st.note = (f"{len(paths)} SavedModels (towers, U2I, U2U, I2I, fused), "
+               f"{size / 2**30:.2f} GiB on disk")
   if not FLAGS.export_dir:
     shutil.rmtree(export_dir, ignore_errors=True)
 
@@ -496,7 +445,8 @@ def main(argv):
       popular = baselines.MostPopular(dataset.num_items)
       popular.fit([dataset.sequences[u] for u in dataset.train_users])
       ids = popular.retrieve(prepared.test.histories, 50)
-      mp = evaluation.evaluate_retrieval(ids, prepared.test.targets, (20, 50))
+      mp = metric_lib.retrieval_metrics(ids, prepared.test.targets,
+                                        (20, 50))
       recorder.extra["mostpop"] = mp
       st.note = f"R@50 {mp['recall@50']:.2f}"
   variants = list(FLAGS.variants) if FLAGS.until != "data" else []
@@ -516,9 +466,9 @@ def main(argv):
       gc.collect()
       tf.keras.backend.clear_session()
   if FLAGS.until in ("eval", "export"):
-    assets = _evaluate(recorder, model, prepared)
+    assets, channels = _evaluate(recorder, model, prepared)
     if FLAGS.until == "export":
-      _export(recorder, model, prepared, assets)
+      _export(recorder, model, assets, channels)
   total = time.perf_counter() - started
   peak = max(r.peak_gib for r in recorder.rows)
   header = (f"{FLAGS.dataset} at scale {FLAGS.scale:g} (seed {FLAGS.seed}), "
