@@ -155,6 +155,9 @@ def define_data_flags() -> None:
                       "custom: item feature table (CSV/Parquet).")
   flags.DEFINE_list("item_bag_columns", [],
                     "custom: item feature columns holding token lists.")
+  flags.DEFINE_float("synthetic_scale", None, "synthetic-books / "
+                     "synthetic-taobao: fraction of the real dataset's size "
+                     "(default 1.0 / 0.01).", lower_bound=1e-6)
 
 
 def define_training_flags() -> None:
@@ -174,6 +177,13 @@ def define_training_flags() -> None:
   flags.DEFINE_integer("batch_size", 1024, "Batch size.", lower_bound=2)
   flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.",
                      lower_bound=0.0)
+  flags.DEFINE_enum("optimizer", "auto", ["auto", "adam", "lazy_adam"],
+                    "adam: Keras' Adam; lazy_adam: sparse (lazy) updates of "
+                    "embedding rows; auto: lazy for tables of >= 100k rows.")
+  flags.DEFINE_enum("strategy", "default",
+                    ["default", "mirrored", "multi_worker"],
+                    "tf.distribute strategy; multi_worker reads the cluster "
+                    "from TF_CONFIG. --batch_size is the global batch.")
   flags.DEFINE_integer("embedding_dim", 128, "Field embedding width.",
                        lower_bound=1)
   flags.DEFINE_integer("output_dim", 128, "Tower output width.",
@@ -375,6 +385,9 @@ def _mic_config_from_flag_values(f) -> MICConfig:
 def dataset_kwargs_from_flags(f) -> Dict[str, Any]:
   """Loader arguments (paths, columns) from the data flags."""
   kwargs: Dict[str, Any] = {}
+  if f.synthetic_scale is not None and not f.dataset.startswith("synthetic-"):
+    raise ValueError(f"--synthetic_scale is for the synthetic-* datasets, "
+                     f"not --dataset={f.dataset}.")
   if f.data_path:
     kwargs["path"] = f.data_path
   if f.dataset == "amazon-books" and f.metadata_path:
@@ -385,6 +398,12 @@ def dataset_kwargs_from_flags(f) -> Dict[str, Any]:
                   user_features_path=f.user_features_path,
                   item_features_path=f.item_features_path,
                   item_bag_columns=tuple(f.item_bag_columns))
+  elif f.dataset.startswith("synthetic-"):
+    if f.data_path:
+      raise ValueError(f"--data_path is not used by --dataset={f.dataset} "
+                       "(it is generated under --data_dir).")
+    if f.synthetic_scale is not None:
+      kwargs["scale"] = f.synthetic_scale
   elif f.dataset in ("ml-1m", "ml-100k") and f.data_path:
     raise ValueError(f"--data_path is not used by --dataset={f.dataset} (it "
                      "is fetched); for official GroupLens files use "
@@ -413,7 +432,8 @@ def experiment_config_from_flags(f) -> training.ExperimentConfig:
       dataset_kwargs=dataset_kwargs_from_flags(f),
       tower=f.tower, epochs=f.epochs, patience=f.patience or None,
       batch_size=f.batch_size,
-      learning_rate=f.learning_rate, embedding_dim=f.embedding_dim,
+      learning_rate=f.learning_rate, optimizer=f.optimizer,
+      strategy=f.strategy, embedding_dim=f.embedding_dim,
       output_dim=f.output_dim, hidden_units=hidden, dropout=f.dropout,
       maxlen=f.maxlen, examples_per_epoch=f.examples_per_epoch,
       steps_per_epoch=f.steps_per_epoch,

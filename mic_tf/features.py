@@ -245,9 +245,10 @@ def build_feature_tables(dataset: ProcessedDataset,
           FieldSpec(name, int(dataset.item_vocab_sizes[name]), kind, length))
       item_table[name] = values
 
-  counts = np.zeros(num_items, dtype=np.int64)
-  for u in dataset.train_users:
-    np.add.at(counts, dataset.sequences[u], 1)
+  train_items = (np.concatenate([dataset.sequences[u]
+                                 for u in dataset.train_users])
+                 if len(dataset.train_users) else np.zeros(0, np.int64))
+  counts = np.bincount(train_items, minlength=num_items).astype(np.int64)
   counts[0] = 0
 
   if max_item_users > 0:

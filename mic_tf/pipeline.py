@@ -21,6 +21,10 @@ import tensorflow as tf
 from mic_tf import features as F
 from mic_tf.data.dataset import ProcessedDataset
 
+# From this many training examples on, batches are shuffled by a stateless
+# index permutation instead of a shuffle buffer (see training_dataset).
+INDEX_SHUFFLE_FROM = 1_000_000
+
 
 def training_dataset(tables: F.FeatureTables,
                      dataset: ProcessedDataset,
@@ -38,7 +42,10 @@ def training_dataset(tables: F.FeatureTables,
     batch_size: Examples per batch.
     seed: Shuffle seed; the same seed gives the same batches in the same
       order, epoch after epoch.
-    shuffle: Whether to shuffle (reshuffled each epoch).
+    shuffle: Whether to shuffle (reshuffled each epoch). Below
+      ``INDEX_SHUFFLE_FROM`` examples through a shuffle buffer of the whole
+      set, from there on through a stateless permutation of the indices
+      (same guarantees, no buffer: Books has 6.7M examples).
     min_history: Smallest history length of a training example.
     drop_remainder: Whether to drop the last partial batch (in-batch
       negatives prefer full batches).
@@ -59,12 +66,41 @@ def training_dataset(tables: F.FeatureTables,
     keep = np.sort(rng.choice(len(positions), max_examples, replace=False))
     positions = positions[keep]
   builder = _BatchBuilder(tables, dataset)
-  ds = tf.data.Dataset.from_tensor_slices(positions)
-  if shuffle:
-    ds = ds.shuffle(len(positions), seed=seed, reshuffle_each_iteration=True)
-  ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+  if shuffle and len(positions) >= INDEX_SHUFFLE_FROM:
+    ds = _index_shuffled_batches(positions, batch_size, seed, drop_remainder)
+  else:
+    ds = tf.data.Dataset.from_tensor_slices(positions)
+    if shuffle:
+      ds = ds.shuffle(len(positions), seed=seed,
+                      reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
   ds = ds.map(builder, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _index_shuffled_batches(positions: np.ndarray, batch_size: int, seed: int,
+                            drop_remainder: bool) -> tf.data.Dataset:
+  """Batches of ``positions`` in a new seeded random order every epoch.
+
+  The order is a stateless pseudo-random permutation of the indices
+  (``tf.random.experimental.index_shuffle``) keyed by the seed and a per
+  iteration draw of ``Dataset.random``: nothing is buffered, unlike
+  ``Dataset.shuffle`` over millions of elements (whose buffer must be
+  filled, element by element, before the first batch of every epoch).
+  """
+  n = len(positions)
+  table = tf.constant(positions)
+
+  def epoch(draw):
+    key = tf.stack([tf.constant(seed, tf.int64), draw])
+    indices = tf.data.Dataset.range(n).batch(batch_size,
+                                              drop_remainder=drop_remainder)
+    return indices.map(
+        lambda i: tf.gather(table, tf.random.experimental.index_shuffle(
+            i, key, n - 1)))
+
+  draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+  return draws.take(1).flat_map(epoch)
 
 
 def num_training_examples(dataset: ProcessedDataset,

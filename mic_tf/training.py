@@ -33,8 +33,10 @@ import numpy as np
 import tensorflow as tf
 
 from mic_tf import console
+from mic_tf import distribute
 from mic_tf import errors
 from mic_tf import features as F
+from mic_tf import optimizers
 from mic_tf import pipeline
 from mic_tf import run_record
 from mic_tf.channels.evaluate import evaluate_u2i  # the U2I channel, exact
@@ -65,6 +67,12 @@ class ExperimentConfig:
       trains all ``epochs``.
     batch_size: Training batch size (paper: 1024).
     learning_rate: Adam learning rate (paper: 1e-3).
+    optimizer: ``"auto"`` (Adam; embedding tables of 100k rows or more get
+      sparse, lazy updates), ``"adam"`` (Keras' Adam) or ``"lazy_adam"``
+      (see ``mic_tf.optimizers``).
+    strategy: ``"default"``, ``"mirrored"`` or ``"multi_worker"`` (the
+      cluster from ``TF_CONFIG``); see ``mic_tf.distribute``. ``batch_size``
+      and ``MICConfig.contrastive_batch_size`` are global (all replicas).
     embedding_dim: Field embedding width (paper: 128).
     output_dim: Tower output width (paper: 128).
     hidden_units: Hidden layer widths of MLP towers.
@@ -99,6 +107,8 @@ class ExperimentConfig:
   patience: Optional[int] = None
   batch_size: int = 1024
   learning_rate: float = 1e-3
+  optimizer: str = "auto"
+  strategy: str = "default"
   embedding_dim: int = 128
   output_dim: int = 128
   hidden_units: Tuple[int, ...] = (256,)
@@ -134,6 +144,12 @@ class ExperimentConfig:
     if self.learning_rate <= 0:
       raise ValueError(f"learning_rate must be positive, got "
                        f"{self.learning_rate}.")
+    if self.optimizer not in optimizers.OPTIMIZERS:
+      raise ValueError(f"optimizer must be one of {optimizers.OPTIMIZERS}, "
+                       f"got {self.optimizer!r}.")
+    if self.strategy not in distribute.STRATEGIES:
+      raise ValueError(f"strategy must be one of {distribute.STRATEGIES}, "
+                       f"got {self.strategy!r}.")
     if not 0 <= self.dropout < 1:
       raise ValueError(f"dropout must be in [0, 1), got {self.dropout}.")
     if isinstance(self.mic, dict):
@@ -224,7 +240,8 @@ def build_model(config: ExperimentConfig, tables: F.FeatureTables,
   else:
     model = MICModel(user_tower, item_tower, tables.spec, tables.item_table,
                      config=config.mic, item_counts=tables.item_counts)
-  model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
+  model.compile(optimizer=optimizers.make_optimizer(config.optimizer,
+                                                   config.learning_rate))
   return model
 
 
@@ -296,8 +313,12 @@ class EvaluationCallback(tf.keras.callbacks.Callback):
       self.best, self.best_epoch = metrics[self.monitor], epoch + 1
       self.best_weights = self.model.get_weights()
       if self.checkpoint_path:
-        tf.train.Checkpoint(model=self.model).write(self.checkpoint_path)
-    if self._state_path:
+        # Collective under multi-worker: every worker writes, only the
+        # chief where it is kept.
+        tf.train.Checkpoint(model=self.model).write(distribute.worker_path(
+            self.checkpoint_path, self.model.distribute_strategy))
+    if self._state_path and distribute.is_chief(
+        self.model.distribute_strategy):
       _write_json(self._state_path, {"history": self.history,
                                      "best": self.best,
                                      "best_epoch": self.best_epoch})
@@ -348,6 +369,8 @@ def run_experiment(config: ExperimentConfig,
     ``best_epoch``, per-epoch ``history``, ``train_seconds``, ``config``,
     and the trained ``model`` under key ``model``.
   """
+  # First: a multi-worker strategy must exist before any TensorFlow op runs.
+  strategy = distribute.make_strategy(config.strategy)
   tf.keras.utils.set_random_seed(config.seed)
   prepared = prepared or prepare_data(config)
   _check_prepared(config, prepared)
@@ -358,7 +381,8 @@ def run_experiment(config: ExperimentConfig,
                 and tf.io.gfile.listdir(backup))
   if resume:
     _check_resumable(config, out_dir)
-  if out_dir:
+  chief = distribute.is_chief(strategy)
+  if out_dir and chief:
     tf.io.gfile.makedirs(out_dir)
     _write_json(os.path.join(out_dir, "config.json"), config.to_dict())
     _write_json(os.path.join(out_dir, run_record.FILENAME),
@@ -373,8 +397,9 @@ def run_experiment(config: ExperimentConfig,
       max_examples=config.examples_per_epoch)
   if config.steps_per_epoch:
     train_ds = train_ds.repeat()
-  model = build_model(config, tables, prepared.dataset)
-  build_variables(model, tables)
+  with strategy.scope():
+    model = build_model(config, tables, prepared.dataset)
+    build_variables(model, tables)
 
   ckpt = os.path.join(out_dir, "checkpoints", "best") if out_dir else None
   evaluator = EvaluationCallback(prepared.valid, config.cutoffs,
@@ -396,6 +421,7 @@ def run_experiment(config: ExperimentConfig,
             verbose=verbose, steps_per_epoch=config.steps_per_epoch)
   train_seconds = time.perf_counter() - start
   evaluator.restore_best()
+  distribute.remove_worker_files(strategy)
   test = (evaluate_u2i(model, prepared.test, config.cutoffs,
                        config.exclude_history, config.eval_batch_size)
           if evaluate_test else None)
@@ -427,7 +453,7 @@ def run_experiment(config: ExperimentConfig,
          ": the last allowed epoch, NOT converged (raise --epochs)."))
   if test is not None:
     logging.info("test %s", _fmt(test))
-  if out_dir:
+  if out_dir and chief:
     _write_json(os.path.join(out_dir, "metrics.json"), results)
   results["model"] = model
   return results
@@ -495,14 +521,22 @@ def _json_default(o):
 
 
 def build_variables(model: MICModel, tables: F.FeatureTables) -> None:
-  """Creates every variable of a model by running one tiny batch."""
+  """Creates every variable of a model by running one tiny batch.
+
+  Call it inside ``strategy.scope()`` when the model was built there.
+  """
   users = np.nonzero(tables.train_user_mask)[0][:2]
   feats = tables.user_features(
       users, np.zeros((len(users), tables.spec.maxlen), np.int32))
   batch = {k: tf.constant(v) for k, v in feats.items()}
   batch[F.ITEM_ID] = tf.constant([1, 1], tf.int32)
   batch[F.USER_KEY] = tf.constant(users.astype(np.int32))
-  model.compute_loss(batch, training=True)
+  strategy = tf.distribute.get_strategy()
+  if tf.distribute.has_strategy():  # inside strategy.scope(): per replica
+    strategy.run(lambda b: model.compute_loss(b, training=True),
+                 args=(batch,))
+  else:
+    model.compute_loss(batch, training=True)
   model(batch)  # marks the Keras model as built
 
 

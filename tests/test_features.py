@@ -86,3 +86,13 @@ def test_training_positions(ds):
 def test_bad_maxlen():
   with pytest.raises(ValueError, match="maxlen"):
     F.build_feature_tables(synthetic_dataset(num_users=20), maxlen=0)
+
+
+def test_item_counts_count_training_interactions(ds):
+  t = F.build_feature_tables(ds, maxlen=5)
+  want = np.zeros(ds.num_items, np.int64)
+  for u in ds.train_users:
+    for item in ds.sequences[u]:
+      want[item] += 1
+  want[0] = 0
+  np.testing.assert_array_equal(t.item_counts, want)

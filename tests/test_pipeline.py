@@ -61,5 +61,30 @@ class PipelineTest(tf.test.TestCase):
       pipeline.training_dataset(self.tables, self.ds, batch_size=0)
 
 
+class IndexShufflePipelineTest(PipelineTest):
+  """The same guarantees through the index permutation of large datasets."""
+
+  def setUp(self):
+    super().setUp()
+    self._threshold = pipeline.INDEX_SHUFFLE_FROM
+    pipeline.INDEX_SHUFFLE_FROM = 0
+
+  def tearDown(self):
+    pipeline.INDEX_SHUFFLE_FROM = self._threshold
+    super().tearDown()
+
+  def test_each_epoch_is_a_permutation(self):
+    batches = self._batches(3, epochs=2)
+    n = pipeline.num_training_examples(self.ds)
+    for epoch in (batches[:len(batches) // 2], batches[len(batches) // 2:]):
+      pairs = sorted(zip(np.concatenate([b["user"] for b in epoch]),
+                         np.concatenate([b["item_id"] for b in epoch])))
+      reference = sorted(
+          (u, int(self.ds.sequences[u][p])) for u, p in
+          F.training_positions(self.ds))
+      self.assertEqual(len(pairs), n)
+      self.assertEqual(pairs, reference)
+
+
 if __name__ == "__main__":
   tf.test.main()

@@ -144,9 +144,18 @@ def normalize_by_row_max(rows: tf.Tensor, values: tf.Tensor,
   return tf.where(denom > 0, values / tf.where(denom > 0, denom, 1.0), 0.0)
 
 
+#: Pairs scored at a time by ``interest_cosine``.
+COSINE_CHUNK = 32_768
+
+
 def interest_cosine(rows: tf.Tensor, items: tf.Tensor, user_queries: tf.Tensor,
-                    item_table: tf.Tensor) -> tf.Tensor:
+                    item_table: tf.Tensor,
+                    chunk: int = COSINE_CHUNK) -> tf.Tensor:
   """``max_k <q_{row,k}, e_item>``: the user-item cosine of each pair.
+
+  Pairs are scored ``chunk`` at a time, so the gathered ``(pairs, K, d)``
+  vectors never exceed a chunk: a U2U batch can hold millions of candidate
+  pairs at Amazon-Books size (gathering them all at once took gigabytes).
 
   Args:
     rows: ``(P,)`` int rows.
@@ -154,13 +163,30 @@ def interest_cosine(rows: tf.Tensor, items: tf.Tensor, user_queries: tf.Tensor,
     user_queries: ``(B, K, d)`` unit user queries (``K = 1`` for a
       single-interest tower).
     item_table: ``(num_items, d)`` unit item vectors in the same space.
+    chunk: Pairs per step.
 
   Returns:
     ``(P,)`` float32; for several interests the best one's cosine.
   """
-  q = tf.gather(tf.cast(user_queries, tf.float32), rows)
-  e = tf.gather(tf.cast(item_table, tf.float32), items)
-  return tf.reduce_max(tf.einsum("pkd,pd->pk", q, e), axis=1)
+  queries = tf.cast(user_queries, tf.float32)
+  table = tf.cast(item_table, tf.float32)
+  rows = tf.reshape(rows, [-1])
+  items = tf.reshape(items, [-1])
+  n = tf.size(rows)
+  steps = tf.maximum((n + chunk - 1) // chunk, 1)  # one (empty) if no pair
+  scores = tf.TensorArray(tf.float32, size=steps, infer_shape=False,
+                          element_shape=tf.TensorShape([None]))
+
+  def body(i, scores):
+    start = i * chunk
+    stop = tf.minimum(start + chunk, n)
+    q = tf.gather(queries, rows[start:stop])
+    e = tf.gather(table, items[start:stop])
+    return i + 1, scores.write(
+        i, tf.reduce_max(tf.einsum("pkd,pd->pk", q, e), axis=1))
+
+  _, scores = tf.while_loop(lambda i, _: i < steps, body, (0, scores))
+  return tf.reshape(scores.concat(), [n])
 
 
 def blend(collaborative: tf.Tensor, cosine: tf.Tensor,

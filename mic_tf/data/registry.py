@@ -8,6 +8,7 @@ from mic_tf.data import amazon
 from mic_tf.data import custom
 from mic_tf.data import fetch
 from mic_tf.data import movielens
+from mic_tf.data import synthetic
 from mic_tf.data import taobao
 from mic_tf.data.dataset import RawDataset
 
@@ -66,6 +67,19 @@ def _taobao(data_dir: Optional[PathLike] = None,
   return taobao.load_taobao(path, **kwargs)
 
 
+def _synthetic_books(data_dir: Optional[PathLike] = None, scale: float = 1.0,
+                     seed: int = 0) -> RawDataset:
+  paths = synthetic.books_files(fetch.data_dir(data_dir), scale, seed)
+  return amazon.load_amazon_books(paths["reviews"], paths["metadata"],
+                                  name="synthetic-books")
+
+
+def _synthetic_taobao(data_dir: Optional[PathLike] = None,
+                      scale: float = 0.01, seed: int = 0) -> RawDataset:
+  path = synthetic.taobao_file(fetch.data_dir(data_dir), scale, seed)
+  return taobao.load_taobao(path, name="synthetic-taobao")
+
+
 def _custom(data_dir: Optional[PathLike] = None,
             path: Optional[PathLike] = None, **kwargs) -> RawDataset:
   del data_dir  # Custom data are always named explicitly.
@@ -82,6 +96,8 @@ LOADERS: Dict[str, Callable[..., RawDataset]] = {
     "amazon-books": _amazon_books,
     "taobao": _taobao,
     "custom": _custom,
+    "synthetic-books": _synthetic_books,
+    "synthetic-taobao": _synthetic_taobao,
 }
 
 
@@ -132,6 +148,10 @@ def load_dataset(name: str, data_dir: Optional[PathLike] = None,
     ``meta_Books.json`` under ``<data_dir>/amazon-books``).
   * ``"taobao"``: ``path`` (default ``<data_dir>/taobao/UserBehavior.csv``).
   * ``"custom"``: ``path`` plus ``load_interactions_table`` arguments.
+  * ``"synthetic-books"``, ``"synthetic-taobao"``: ``scale`` (fraction of
+    the real dataset's size; defaults 1.0 and 0.01) and ``seed``. The files
+    are generated in the real formats under ``<data_dir>/synthetic-*/`` on
+    first use (``mic_tf.data.synthetic``) and read by the real loaders.
 
   Args:
     name: One of ``LOADERS``.

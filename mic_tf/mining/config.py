@@ -64,8 +64,9 @@ class MiningConfig:
     kmeans_sample_size: Fit the centroids on at most this many rows (seeded
       sample), then assign every row; None fits on all rows.
     index: Neighbour search: ``"exact"`` (``BruteForceIndex``), ``"scann"``
-      or ``"auto"`` (``ScannIndex`` sized by ``ScannConfig.auto``, exact
-      below 20k rows).
+      (``ScannIndex`` sized by ``ScannConfig.auto``, as the channels) or
+      ``"auto"`` (exact below 20k rows, a light ScaNN tree above; see
+      ``mic_tf.mining.knn.mining_scann_config``).
     encode_batch_size: Rows per forward pass when encoding the pools.
     seed: Seed of the in-graph sampling and of k-means.
   """

@@ -3,14 +3,44 @@
 Vectors are L2-normalised, so the indexes' dot product is cosine similarity.
 Results are *row numbers* of the database (the memory banks store rows and
 map them to user / item ids themselves).
+
+A refresh searches every row of every pool (367k users and 314k items at
+Amazon-Books size, four searches for the three channels), so ``"auto"`` uses
+a search sized for mining rather than for serving
+(``mining_scann_config``): exact below 20k rows; above, a ScaNN k-means tree
+of about ``sqrt(n)`` leaves, each query scoring the points of 1% of the
+leaves (at least 4) exactly, with no quantisation to train. On 367k
+clustered 128-d unit vectors this built in 4 s and searched 20k queries in
+3 s at recall@11 0.98, against 175 s and 12 s (recall 0.997) for the
+serving configuration (``ScannConfig.auto``), on the shared 2-core VM
+(``/tmp`` benchmark of this change). Mined positives are drawn from the k
+neighbours anyway, so a nearly exact list serves as well.
 """
 
+import math
 from typing import Optional
 
 import numpy as np
 
 from mic_tf import indexes
 from mic_tf import names
+from mic_tf.indexes import ScannConfig
+
+#: Below this many rows mining searches exactly.
+MINING_EXACT_BELOW = 20_000
+
+
+def mining_scann_config(num_rows: int, k: int) -> ScannConfig:
+  """The ScaNN configuration of ``index="auto"`` (module docstring)."""
+  config = ScannConfig(num_neighbours=k)  # exact float scoring
+  if num_rows < MINING_EXACT_BELOW:
+    return config
+  leaves = int(round(math.sqrt(num_rows)))
+  search = min(leaves, max(4, math.ceil(0.01 * leaves)))
+  return (config.with_leaves(leaves, search=search)
+          .with_training(sample_size=min(num_rows, 64 * leaves),
+                         iterations=8)
+          .with_spherical(True))
 
 
 def nearest_neighbours(queries: np.ndarray, database: np.ndarray, k: int,
@@ -25,8 +55,8 @@ def nearest_neighbours(queries: np.ndarray, database: np.ndarray, k: int,
     query_rows: For a self-search (queries are database rows), the database
       row of each query; that row is never returned as its own neighbour
       (nor is any padding). None: nothing is excluded.
-    index: ``"exact"``, ``"scann"`` or ``"auto"`` (see
-      ``mic_tf.indexes.make_index``).
+    index: ``"exact"``, ``"scann"`` (``ScannConfig.auto``, as the
+      channels) or ``"auto"`` (``mining_scann_config``).
 
   Returns:
     ``(q, k)`` int32 database rows, best first. If an approximate index
@@ -50,7 +80,12 @@ def nearest_neighbours(queries: np.ndarray, database: np.ndarray, k: int,
         f"{' (excluding each row itself)' if extra else ''}: lower "
         "num_neighbours to at most "
         f"{n - extra}.")
-  searcher = indexes.make_index(index, database, k=k + extra)
+  if index == "auto":
+    searcher = indexes.make_index(
+        "scann", database,
+        scann_config=mining_scann_config(n, k + extra))
+  else:
+    searcher = indexes.make_index(index, database, k=k + extra)
   rows, _ = searcher.search(queries, k + extra)
   valid = rows != indexes.PAD_ID
   if query_rows is not None:

@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+from mic_tf import distribute
 from mic_tf import features as F
 from mic_tf import losses as L
 from mic_tf.layers.embedding_dropout import EmbeddingDropout
@@ -98,6 +99,9 @@ class MICModel(tfrs.Model):
     self._log_q = None if log_q is None else tf.constant(log_q)
     self._trackers = {name: tf.keras.metrics.Mean(name=f"{name}_loss")
                       for name in ("basic",) + tuple(c.terms)}
+    # Every replica returns the global loss and global metrics: Keras must
+    # report one replica's values, not their sum (see train_step).
+    self.distribute_reduction_method = "first"
 
   # ----------------------------------------------------------- configuration
   def _mask_rates(self, fields, side) -> Tuple[Dict[str, float],
@@ -312,10 +316,15 @@ class MICModel(tfrs.Model):
           for u in users_shared]
       users = [self.user_space_summary(u) for u in users]
 
-    known = self.known_positives(inputs, user_ids if has_users else None,
-                                 item_ids)
-    basic = self.basic_loss(users_shared[0], items_shared[0], item_ids,
-                            known)
+    # Under a tf.distribute strategy the losses see the global batch
+    # (mic_tf.distribute); without one, `g` is the identity.
+    g = distribute.gather
+    history = {k: inputs[k] for k in (F.HISTORY,) if k in inputs}
+    known = self.known_positives(g(history),
+                                 g(user_ids) if has_users else None,
+                                 g(item_ids))
+    basic = self.basic_loss(g(users_shared[0]), g(items_shared[0]),
+                            g(item_ids), known)
     self._trackers["basic"].update_state(basic)
     terms = {}
     if c.contrastive:
@@ -325,15 +334,36 @@ class MICModel(tfrs.Model):
       else:  # the anchor against its one perturbed view (eq. 5 as written)
         pair = lambda views: [views[0][:n], views[1]]
       terms = self.contrastive_losses(Views(
-          user=pair(users), item=pair(items), user_shared=pair(users_shared),
-          item_shared=pair(items_shared), user_ids=user_ids[:n],
-          item_ids=item_ids[:n],
-          known_positives=None if known is None else known[:n, :n]))
+          user=g(pair(users)), item=g(pair(items)),
+          user_shared=g(pair(users_shared)),
+          item_shared=g(pair(items_shared)), user_ids=g(user_ids[:n]),
+          item_ids=g(item_ids[:n]),
+          known_positives=None if known is None else self.known_positives(
+              g({k: v[:n] for k, v in history.items()}),
+              g(user_ids[:n]) if has_users else None, g(item_ids[:n]))))
       for name, value in terms.items():
         self._trackers[name].update_state(value)
       ramp = self.contrastive_ramp()
       terms = {name: ramp * value for name, value in terms.items()}
     return self.combiner({"basic": basic, **terms})
+
+  def train_step(self, inputs):
+    """TFRS's training step; under a strategy the gradient of the global
+    loss is applied once (see ``mic_tf.distribute``) and every replica
+    reports the global loss."""
+    with tf.GradientTape() as tape:
+      loss = self.compute_loss(inputs, training=True)
+      regularization_loss = tf.reduce_sum(
+          [tf.reduce_sum(l) for l in self.losses])
+      total_loss = loss + regularization_loss
+      scaled = distribute.replica_share(total_loss)
+    gradients = tape.gradient(scaled, self.trainable_variables)
+    self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+    metrics = {metric.name: metric.result() for metric in self.metrics}
+    metrics["loss"] = loss
+    metrics["regularization_loss"] = regularization_loss
+    metrics["total_loss"] = total_loss
+    return metrics
 
   # -------------------------------------------------------------- inference
   def user_representation(self, features: Mapping[str, tf.Tensor]

@@ -89,6 +89,23 @@ class RankingTest(tf.test.TestCase, parameterized.TestCase):
                                   table)
     self.assertAllClose(out, [0.8, 0.0])
 
+  def test_interest_cosine_in_chunks_equals_all_at_once(self):
+    rng = np.random.default_rng(0)
+    queries = tf.constant(rng.normal(size=(4, 2, 3)), tf.float32)
+    table = tf.constant(rng.normal(size=(9, 3)), tf.float32)
+    rows = tf.constant(rng.integers(0, 4, 23), tf.int64)
+    items = tf.constant(rng.integers(0, 9, 23), tf.int64)
+    want = tf.reduce_max(tf.einsum("pkd,pd->pk", tf.gather(queries, rows),
+                                   tf.gather(table, items)), axis=1)
+    for chunk in (1, 5, 23, 100):
+      self.assertAllClose(ranking.interest_cosine(rows, items, queries, table,
+                                                  chunk=chunk), want)
+    empty = tf.constant([], tf.int64)
+    self.assertEqual(
+        ranking.interest_cosine(empty, empty, queries, table).shape, (0,))
+    graph = tf.function(ranking.interest_cosine)
+    self.assertAllClose(graph(rows, items, queries, table, 5), want)
+
   @parameterized.parameters(1, 3, 6)
   def test_last_distinct_items(self, m):
     rng = np.random.default_rng(m)

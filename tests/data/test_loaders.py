@@ -306,6 +306,28 @@ def test_amazon_reviews_json_and_python_literals(tmp_path):
   _check_amazon(amazon.load_amazon_books(tmp_path / "g.json.gz"))
 
 
+def test_amazon_fast_path_agrees_with_full_parsing(tmp_path):
+  # Lines in the real files' key order take a regex fast path; a reviewText
+  # that quotes other keys, another key order and escaped ids do not fool it.
+  lines = [
+      json.dumps({"reviewerID": "A1", "asin": "B1", "reviewText":
+                  'x "asin": "B9", "unixReviewTime": 7,', "overall": 5.0,
+                  "unixReviewTime": 1400000000, "reviewTime": "05 1, 2014"}),
+      json.dumps({"asin": "B2", "reviewerID": "A2",
+                  "unixReviewTime": 1300000000}),
+      json.dumps({"reviewerID": "A\\1", "asin": "B2",
+                  "unixReviewTime": 1200000000}),
+      json.dumps({"reviewerID": "A3", "asin": "B3",
+                  "unixReviewTime": 1.5e9}),
+  ]
+  _write(tmp_path / "r.json", "\n".join(lines))
+  raw = amazon.load_amazon_books(tmp_path / "r.json")
+  assert raw.interactions["user"].tolist() == ["A1", "A2", "A\\1", "A3"]
+  assert raw.interactions["item"].tolist() == ["B1", "B2", "B2", "B3"]
+  assert raw.interactions["timestamp"].tolist() == [1.4e9, 1.3e9, 1.2e9,
+                                                    1.5e9]
+
+
 def test_amazon_ratings_csv(tmp_path):
   _write(tmp_path / "ratings_Books.csv",
          "A1,B1,5.0,1400000000\nA2,B2,4.0,1300000000\nA1,B2,3.0,1200000000\n")

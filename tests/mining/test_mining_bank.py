@@ -73,6 +73,26 @@ class NearestNeighboursTest(tf.test.TestCase, parameterized.TestCase):
     with self.assertRaisesRegex(ValueError, "lower num_neighbours"):
       knn.nearest_neighbours(x, x, 5, query_rows=np.arange(5))
 
+  def test_auto_mining_search_is_light_but_accurate_on_large_pools(self):
+    small = knn.mining_scann_config(19_999, 11)
+    self.assertIsNone(small.num_leaves)
+    self.assertEqual(small.scoring, "brute_force")
+    big = knn.mining_scann_config(367_306, 11)
+    self.assertEqual(big.num_leaves, 606)  # about sqrt(n)
+    self.assertEqual(big.num_leaves_to_search, 7)  # 1%
+    self.assertEqual(big.scoring, "brute_force")
+    # 25k clustered points: the tree path, nearly exact.
+    rng = np.random.default_rng(4)
+    centres = rng.normal(size=(200, 16))
+    x = centres[rng.integers(0, 200, 25_000)] + 0.3 * rng.normal(
+        size=(25_000, 16))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    got = knn.nearest_neighbours(x[:500], x, 10, query_rows=np.arange(500),
+                                 index="auto")
+    want = _numpy_knn(x[:500], x, 10, exclude_self=True)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, want)])
+    self.assertGreater(recall, 0.9)
+
   def test_first_valid_fills_missing_with_best(self):
     rows = np.array([[4, -1, -1], [2, 0, 1]])
     valid = rows != -1
