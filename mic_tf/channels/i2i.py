@@ -162,8 +162,8 @@ class I2IChannel(Channel):
              ) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Sources and their similar items.
 
-    Each source searches ``M + 1`` items (the source itself usually comes
-    first; ``rank`` drops it).
+    Each distinct source of the batch searches ``M + 1`` items once (the
+    source itself usually comes first; ``rank`` drops it).
 
     Args:
       users: The encoded users.
@@ -181,8 +181,11 @@ class I2IChannel(Channel):
     m = num_similar_items or self.config.num_similar_items
     sources = ranking.last_distinct_items(users.history, m_prime)
     fetch = min(m + 1, self.similar_items.size)
-    vectors = tf.gather(self.item_space, tf.reshape(sources, [-1]))
-    ids, sims = self.similar_items.search_op(vectors, fetch, numpy)
+    # Users share popular sources: each distinct item is searched once.
+    distinct, position = tf.unique(tf.reshape(sources, [-1]))
+    ids, sims = self.similar_items.search_op(
+        tf.gather(self.item_space, distinct), fetch, numpy)
+    ids, sims = tf.gather(ids, position), tf.gather(sims, position)
     has = tf.reshape(sources > 0, [-1, 1])
     shape = tf.concat([tf.shape(sources), [fetch]], axis=0)
     ids = tf.reshape(tf.where(has, ids, ranking.PAD_ID), shape)

@@ -39,6 +39,38 @@ def exact_top_k(queries: tf.Tensor, table: tf.Tensor,
   return tf.math.top_k(scores, k=k, sorted=True)
 
 
+def _chunked_top_k(queries: tf.Tensor, table: tf.Tensor,
+                   k: Union[int, tf.Tensor],
+                   rows: int) -> Tuple[tf.Tensor, tf.Tensor]:
+  """`exact_top_k` over blocks of at most `rows` queries, one at a time.
+
+  Keeps the (queries, n) score matrix of a large query batch (e.g. I2I's
+  sources of hundreds of users) within the index's memory cap, in the graph
+  as well, so a SavedModel is bounded too. A batch of at most `rows`
+  queries (serving) is scored in one matmul, unpadded.
+  """
+  count = tf.shape(queries)[0]
+
+  def whole():
+    top = exact_top_k(queries, table, k)
+    return top.values, top.indices
+
+  def blocks():
+    num_blocks = (count + rows - 1) // rows
+    padded = tf.pad(queries, [[0, num_blocks * rows - count], [0, 0]])
+    values, indices = tf.map_fn(
+        whole_block, tf.reshape(padded, [num_blocks, rows, -1]),
+        fn_output_signature=(tf.float32, tf.int32), parallel_iterations=1)
+    return (tf.reshape(values, [num_blocks * rows, -1])[:count],
+            tf.reshape(indices, [num_blocks * rows, -1])[:count])
+
+  def whole_block(block):
+    top = exact_top_k(block, table, k)
+    return top.values, top.indices
+
+  return tf.cond(count <= rows, whole, blocks)
+
+
 class BruteForceIndex(base.Index):
   """Exact maximum-inner-product search.
 
@@ -49,7 +81,9 @@ class BruteForceIndex(base.Index):
 
   Queries are processed `query_batch_size` at a time, lowered when needed so a
   batch's score matrix (batch x n float32) stays under `max_score_bytes`; for
-  1M items and the default 512 MiB that is 128 queries per matmul. Ties are
+  1M items and the default 512 MiB that is 128 queries per matmul. The TF
+  path (`tf_search`, hence SavedModels) keeps the same cap: a larger query
+  batch is scored block by block in the graph. Ties are
   broken towards the lower row, as `tf.math.top_k` does.
   """
 
@@ -114,9 +148,10 @@ class BruteForceIndex(base.Index):
     """See `base.Index.tf_search`."""
     self._check_built()
     k_found = tf.minimum(k, self.size)
-    top = exact_top_k(tf.cast(queries, tf.float32), self._table, k_found)
-    ids = self._rows_to_ids(top.indices, tf.ones_like(top.indices, tf.bool))
-    return base.pad_to_k(ids, top.values, k)
+    values, rows = _chunked_top_k(tf.cast(queries, tf.float32), self._table,
+                                  k_found, self.batch_size)
+    ids = self._rows_to_ids(rows, tf.ones_like(rows, tf.bool))
+    return base.pad_to_k(ids, values, k)
 
   def search_op(self, queries: tf.Tensor, k: Union[int, tf.Tensor],
                 numpy: bool = False) -> Tuple[tf.Tensor, tf.Tensor]:

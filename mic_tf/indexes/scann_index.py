@@ -16,16 +16,22 @@ SavedModels holding the TF path need `import scann` before
 `tf.saved_model.load` (it registers the ops).
 """
 
+import dataclasses
 import os
 import tempfile
 import uuid
-from typing import Any, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
+from absl import logging
 import numpy as np
 import tensorflow as tf
 
 from mic_tf.indexes import base
+from mic_tf.indexes.brute_force import BruteForceIndex
 from mic_tf.indexes.config import ScannConfig
+
+#: Database vectors searched as queries by `ScannIndex.calibrate`.
+CALIBRATION_QUERIES = 1000
 
 _SEARCHER_SUBDIR = "scann"
 #: The TF op's inputs, in its order: (asset file, dtype, 1-element string).
@@ -127,6 +133,7 @@ class ScannIndex(base.Index):
     self._default_k = default_k
     self._pybind = base.Untracked()
     self._pybind.searcher = None
+    self._pybind.calibration = None
     self._tf_state: Optional[_TFState] = None
 
   @property
@@ -137,6 +144,11 @@ class ScannIndex(base.Index):
           "ScannIndex(config=None) picks its config when build() sees the "
           "database size; call build() first.")
     return self._config
+
+  @property
+  def calibration(self) -> Optional[Dict[str, Any]]:
+    """What `calibrate` measured and chose (None if it has not run)."""
+    return self._pybind.calibration
 
   def build(self,
             embeddings: np.ndarray,
@@ -156,7 +168,86 @@ class ScannIndex(base.Index):
     self._pybind.searcher = self._config.configure(builder).build()
     self._set_ids(ids, embeddings.shape[1])
     self._tf_state = None
+    self._pybind.calibration = None
+    if self._config.target_recall is not None:
+      self.calibrate(embeddings, self._config.target_recall)
     return self
+
+  def calibrate(self, embeddings: np.ndarray, target_recall: float,
+                num_queries: int = CALIBRATION_QUERIES,
+                seed: int = 0) -> Dict[str, Any]:
+    """Widens the query-time search until recall@k reaches `target_recall`.
+
+    Queries are `num_queries` rows of the database drawn with `seed`; each
+    query's own row is dropped from both lists, so recall counts its `k`
+    nearest *other* points (k = `config.num_neighbours`). Each round tries
+    doubling the leaves searched and doubling the reorder pool and keeps
+    the one with the higher recall, until the target is met or both are
+    exhausted (every leaf, a pool of every point); a target that cannot be
+    met is logged, never hidden. The chosen knobs replace the config's
+    (`num_leaves_to_search`, `reorder_num_neighbours`), so `save` keeps
+    them and both search paths use them.
+
+    Args:
+      embeddings: The database given to `build` (same rows).
+      target_recall: In (0, 1].
+      num_queries: Sample size (clipped to the database size).
+      seed: Sample seed.
+
+    Returns:
+      `self.calibration`: the recall before and after, the knobs chosen and
+      the sample size.
+    """
+    config = self.config
+    n = self.size
+    k = min(config.num_neighbours, n - 1)
+    leaves, pool = config.num_leaves_to_search, config.reorder_num_neighbours
+    if k < 1 or config.is_exact:
+      self._pybind.calibration = {"target": target_recall, "recall": 1.0,
+                                  "initial_recall": 1.0, "queries": 0}
+      return self.calibration
+    rows = np.sort(np.random.default_rng(seed).choice(
+        n, size=min(num_queries, n), replace=False))
+    queries = np.asarray(embeddings, np.float32)[rows]
+    exact = BruteForceIndex().build(embeddings)
+    truth, _ = exact.search(queries, k + 1)
+    truth = _without_self(truth, rows, k)
+
+    def recall(num_leaves, num_candidates):
+      found, _ = self._pybind.searcher.search_batched(
+          queries, final_num_neighbors=k + 1,
+          pre_reorder_num_neighbors=(None if num_candidates is None else
+                                     max(num_candidates, k + 1)),
+          leaves_to_search=num_leaves)
+      found = _without_self(np.asarray(found, np.int64), rows, k)
+      hits = [np.intersect1d(a, t).size for a, t in zip(found, truth)]
+      return float(np.sum(hits)) / truth.size
+
+    initial = best = recall(leaves, pool)
+    while best < target_recall:
+      options = []
+      if leaves is not None and leaves < config.num_leaves:
+        wider = min(config.num_leaves, 2 * leaves)
+        options.append((recall(wider, pool), wider, pool))
+      if pool is not None and pool < n:
+        larger = min(n, 2 * pool)
+        options.append((recall(leaves, larger), leaves, larger))
+      if not options:
+        logging.warning(
+            "ScaNN calibration: recall@%d %.4f < target %.4f with every leaf "
+            "and the largest reorder pool this config allows (reordering "
+            "must be built in: with_reorder); use an exact index for this "
+            "database.", k, best, target_recall)
+        break
+      best, leaves, pool = max(options, key=lambda o: o[0])
+    self._config = dataclasses.replace(
+        config, num_leaves_to_search=leaves, reorder_num_neighbours=pool)
+    self._pybind.calibration = {"target": target_recall, "recall": best,
+                                "initial_recall": initial,
+                                "queries": len(rows),
+                                "num_leaves_to_search": leaves,
+                                "reorder_num_neighbours": pool}
+    return self.calibration
 
   def search(self,
              queries: np.ndarray,
@@ -202,7 +293,8 @@ class ScannIndex(base.Index):
 
   def _leaves_to_search(self, override: Optional[int]) -> Optional[int]:
     if override is None:
-      return None
+      # Explicit, so a calibrated value wins over the one built in.
+      return self.config.num_leaves_to_search
     if self.config.num_leaves is None:
       raise ValueError(
           "num_leaves_to_search only applies to tree configs; this index has "
@@ -267,9 +359,10 @@ class ScannIndex(base.Index):
     pre = -1
     if self.config.reorder_num_neighbours is not None:
       pre = tf.maximum(self.config.reorder_num_neighbours, k_found)
+    leaves = self.config.num_leaves_to_search
     rows, scores = _tf_ops().scann_search_batched(
         self._tf_state.handle(), tf.cast(queries, tf.float32), k_found, pre,
-        -1, self.config.parallel_search)
+        -1 if leaves is None else leaves, self.config.parallel_search)
     found = (rows >= 0) & (rows < self.size) & ~tf.math.is_nan(scores)
     ids = self._rows_to_ids(rows, found)
     scores = tf.where(found, scores, base.PAD_SCORE)
@@ -291,6 +384,7 @@ class ScannIndex(base.Index):
             "size": self.size,
             "dim": self.dim,
             "config": self.config.to_dict(),
+            "calibration": self.calibration,
         })
 
   @classmethod
@@ -318,6 +412,7 @@ class ScannIndex(base.Index):
         searcher=_pybind().load_searcher(searcher_dir),
         ids=base.load_ids(directory, metadata["size"]),
         dim=int(metadata["dim"]))
+    index._pybind.calibration = metadata.get("calibration")  # pylint: disable=protected-access
     return index
 
   def _restore(self, searcher: Any, ids: np.ndarray, dim: int) -> None:
@@ -329,3 +424,11 @@ class ScannIndex(base.Index):
     self._pybind.searcher = searcher
     self._set_ids(ids, dim)
     self._tf_state = None
+    self._pybind.calibration = None
+
+
+def _without_self(found: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+  """Each row's first `k` results other than the query's own row."""
+  keep = found != rows[:, np.newaxis]
+  order = np.argsort(~keep, axis=1, kind="stable")
+  return np.take_along_axis(found, order, axis=1)[:, :k]

@@ -50,6 +50,23 @@ class BruteForceIndexTest(tf.test.TestCase, parameterized.TestCase):
     self.assertAllClose(scores, recomputed, atol=1e-4)
     self.assertTrue(np.all(np.diff(scores, axis=1) <= 0))
 
+  @parameterized.named_parameters(("eager", False), ("graph", True))
+  def test_tf_path_scores_large_batches_in_capped_blocks(self, graph):
+    # 64 queries, 5 per block (the last one padded): same lists as numpy.
+    items, queries = _data()
+    index = brute_force.BruteForceIndex(
+        max_score_bytes=4 * 2000 * 5).build(items)
+    search = index.tf_search
+    if graph:
+      search = tf.function(search, input_signature=[
+          tf.TensorSpec([None, 16], tf.float32), tf.TensorSpec([], tf.int32)])
+    for count in (1, 5, 6, 64):
+      ids, scores = search(tf.constant(queries[:count]), tf.constant(25))
+      want_ids, want_scores = _numpy_top_k(items, queries[:count], 25)
+      self.assertEqual(ids.shape, (count, 25))
+      self.assertAllEqual(ids, want_ids)
+      self.assertAllClose(scores, want_scores, atol=1e-4)
+
   def test_batch_size_respects_memory_cap(self):
     items, _ = _data(n=2000)
     index = brute_force.BruteForceIndex(

@@ -122,6 +122,8 @@ class ScannConfigTest(tf.test.TestCase, parameterized.TestCase):
        "finite"),
       ("zero_k", dict(num_neighbours=0), "positive integer"),
       ("negative_threads", dict(training_threads=-1), ">= 0"),
+      ("zero_target_recall", dict(target_recall=0.0), "target_recall"),
+      ("target_recall_above_one", dict(target_recall=1.5), "target_recall"),
   )
   def test_invalid_configs(self, kwargs, message):
     with self.assertRaisesRegex(ValueError, message):
@@ -231,6 +233,55 @@ class ScannIndexTest(tf.test.TestCase, parameterized.TestCase):
       indexes.BruteForceIndex().build(self.items[:10]).save(directory)
       with self.assertRaisesRegex(ValueError, "'exact' index"):
         scann_index.ScannIndex.load(directory)
+
+  def test_calibration_widens_search_to_target_recall(self):
+    # One of 40 leaves and a pool of 10 candidates miss many neighbours.
+    narrow = _tree_ah_config().with_leaves(40, search=1).with_reorder(10)
+    uncalibrated = scann_index.ScannIndex(narrow).build(self.items)
+    self.assertIsNone(uncalibrated.calibration)
+    index = scann_index.ScannIndex(narrow.with_target_recall(0.99)).build(
+        self.items)
+    calibration = index.calibration
+    self.assertLess(calibration["initial_recall"], 0.9)
+    self.assertGreaterEqual(calibration["recall"], 0.99)
+    self.assertEqual(calibration["queries"], 1000)
+    self.assertEqual(index.config.num_leaves_to_search,
+                     calibration["num_leaves_to_search"])
+    self.assertEqual(index.config.reorder_num_neighbours,
+                     calibration["reorder_num_neighbours"])
+    self.assertGreater(
+        (index.config.num_leaves_to_search, index.config.reorder_num_neighbours),
+        (1, 10))
+    # Held-out queries (not database rows) keep a recall near the target,
+    # far above the uncalibrated knobs'.
+    exact_ids, _ = self.exact.search(self.queries, 10)
+    recall = indexes.recall_against_exact(
+        index.search(self.queries, 10)[0], exact_ids)
+    before = indexes.recall_against_exact(
+        uncalibrated.search(self.queries, 10)[0], exact_ids)
+    self.assertGreaterEqual(recall, 0.98)
+    self.assertLess(before, 0.9)
+    # The TF path and a saved copy use the calibrated knobs too.
+    want_ids, want_scores = index.search(self.queries, 10)
+    tf_ids, tf_scores = index.tf_search(self.queries, 10)
+    self.assertAllEqual(tf_ids, want_ids)
+    self.assertAllClose(tf_scores, want_scores)
+    with tempfile.TemporaryDirectory() as directory:
+      index.save(directory)
+      loaded = scann_index.ScannIndex.load(directory)
+    self.assertEqual(loaded.config, index.config)
+    self.assertEqual(loaded.calibration, calibration)
+    self.assertAllEqual(loaded.search(self.queries, 10)[0], want_ids)
+
+  def test_unreachable_target_is_logged(self):
+    # AH codes of every point without reordering: no knob is left to widen,
+    # and 4-bit codes do not reach recall 1.0.
+    config = (ScannConfig(num_neighbours=10).with_ah().with_training(threads=1)
+              .with_target_recall(1.0))
+    with self.assertLogs("absl", level="WARNING") as logs:
+      index = scann_index.ScannIndex(config).build(self.items)
+    self.assertLess(index.calibration["recall"], 1.0)
+    self.assertIn("use an exact index", "\n".join(logs.output))
 
   def test_auto_config_resolved_at_build(self):
     index = scann_index.ScannIndex(default_k=7)
