@@ -470,7 +470,13 @@ def _check_resumable(config: ExperimentConfig, out_dir: str) -> None:
     return
   with tf.io.gfile.GFile(path) as f:
     stored = json.load(f)
-  # JSON turns tuples into lists: compare both through JSON.
+  # Settings added since the run started take their defaults (the run used
+  # what they name); JSON turns tuples into lists: compare both through it.
+  try:
+    stored = ExperimentConfig.from_dict(stored).to_dict()
+  except (errors.UserError, TypeError, ValueError):
+    pass  # Unknown settings: reported below as differences.
+  stored = json.loads(json.dumps(stored, default=_json_default))
   now = json.loads(json.dumps(config.to_dict(), default=_json_default))
   keys = sorted((set(stored) | set(now))
                 - {"output_dir", "epochs", "patience"})

@@ -1,5 +1,6 @@
 """End to end on real MovieLens-100k: train, select, evaluate, reload."""
 
+import dataclasses
 import json
 import os
 
@@ -9,6 +10,7 @@ import tensorflow as tf
 
 import mic_tf  # noqa: F401
 from mic_tf import cli
+from mic_tf import errors
 from mic_tf import training
 from mic_tf.data import protocol
 from mic_tf.models.config import MICConfig
@@ -157,3 +159,23 @@ def test_early_stopping_keeps_the_best_epoch_and_flags_convergence(
   capped = training.run_experiment(
       _config(tmp_path / "capped", epochs=1, patience=2), prepared, verbose=0)
   assert capped["best_epoch"] == 1 and not capped["converged"]
+
+
+class ResumeCheckTest(tf.test.TestCase):
+  """``_check_resumable``: settings added after a run started."""
+
+  def _stored(self, directory, config, drop=()):
+    stored = config.to_dict()
+    for key in drop:
+      stored.pop(key)
+    with open(os.path.join(directory, "config.json"), "w") as f:
+      json.dump(stored, f, default=list)
+
+  def test_settings_added_later_take_their_defaults(self):
+    config = training.ExperimentConfig(dataset="ml-100k")
+    directory = self.get_temp_dir()
+    self._stored(directory, config, drop=("optimizer", "strategy"))
+    training._check_resumable(config, directory)  # No error.
+    other = dataclasses.replace(config, optimizer="lazy_adam")
+    with self.assertRaisesRegex(errors.UserError, "optimizer: 'auto' there"):
+      training._check_resumable(other, directory)
