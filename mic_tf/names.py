@@ -3,6 +3,9 @@
 * MIC's contrastive terms: ``TERMS`` (user-item, user-user, item-item).
 * The retrieval channels: ``BASE_CHANNELS`` (U2I, U2U, I2I) and ``FUSED``;
   ``CHANNELS`` lists all four, in the default fusion priority order.
+* The representation spaces: ``SHARED`` (user-item, U2I), ``USER_SPACE``
+  and ``ITEM_SPACE`` (the towers' own, U2U and I2I); ``I2I_SPACES`` are the
+  spaces I2I may measure item similarity in.
 * Nearest-neighbour index kinds: ``INDEX_KINDS`` (exact, scann);
   ``INDEX_CHOICES`` adds ``"auto"`` (ScaNN sized by the pool, which is exact
   below 20k vectors; see ``mic_tf.indexes.ScannConfig.auto``).
@@ -19,6 +22,9 @@ TERMS = (UI, UU, II)
 U2I, U2U, I2I, FUSED = "u2i", "u2u", "i2i", "fused"
 BASE_CHANNELS = (U2I, U2U, I2I)
 CHANNELS = BASE_CHANNELS + (FUSED,)
+
+SHARED, USER_SPACE, ITEM_SPACE = "shared", "user", "item"
+I2I_SPACES = (ITEM_SPACE, SHARED)
 
 EXACT, SCANN, AUTO = "exact", "scann", "auto"
 INDEX_KINDS = (EXACT, SCANN)

@@ -166,7 +166,9 @@ def build_channels(assets: ChannelAssets,
                              scann_config=scann_configs.get("users"),
                              **common)
     else:
-      out[name] = I2IChannel(assets.encoder, assets.item_space,
+      similarity = (assets.item_space if config.i2i.space == names.ITEM_SPACE
+                    else assets.item_shared)
+      out[name] = I2IChannel(assets.encoder, similarity,
                              assets.item_shared, config.i2i,
                              scann_config=scann_configs.get("item_space"),
                              **common)

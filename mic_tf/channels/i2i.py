@@ -3,8 +3,9 @@
 The sources of user ``u`` are the ``M'`` most recent distinct items
 ``h_0, h_1, ..`` of its ``history`` feature (``h_0`` the latest). Each source
 retrieves its ``M`` most similar other items ``j`` from the item-space index,
-``s(h, j) = cos(y_h, y_j)`` (item-space vectors). Every retrieved item is a
-candidate:
+``s(h, j) = cos(y_h, y_j)`` (item-space vectors, as in the paper; with
+``I2IConfig.space = "shared"``, the shared user-item space's vectors
+instead). Every retrieved item is a candidate:
 
   r_p       = recency_decay ** p                 (p = 0 for the latest source)
   S(u, j)   = sum over sources h_p that retrieved j of
@@ -45,12 +46,16 @@ class I2IConfig:
     alpha: Weight of the normalised similar-item score, in ``[0, 1]``.
     gamma: Exponent sharpening item similarities (``>= 0``).
     recency_decay: ``r_p = recency_decay ** p``; 1 weighs sources equally.
+    space: Where item similarity ``s`` is measured: ``"item"`` (the item
+      tower's own space, the paper's) or ``"shared"`` (the user-item space;
+      MIC's II term does not act on it).
   """
   num_history_items: int = 20
   num_similar_items: int = 20
   alpha: float = 0.5
   gamma: float = 1.0
   recency_decay: float = 1.0
+  space: str = names.ITEM_SPACE
 
   def __post_init__(self):
     for name in ("num_history_items", "num_similar_items"):
@@ -63,6 +68,9 @@ class I2IConfig:
     if not 0.0 < self.recency_decay <= 1.0:
       raise ValueError(
           f"recency_decay must be in (0, 1], got {self.recency_decay}.")
+    if self.space not in names.I2I_SPACES:
+      raise ValueError(f"space must be one of {names.I2I_SPACES}, got "
+                       f"{self.space!r}.")
 
 
 def rank_i2i(source_items: tf.Tensor, neighbour_ids: tf.Tensor,
@@ -121,8 +129,10 @@ class I2IChannel(Channel):
 
   Args:
     encoder: The model's ``UserEncoder``.
-    item_space: ``(num_items, d_i)`` unit item-space vectors (the sources'
-      queries; row 0, padding, is never indexed).
+    item_space: ``(num_items, d)`` unit vectors whose cosine is the item
+      similarity (the item-space vectors, or the shared-space ones when
+      ``config.space`` is ``"shared"``); the sources' queries; row 0,
+      padding, is never indexed.
     item_shared: ``(num_items, d_s)`` unit shared-space item vectors.
     config: ``I2IConfig``.
     k: Items per user.

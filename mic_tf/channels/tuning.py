@@ -132,10 +132,22 @@ def _batches(users: F.EvalUsers, batch_size: int):
 def _rankings(assets: ChannelAssets, users: F.EvalUsers, channel: str,
               configs: Sequence[ChannelConfig], base: ChannelConfig, k: int,
               exclude_history: bool, batch_size: int) -> List[np.ndarray]:
-  """Each config's ranked ids: one search, one ``rank`` per config."""
+  """Each config's ranked ids: one search, one ``rank`` per config (one
+  search per I2I similarity space in the grid)."""
+  sections = [_section(c, channel) for c in configs]
+  if channel == names.I2I and any(s.space != base.i2i.space
+                                  for s in sections):
+    out = [None] * len(configs)
+    for space in dict.fromkeys(s.space for s in sections):
+      chosen = [i for i, s in enumerate(sections) if s.space == space]
+      lists = _rankings(assets, users, channel, [configs[i] for i in chosen],
+                        _with_section(base, channel, {"space": space}), k,
+                        exclude_history, batch_size)
+      for i, ids in zip(chosen, lists):
+        out[i] = ids
+    return out
   module = build_channels(assets, (channel,), k, names.EXACT, base,
                           exclude_history)[channel]
-  sections = [_section(c, channel) for c in configs]
   if channel == names.U2U:
     largest = {"num_neighbours": max(s.num_neighbours for s in sections)}
   else:

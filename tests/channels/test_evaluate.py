@@ -157,6 +157,27 @@ class EvaluateChannelsTest(tf.test.TestCase):
       channels.grid_search(self.assets, valid, "u2u", {"alpha": [1.0]},
                            metric="recall@100")
 
+  def test_i2i_similarity_space(self):
+    valid = self.prepared.valid
+    result = channels.grid_search(self.assets, valid, "i2i",
+                                  {"space": ["item", "shared"],
+                                   "alpha": [1.0]})
+    self.assertEqual([row["space"] for row in result.rows],
+                     ["item", "shared"])
+    for row in result.rows:
+      config = channels.ChannelConfig(i2i=channels.I2IConfig(
+          space=row["space"], alpha=1.0))
+      self.assertAlmostEqual(row["recall@50"],
+                             self._direct(config, "i2i", "recall@50"),
+                             places=9)
+    # The shared space's channel searches the shared-space item vectors.
+    built = channels.build_channels(
+        self.assets, ("i2i",), 50, config=channels.ChannelConfig(
+            i2i=channels.I2IConfig(space="shared")))["i2i"]
+    self.assertAllClose(built.item_space.numpy(), self.assets.item_shared)
+    with self.assertRaisesRegex(ValueError, "space must be one of"):
+      channels.I2IConfig(space="user")
+
   def test_binary(self):
     binary = _load_binary()
     config = json.dumps({"u2u": {"num_neighbours": 10}})
