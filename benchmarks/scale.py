@@ -23,13 +23,14 @@ Stages:
    epoch instead (``--eval_full_epoch``), and ``--train_steps=0`` makes
    every variant do so;
 5. channel assets: item vectors in both spaces, training users' vectors;
-6. per index kind (ScaNN with ``ScannConfig.auto``, then exact): building
-   the U2I, U2U and I2I channels (their indexes), then retrieving the top 50
-   of every test user in each channel and fusing them (quota fusion); and
-   ScaNN's recall@50 against exact search: the share of each exact
-   channel's top-50 list that the ScaNN channel's list holds;
-7. SavedModel export of the towers and the four channel servers (ScaNN
-   inside), from the channels already built.
+6. per index kind (ScaNN with ``ScannConfig.auto``, calibrated, then
+   exact): building the U2I, U2U and I2I channels (their indexes), then
+   retrieving the top 50 of every test user in each channel and fusing them
+   (quota fusion); right after the ScaNN evaluation, the SavedModel export
+   of the towers and the four channel servers (ScaNN inside) from the
+   channels just built, which are then freed before the exact run;
+7. ScaNN's recall@50 against exact search: the share of each exact
+   channel's top-50 list that the ScaNN channel's list holds.
 
 Peak RSS per stage: the kernel's high-water mark (``VmHWM``) is reset at
 each stage start through ``/proc/self/clear_refs`` (Linux); the whole-run
@@ -61,6 +62,7 @@ from mic_tf import export
 from mic_tf import metrics as metric_lib
 from mic_tf import names
 from mic_tf import pipeline
+from mic_tf import run_record
 from mic_tf import runs
 from mic_tf import training
 from mic_tf.channels.evaluate import list_recall
@@ -328,7 +330,8 @@ def _short(config) -> str:
   return ", ".join(parts)
 
 
-def _evaluate(recorder: Recorder, model, prepared: training.Prepared):
+def _evaluate(recorder: Recorder, model, prepared: training.Prepared,
+              export_servers: bool):
   k = 50
   test = prepared.test
   with recorder.stage("channel assets (item and training-user vectors)") as st:
@@ -371,8 +374,12 @@ def _evaluate(recorder: Recorder, model, prepared: training.Prepared):
       st.note = (f"{len(test.users):,} users: " + ", ".join(
           f"{c} {times[c]:.0f} s (R@50 {metrics[c]['recall@50']:.2f})"
           for c in lists))
-    if kind == "exact":
-      del built[kind]
+    if kind == "scann" and export_servers:
+      _export(recorder, model, assets, built[kind])
+    # Free each kind's channels before the next: the exact reference run
+    # must not pay for the ScaNN indexes' memory.
+    del built[kind]
+    gc.collect()
   recall = {c: list_recall(results["scann"]["lists"][c],
                            results["exact"]["lists"][c])
             for c in results["exact"]["lists"]}
@@ -384,7 +391,6 @@ def _evaluate(recorder: Recorder, model, prepared: training.Prepared):
   for kind in ("scann", "exact"):
     results[kind].pop("lists")
   recorder.extra["evaluation"] = results
-  return assets, built["scann"]
 
 
 def _export(recorder: Recorder, model, assets, channels):
@@ -466,9 +472,7 @@ def main(argv):
       gc.collect()
       tf.keras.backend.clear_session()
   if FLAGS.until in ("eval", "export"):
-    assets, channels = _evaluate(recorder, model, prepared)
-    if FLAGS.until == "export":
-      _export(recorder, model, assets, channels)
+    _evaluate(recorder, model, prepared, FLAGS.until == "export")
   total = time.perf_counter() - started
   peak = max(r.peak_gib for r in recorder.rows)
   header = (f"{FLAGS.dataset} at scale {FLAGS.scale:g} (seed {FLAGS.seed}), "
@@ -487,6 +491,8 @@ def main(argv):
       json.dump({"header": header, "rows": [dataclasses.asdict(r)
                                             for r in recorder.rows],
                  "extra": recorder.extra, "total_s": total,
+                 "code": run_record.code_version(),
+                 "hardware": run_record.hardware(),
                  "flags": {k: getattr(FLAGS, k) for k in (
                      "dataset", "scale", "seed", "maxlen", "max_item_users",
                      "batch_size", "contrastive_batch_size", "optimizer",
