@@ -44,6 +44,8 @@ flags.DEFINE_string("tune_grid", "default", "'default' (tune U2U, I2I and "
                     "{channel: {setting: [values]}} for u2u, i2i and/or "
                     "fused, e.g. '{\"u2u\": {\"alpha\": [0.3, 0.7]}}'.")
 flags.DEFINE_string("tune_metric", "recall@50", "Metric the tuning maximises.")
+flags.DEFINE_string("report_name", None, "File name of the report in "
+                    "--run_dir (default channels_<split>.json).")
 flags.mark_flag_as_required("run_dir")
 
 
@@ -63,7 +65,8 @@ def main(argv):
       FLAGS.run_dir, split=FLAGS.split, channels=FLAGS.channels,
       index=FLAGS.index,
       channel_config=channels.load_channel_config(FLAGS.channel_config),
-      tune_grids=tune_grids(FLAGS.tune_grid), tune_metric=FLAGS.tune_metric)
+      tune_grids=tune_grids(FLAGS.tune_grid), tune_metric=FLAGS.tune_metric,
+      report_name=FLAGS.report_name)
   tuning = report.get("tuning", {})
   for channel, tuned in tuning.get("channels", {}).items():
     print(f"{channel} tuned on valid users: {tuned['best_params']} "

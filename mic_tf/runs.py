@@ -48,7 +48,8 @@ def evaluate_run(run_dir: str, split: str = "test",
                  channel_config: Optional[channel_lib.ChannelConfig] = None,
                  tune_grids: Optional[Mapping[str, Mapping[str, Any]]] = None,
                  tune_metric: str = "recall@50", prepared=None,
-                 write: bool = True) -> Dict[str, Any]:
+                 write: bool = True,
+                 report_name: Optional[str] = None) -> Dict[str, Any]:
   """Evaluates the channels of a finished run (``experiments/train.py``).
 
   Args:
@@ -64,6 +65,8 @@ def evaluate_run(run_dir: str, split: str = "test",
     tune_metric: Metric the tuning maximises.
     prepared: The run's prepared data, if already loaded.
     write: Write ``<run_dir>/channels_<split>.json``.
+    report_name: Another file name for it (inside ``run_dir``), e.g. to
+      keep the reports of two channel settings side by side.
 
   Returns:
     The report (module docstring).
@@ -78,6 +81,10 @@ def evaluate_run(run_dir: str, split: str = "test",
     raise ValueError(f"index must be one of {INDEX_CHOICES}, got {index!r}.")
   channels = check_channels(channels)
   config = channel_config or channel_lib.ChannelConfig()
+  name = report_name or f"channels_{split}.json"
+  if os.path.basename(name) != name or not name.endswith(".json"):
+    raise ValueError(f"report_name must be a file name ending in .json, "
+                     f"got {name!r}.")
   run_config, prepared, model = training.load_run(run_dir, prepared)
   assets = channel_lib.ChannelAssets(model, prepared.tables,
                                      prepared.dataset)
@@ -105,7 +112,7 @@ def evaluate_run(run_dir: str, split: str = "test",
   report["channel_config"] = config.to_dict()
   report["num_users"] = int(len(users.users))
   if write:
-    path = os.path.join(run_dir, f"channels_{split}.json")
+    path = os.path.join(run_dir, name)
     with open(path + ".tmp", "w") as f:
       json.dump(report, f, indent=1)
     os.replace(path + ".tmp", path)

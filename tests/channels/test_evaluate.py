@@ -206,6 +206,15 @@ class EvaluateChannelsTest(tf.test.TestCase):
     self.assertIn("fused", table)
     self.assertIn("recall@50", table)
 
+  def test_report_name(self):
+    report = runs.evaluate_run(self.run_dir, "valid", ("u2i",), "exact",
+                               report_name="channels_valid_other.json")
+    with open(os.path.join(self.run_dir, "channels_valid_other.json")) as f:
+      self.assertEqual(json.load(f)["results"], report["results"])
+    with self.assertRaisesRegex(ValueError, "file name ending in .json"):
+      runs.evaluate_run(self.run_dir, "valid", ("u2i",), "exact",
+                        report_name="../x.json")
+
   def test_bad_arguments(self):
     with self.assertRaisesRegex(ValueError, "split"):
       runs.evaluate_run(self.run_dir, split="train")
