@@ -22,6 +22,7 @@ from absl import flags
 
 from mic_tf import cli
 from mic_tf import grid
+from mic_tf import training
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("groups", [], "LABEL=GLOB of run directories.")
@@ -43,7 +44,7 @@ def load_run_info(run_dir: str) -> dict:
   return {"seed": metrics["seed"], "best_epoch": metrics["best_epoch"],
           "max_epochs": metrics["config"]["epochs"],
           "epochs_run": metrics.get("epochs_run", len(metrics["history"])),
-          "train_seconds": metrics["train_seconds"]}
+          "train_seconds": training.whole_train_seconds(metrics)}
 
 
 def main(argv):

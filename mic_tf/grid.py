@@ -121,7 +121,7 @@ def run_grid(base: training.ExperimentConfig, towers: Sequence[str],
                      "epochs_run": result.get("epochs_run"),
                      "max_epochs": config.epochs,
                      "converged": result.get("converged"),
-                     "train_seconds": result["train_seconds"],
+                     "train_seconds": training.whole_train_seconds(result),
                      "wall_seconds": time.perf_counter() - start})
         logging.info("%s seed %d test %s", rows[-1]["label"], seed,
                      result["test"])
@@ -222,9 +222,16 @@ def summary_table(rows: Sequence[Dict[str, Any]], split: str = "test",
     line = [label, str(len(cells))] + vals + [_epochs_text(cells),
                                               _not_converged_text(cells)]
     if with_time:
-      line.append(f"{np.mean([c['train_seconds'] for c in cells]):.0f}")
+      line.append(_seconds_text([c["train_seconds"] for c in cells]))
     lines.append("| " + " | ".join(line) + " |")
   return "\n".join(lines)
+
+
+def _seconds_text(seconds: Sequence[Optional[float]]) -> str:
+  """Mean seconds; "?" when some run's time is unknown (resumed)."""
+  if not seconds or any(s is None for s in seconds):
+    return "?"
+  return f"{np.mean(seconds):.0f}"
 
 
 def cells_table(rows: Sequence[Dict[str, Any]],
@@ -244,7 +251,7 @@ def cells_table(rows: Sequence[Dict[str, Any]],
         c["label"], str(c.get("seed", "?")), str(c.get("best_epoch", "?")),
         str(c.get("max_epochs", "?")), str(c.get("epochs_run", "?")),
         {True: "yes", False: "NOT CONVERGED", None: "?"}[ok],
-        f"{c['train_seconds']:.0f}", f"{c['valid'][metric]:.2f}",
+        _seconds_text([c["train_seconds"]]), f"{c['valid'][metric]:.2f}",
         f"{c['test'][metric]:.2f}"]) + " |")
   return "\n".join(lines)
 
@@ -358,10 +365,8 @@ def channel_summary_table(groups: Dict[str, Sequence[Dict[str, Any]]],
                       if "scann_recall@50" in cells[0] else "-")
         if has_runs:
           runs = [r.get("run", {}) for r in kept]
-          seconds = [run["train_seconds"] for run in runs
-                     if "train_seconds" in run]
           line += [_epochs_text(runs), _not_converged_text(runs),
-                   f"{np.mean(seconds):.0f}" if seconds else "?"]
+                   _seconds_text([run.get("train_seconds") for run in runs])]
         lines.append("| " + " | ".join(line) + " |")
   return "\n".join(lines)
 

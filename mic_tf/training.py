@@ -26,7 +26,7 @@ import dataclasses
 import json
 import os
 import time
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from absl import logging
 import numpy as np
@@ -301,11 +301,19 @@ class EvaluationCallback(tf.keras.callbacks.Callback):
     return (self.patience is not None and self.best_epoch > 0 and
             self.epochs_without_improvement >= self.patience)
 
+  def on_epoch_begin(self, epoch, logs=None):
+    self._epoch_start = time.perf_counter()
+
   def on_epoch_end(self, epoch, logs=None):
     metrics = evaluate_u2i(self.model, self.users, self.cutoffs,
                            self.exclude_history, self.batch_size)
     self.history = [h for h in self.history if h["epoch"] != epoch + 1]
-    self.history.append({"epoch": epoch + 1, **metrics})
+    # Wall seconds of the epoch (training and this validation): they
+    # survive a resume, so a resumed run still reports its whole time.
+    seconds = time.perf_counter() - getattr(self, "_epoch_start",
+                                            time.perf_counter())
+    self.history.append({"epoch": epoch + 1, **metrics,
+                         HISTORY_SECONDS: seconds})
     if logs is not None:
       logs.update({f"val_{k}": v for k, v in metrics.items()})
     logging.info("epoch %d valid %s", epoch + 1, _fmt(metrics))
@@ -337,6 +345,25 @@ class EvaluationCallback(tf.keras.callbacks.Callback):
         self.checkpoint_path + ".index"):
       tf.train.Checkpoint(model=self.model).read(
           self.checkpoint_path).assert_existing_objects_matched()
+
+
+#: Key of an epoch's wall seconds in ``history`` entries.
+HISTORY_SECONDS = "seconds"
+
+
+def whole_train_seconds(results: Mapping[str, Any]) -> Optional[float]:
+  """Training wall seconds of a whole run, resumed or not.
+
+  The sum of every epoch's seconds when recorded; else this process's fit
+  time, unless the run was resumed (its earlier epochs' time is unknown:
+  None).
+  """
+  total = results.get("train_seconds_all_epochs")
+  if total is not None:
+    return float(total)
+  if results.get("resumed"):
+    return None
+  return results.get("train_seconds")
 
 
 def _fmt(metrics: Dict[str, float]) -> str:
@@ -427,6 +454,7 @@ def run_experiment(config: ExperimentConfig,
           if evaluate_test else None)
   valid = next(h for h in evaluator.history
                if h["epoch"] == evaluator.best_epoch)
+  epoch_seconds = [h.get(HISTORY_SECONDS) for h in evaluator.history]
   epochs_run = max(h["epoch"] for h in evaluator.history)
   results = {
       "dataset": config.dataset, "tower": config.tower,
@@ -439,9 +467,16 @@ def run_experiment(config: ExperimentConfig,
       # converged in the early-stopping sense. A best epoch equal to the
       # last allowed one means training was cut while still improving.
       "converged": evaluator.best_epoch < config.epochs,
-      "valid": {k: v for k, v in valid.items() if k != "epoch"},
+      "valid": {k: v for k, v in valid.items()
+                if k not in ("epoch", HISTORY_SECONDS)},
       "test": test, "history": evaluator.history,
+      # This process's fit; with ``resumed``, earlier epochs ran before.
       "train_seconds": train_seconds,
+      "resumed": resume,
+      # Every epoch's seconds, resumed or not (None if an epoch predates
+      # their recording).
+      "train_seconds_all_epochs": (
+          None if None in epoch_seconds else float(sum(epoch_seconds))),
       "num_test_users": int(len(prepared.test.users)),
       "num_valid_users": int(len(prepared.valid.users)),
       "config": config.to_dict(),

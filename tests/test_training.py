@@ -133,6 +133,19 @@ def test_crashed_run_resumes_and_keeps_its_best_epoch(prepared, tmp_path):
   assert counter.epochs == [1, 2]  # 0-based: epoch 1 was not trained again
   assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
   assert resumed["history"][0] == before[0]
+  # The time of every epoch is kept, those before the crash included.
+  assert resumed["resumed"]
+  seconds = [h["seconds"] for h in resumed["history"]]
+  assert all(x > 0 for x in seconds)
+  assert resumed["train_seconds_all_epochs"] == pytest.approx(sum(seconds))
+  assert resumed["train_seconds_all_epochs"] > seconds[0]
+  assert training.whole_train_seconds(resumed) == pytest.approx(sum(seconds))
+  assert "seconds" not in resumed["valid"]
+  # A resumed run of an older version, without per-epoch seconds: unknown.
+  assert training.whole_train_seconds(
+      {"resumed": True, "train_seconds": 5.0,
+       "train_seconds_all_epochs": None}) is None
+  assert training.whole_train_seconds({"train_seconds": 5.0}) == 5.0
 
 
 def test_rerun_in_a_finished_directory_starts_fresh(prepared, tmp_path):
