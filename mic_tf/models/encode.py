@@ -8,6 +8,7 @@ One ``tf.function`` per (model, space) is built on first use and reused by
 every later call, so evaluating after each epoch does not retrace.
 """
 
+import functools
 from typing import Any, Callable, Dict, Mapping, Tuple
 import weakref
 
@@ -29,29 +30,32 @@ def _check(space, allowed):
     raise ValueError(f"space must be one of {allowed}, got {space!r}.")
 
 
+def _encode_user(model_ref, space: str, batch):
+  model = model_ref()
+  if space == "shared":
+    return model.user_query(batch)
+  rep = model.user_space_summary(model.user_representation(batch))
+  return tf.math.l2_normalize(rep, axis=-1)
+
+
+def _encode_item(model_ref, space: str, ids):
+  model = model_ref()
+  if space == "shared":
+    return model.item_candidate(ids)
+  return tf.math.l2_normalize(model.item_representation(ids), axis=-1)
+
+
 def _user_function(model_ref, space: str) -> Callable:
-
-  @tf.function(reduce_retracing=True)
-  def run(batch):
-    model = model_ref()
-    if space == "shared":
-      return model.user_query(batch)
-    rep = model.user_space_summary(model.user_representation(batch))
-    return tf.math.l2_normalize(rep, axis=-1)
-
-  return run
+  # A partial per model: TF's retracing warning counts traces per Python
+  # function, and a process that loads many models (tables, figures) traces
+  # each model's function once, legitimately.
+  return tf.function(functools.partial(_encode_user, model_ref, space),
+                     reduce_retracing=True)
 
 
 def _item_function(model_ref, space: str) -> Callable:
-
-  @tf.function(reduce_retracing=True)
-  def run(ids):
-    model = model_ref()
-    if space == "shared":
-      return model.item_candidate(ids)
-    return tf.math.l2_normalize(model.item_representation(ids), axis=-1)
-
-  return run
+  return tf.function(functools.partial(_encode_item, model_ref, space),
+                     reduce_retracing=True)
 
 
 def encoder(model, side: str, space: str) -> Callable:

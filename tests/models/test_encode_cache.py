@@ -54,3 +54,14 @@ def test_functions_follow_the_weights_and_go_with_the_model():
   assert len(encode._FUNCTIONS) == count - 1  # pylint: disable=protected-access
   del users
   tf.keras.backend.clear_session()
+
+
+def test_many_models_in_one_process_do_not_warn_of_retracing(caplog):
+  # A table or figure over many runs loads one model per run: each traces
+  # its own functions once, which is no retracing to warn about.
+  models = [_model() for _ in range(7)]
+  with caplog.at_level("WARNING"):
+    for model, users in models:
+      encode.encode_users(model, users.features, "shared", batch_size=4)
+      encode.encode_items(model, "item", batch_size=7)
+  assert not [r for r in caplog.records if "retracing" in r.getMessage()]
