@@ -51,24 +51,20 @@ def _chunked_top_k(queries: tf.Tensor, table: tf.Tensor,
   """
   count = tf.shape(queries)[0]
 
-  def whole():
-    top = exact_top_k(queries, table, k)
+  def one_block(block):
+    top = exact_top_k(block, table, k)
     return top.values, top.indices
 
   def blocks():
     num_blocks = (count + rows - 1) // rows
     padded = tf.pad(queries, [[0, num_blocks * rows - count], [0, 0]])
     values, indices = tf.map_fn(
-        whole_block, tf.reshape(padded, [num_blocks, rows, -1]),
+        one_block, tf.reshape(padded, [num_blocks, rows, -1]),
         fn_output_signature=(tf.float32, tf.int32), parallel_iterations=1)
     return (tf.reshape(values, [num_blocks * rows, -1])[:count],
             tf.reshape(indices, [num_blocks * rows, -1])[:count])
 
-  def whole_block(block):
-    top = exact_top_k(block, table, k)
-    return top.values, top.indices
-
-  return tf.cond(count <= rows, whole, blocks)
+  return tf.cond(count <= rows, lambda: one_block(queries), blocks)
 
 
 class BruteForceIndex(base.Index):
