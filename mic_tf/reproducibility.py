@@ -29,7 +29,7 @@ what still differs (other TensorFlow builds or versions, GPUs).
 """
 
 import os
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from mic_tf import _env
 from mic_tf import errors
@@ -66,14 +66,19 @@ def enable_determinism() -> None:
   tf.config.experimental.enable_op_determinism()
 
 
+def op_determinism_enabled() -> Optional[bool]:
+  """Whether TensorFlow's op determinism is on (None: cannot tell)."""
+  try:
+    from tensorflow.python.framework import config as tf_config  # pylint: disable=g-import-not-at-top
+    return bool(tf_config.is_op_determinism_enabled())
+  except (ImportError, AttributeError):  # another TensorFlow version
+    return None
+
+
 def describe() -> Dict[str, Any]:
   """The settings that decide whether numbers repeat (for run records)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  try:
-    from tensorflow.python.framework import config as tf_config  # pylint: disable=g-import-not-at-top
-    op_determinism = bool(tf_config.is_op_determinism_enabled())
-  except (ImportError, AttributeError):  # another TensorFlow version
-    op_determinism = None
+  op_determinism = op_determinism_enabled()
   isa = os.environ.get("ONEDNN_MAX_CPU_ISA")
   return {
       "deterministic_mode": bool(op_determinism) and (

@@ -1,11 +1,17 @@
 """The tf.data training pipeline: shapes, values and determinism."""
 
+import os
+import pathlib
+import subprocess
+import sys
+
 import numpy as np
 import tensorflow as tf
 
 import mic_tf  # noqa: F401
 from mic_tf import features as F
 from mic_tf import pipeline
+from mic_tf import reproducibility
 from mic_tf.testing.synthetic import synthetic_dataset
 
 
@@ -84,6 +90,34 @@ class IndexShufflePipelineTest(PipelineTest):
           F.training_positions(self.ds))
       self.assertEqual(len(pairs), n)
       self.assertEqual(pairs, reference)
+
+
+_AUTOTUNE_PROBE = """
+import mic_tf
+from mic_tf import features as F, pipeline, reproducibility
+from mic_tf.testing.synthetic import synthetic_dataset
+reproducibility.enable_determinism()
+ds = synthetic_dataset(num_users=20, num_items=10, length=5, seed=1)
+d = pipeline.training_dataset(F.build_feature_tables(ds, maxlen=4), ds, 4)
+print("autotune", d.options().autotune.enabled)
+"""
+
+
+def test_deterministic_mode_turns_tf_data_autotuning_off():
+  # Under op determinism every epoch's iterator teardown waited for the
+  # autotuning thread (10-30 s an epoch on ML-1M); off, it does not.
+  root = pathlib.Path(__file__).resolve().parents[1]
+  env = dict(os.environ, PYTHONPATH=str(root))
+  env[reproducibility.DETERMINISTIC_ENV] = "1"
+  done = subprocess.run([sys.executable, "-c", _AUTOTUNE_PROBE], env=env,
+                        capture_output=True, text=True, timeout=300,
+                        check=False)
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert "autotune False" in done.stdout, done.stdout
+  # Without determinism tf.data keeps autotuning.
+  ds = synthetic_dataset(num_users=20, num_items=10, length=5, seed=1)
+  d = pipeline.training_dataset(F.build_feature_tables(ds, maxlen=4), ds, 4)
+  assert d.options().autotune.enabled is not False
 
 
 if __name__ == "__main__":

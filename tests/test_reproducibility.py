@@ -86,7 +86,7 @@ def test_record_hashes_files_the_user_names(tmp_path):
 def _main_job_flags():
   """The flags experiments/run_main.sh passes to experiments/train.py."""
   script = (_ROOT / "experiments" / "run_main.sh").read_text()
-  command = script[script.index("exec "):]
+  command = script[script.index(".venv/bin/python experiments/train.py"):]
   command = command[:command.index('"$@"')]
   return [f for f in re.findall(r"--[a-z_]+=[^\s\"\\]+|--[a-z_]+(?=\s)",
                                 command)

@@ -45,13 +45,36 @@ def known_positives(user_ids: Optional[tf.Tensor],
     mask = tf.logical_or(mask, tf.equal(users[:, tf.newaxis],
                                         users[tf.newaxis, :]))
   if histories is not None:
-    hist = tf.cast(histories, tf.int64)
-    hist = tf.where(tf.equal(hist, padding_id), tf.constant(-1, tf.int64),
-                    hist)
-    # (B, 1, L) == (1, B, 1) -> (B, B, L); B x B x L booleans (20 MB at
-    # B = 1024, L = 20), negligible next to the tower passes.
-    in_history = tf.reduce_any(
-        tf.equal(hist[:, tf.newaxis, :], items[tf.newaxis, :, tf.newaxis]),
-        axis=-1)
-    mask = tf.logical_or(mask, in_history)
+    mask = tf.logical_or(mask, _in_history(items, histories, padding_id))
   return mask
+
+
+def _in_history(items: tf.Tensor, histories: tf.Tensor,
+                padding_id: int) -> tf.Tensor:
+  """(B, B) bool: ``[i, j]`` True when ``items[j]`` is in row i's history.
+
+  Comparing every history entry with every target is B x B x L work (21M
+  comparisons at B = 1024, L = 20: a sixth of a DSSM training step on a
+  2-core CPU). Instead each history entry is looked up among the batch's
+  distinct targets (a binary search), the hits are scattered into a
+  (B, distinct targets) table, and its columns are read per target.
+  """
+  batch = tf.shape(items)[0]
+  hist = tf.cast(histories, tf.int64)
+  targets, target_slot = tf.unique(items)  # (U,), (B,)
+  order = tf.argsort(targets)
+  sorted_targets = tf.gather(targets, order)
+  num_targets = tf.shape(targets)[0]
+  flat = tf.reshape(hist, [1, -1])
+  at = tf.searchsorted(sorted_targets[tf.newaxis], flat, side="left")[0]
+  at = tf.minimum(at, num_targets - 1)
+  flat = flat[0]
+  hit = tf.logical_and(tf.equal(tf.gather(sorted_targets, at), flat),
+                       tf.not_equal(flat, padding_id))
+  length = tf.shape(hist)[1]
+  rows = tf.repeat(tf.range(batch), length)
+  where = tf.stack([tf.boolean_mask(rows, hit),
+                    tf.boolean_mask(tf.gather(order, at), hit)], axis=1)
+  holds = tf.scatter_nd(where, tf.ones(tf.shape(where)[:1], tf.int32),
+                        tf.stack([batch, num_targets])) > 0
+  return tf.gather(holds, target_slot, axis=1)
