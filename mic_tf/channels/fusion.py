@@ -270,24 +270,12 @@ def fuse_scores(ids: Sequence[tf.Tensor], scores: Sequence[tf.Tensor],
     raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got "
                      f"{normalization!r}.")
   total = float(sum(weights))
-  batch = tf.shape(ids[0])[0]
-  all_rows, all_items, all_values = [], [], []
+  values = []
   for channel_ids, channel_scores, w in zip(ids, scores, weights):
-    channel_ids = tf.cast(channel_ids, tf.int64)
-    norm = _normalize(channel_ids, tf.cast(channel_scores, tf.float32),
-                      normalization) * (w / total)
-    width = tf.shape(channel_ids)[1]
-    all_rows.append(tf.repeat(tf.range(tf.cast(batch, tf.int64)), width))
-    all_items.append(tf.reshape(channel_ids, [-1]))
-    all_values.append(tf.reshape(norm, [-1]))
-  rows = tf.concat(all_rows, 0)
-  items = tf.concat(all_items, 0)
-  values = tf.concat(all_values, 0)
-  keep = items > 0
-  rows, items, values = ranking.aggregate(
-      tf.boolean_mask(rows, keep), tf.boolean_mask(items, keep),
-      tf.boolean_mask(values, keep), reduce="sum")
-  return ranking.top_k_per_row(rows, items, values, batch, k)
+    values.append(_normalize(tf.cast(channel_ids, tf.int64),
+                             tf.cast(channel_scores, tf.float32),
+                             normalization) * (w / total))
+  return _sum_and_cut(ids, values, k)
 
 
 def fuse_rrf(ids: Sequence[tf.Tensor], weights: Sequence[float], k: int,
@@ -304,20 +292,31 @@ def fuse_rrf(ids: Sequence[tf.Tensor], weights: Sequence[float], k: int,
     ``(ids, scores)``, ``(B, k)``.
   """
   total = float(sum(weights))
-  batch = tf.shape(ids[0])[0]
-  all_rows, all_items, all_values = [], [], []
+  values = []
   for channel_ids, w in zip(ids, weights):
-    channel_ids = tf.cast(channel_ids, tf.int64)
-    width = tf.shape(channel_ids)[1]
-    position = tf.cast(tf.range(width), tf.float32)
+    position = tf.cast(tf.range(tf.shape(channel_ids)[1]), tf.float32)
     value = (w / total) / (rrf_k + position + 1.0)
-    all_rows.append(tf.repeat(tf.range(tf.cast(batch, tf.int64)), width))
-    all_items.append(tf.reshape(channel_ids, [-1]))
-    all_values.append(tf.reshape(
-        tf.broadcast_to(value[tf.newaxis], tf.shape(channel_ids)), [-1]))
-  rows = tf.concat(all_rows, 0)
-  items = tf.concat(all_items, 0)
-  values = tf.concat(all_values, 0)
+    values.append(tf.broadcast_to(value[tf.newaxis], tf.shape(channel_ids)))
+  return _sum_and_cut(ids, values, k)
+
+
+def _sum_and_cut(ids: Sequence[tf.Tensor], values: Sequence[tf.Tensor],
+                 k: int) -> Tuple[tf.Tensor, tf.Tensor]:
+  """Sums each item's per-channel values per row; the ``k`` best per row.
+
+  Args:
+    ids: One ``(B, L_c)`` id tensor per channel; ``<= 0`` padding.
+    values: The matching ``(B, L_c)`` float32 values.
+    k: Length of the fused list.
+  """
+  batch = tf.shape(ids[0])[0]
+  rows, items = [], []
+  for channel_ids in ids:
+    width = tf.shape(channel_ids)[1]
+    rows.append(tf.repeat(tf.range(tf.cast(batch, tf.int64)), width))
+    items.append(tf.reshape(tf.cast(channel_ids, tf.int64), [-1]))
+  rows, items = tf.concat(rows, 0), tf.concat(items, 0)
+  values = tf.concat([tf.reshape(v, [-1]) for v in values], 0)
   keep = items > 0
   rows, items, values = ranking.aggregate(
       tf.boolean_mask(rows, keep), tf.boolean_mask(items, keep),

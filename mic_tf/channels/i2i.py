@@ -114,14 +114,10 @@ def rank_i2i(source_items: tf.Tensor, neighbour_ids: tf.Tensor,
   users = tf.broadcast_to(
       tf.range(tf.cast(batch, tf.int64))[:, tf.newaxis, tf.newaxis],
       tf.shape(ids, out_type=tf.int64))
-  users, items, values = ranking.keep_pairs(
+  return ranking.rank_weighted_pairs(
       tf.boolean_mask(users, valid), tf.boolean_mask(ids, valid),
-      tf.boolean_mask(weights, valid), exclude)
-  users, items, total = ranking.aggregate(users, items, values, reduce="sum")
-  collaborative = ranking.normalize_by_row_max(users, total, batch)
-  cosine = ranking.interest_cosine(users, items, user_queries, item_table)
-  scores = ranking.blend(collaborative, cosine, alpha)
-  return ranking.top_k_per_row(users, items, scores, batch, k)
+      tf.boolean_mask(weights, valid), exclude, user_queries, item_table,
+      alpha, batch, k)
 
 
 class I2IChannel(Channel):

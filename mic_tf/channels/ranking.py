@@ -222,6 +222,39 @@ def top_k_per_row(rows: tf.Tensor, items: tf.Tensor, scores: tf.Tensor,
   return pad_to_k(top_ids, top.values, k)
 
 
+def rank_weighted_pairs(rows: tf.Tensor, items: tf.Tensor, weights: tf.Tensor,
+                        exclude: tf.Tensor, user_queries: tf.Tensor,
+                        item_table: tf.Tensor, alpha: tf.Tensor,
+                        num_rows: tf.Tensor, k: int
+                        ) -> Tuple[tf.Tensor, tf.Tensor]:
+  """How U2U and I2I rank their collaborative candidates.
+
+  Drops padding and excluded pairs, sums each row's weights per item,
+  divides by the row's largest sum, blends that with the interest cosine
+  (``alpha`` on the collaborative part) and keeps the ``k`` best items.
+
+  Args:
+    rows: ``(P,)`` int64 row (user position in the batch) of every pair.
+    items: ``(P,)`` int64 item of every pair.
+    weights: ``(P,)`` float32 weight of every pair.
+    exclude: ``(B, E)`` excluded items, ``0``-padded.
+    user_queries: The users' shared-space queries (``interest_cosine``).
+    item_table: ``(num_items, d)`` unit shared-space item vectors.
+    alpha: Weight of the collaborative score.
+    num_rows: Number of rows ``B``.
+    k: Items per row.
+
+  Returns:
+    ``(ids, scores)`` of shape ``(B, k)`` (``top_k_per_row``).
+  """
+  rows, items, values = keep_pairs(rows, items, weights, exclude)
+  rows, items, total = aggregate(rows, items, values, reduce="sum")
+  collaborative = normalize_by_row_max(rows, total, num_rows)
+  cosine = interest_cosine(rows, items, user_queries, item_table)
+  return top_k_per_row(rows, items, blend(collaborative, cosine, alpha),
+                       num_rows, k)
+
+
 def last_distinct_items(history: tf.Tensor, m: int) -> tf.Tensor:
   """The ``m`` most recent distinct items of padded histories.
 

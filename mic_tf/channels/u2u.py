@@ -130,13 +130,9 @@ def rank_u2u(neighbour_rows: tf.Tensor, neighbour_sims: tf.Tensor,
   picked = tf.gather(histories, tf.gather(rows_flat, slot))
   pair_slot = tf.gather(slot, picked.value_rowids())
   users = pair_slot // tf.cast(width, tf.int64)
-  users, items, values = ranking.keep_pairs(
-      users, picked.flat_values, tf.gather(weights, pair_slot), exclude)
-  users, items, total = ranking.aggregate(users, items, values, reduce="sum")
-  collaborative = ranking.normalize_by_row_max(users, total, batch)
-  cosine = ranking.interest_cosine(users, items, user_queries, item_table)
-  scores = ranking.blend(collaborative, cosine, alpha)
-  return ranking.top_k_per_row(users, items, scores, batch, k)
+  return ranking.rank_weighted_pairs(
+      users, picked.flat_values, tf.gather(weights, pair_slot), exclude,
+      user_queries, item_table, alpha, batch, k)
 
 
 class U2UChannel(Channel):
