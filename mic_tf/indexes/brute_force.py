@@ -39,6 +39,44 @@ def exact_top_k(queries: tf.Tensor, table: tf.Tensor,
   return tf.math.top_k(scores, k=k, sorted=True)
 
 
+def exact_top_k_streamed(queries: np.ndarray, database: np.ndarray, k: int,
+                         block_rows: int = 65536) -> np.ndarray:
+  """`exact_top_k` row ids over a database read in blocks of rows, numpy out.
+
+  For a few thousand queries against a database too large to copy (ScaNN's
+  calibration at millions of rows): each block of `block_rows` database
+  rows is scored with `exact_top_k` and its best `k` merged into the
+  running best, so no copy of the database and no (queries, n) score matrix
+  is ever held. Ties go to the lower row, as in `exact_top_k`.
+
+  Args:
+    queries: float32 `(q, d)`.
+    database: `(n, d)`; read one block at a time (a float32 array is never
+      copied whole).
+    k: Rows per query, `1 <= k <= n`.
+    block_rows: Database rows per block.
+
+  Returns:
+    int64 `(q, k)` row ids, best first.
+  """
+  n = len(database)
+  if not 1 <= k <= n:
+    raise ValueError(f"k must be in [1, {n}], got {k}.")
+  queries = tf.constant(np.asarray(queries, np.float32))
+  best_scores = np.zeros((queries.shape[0], 0), np.float32)
+  best_rows = np.zeros((queries.shape[0], 0), np.int64)
+  for lo in range(0, n, block_rows):
+    block = np.asarray(database[lo:lo + block_rows], np.float32)
+    top = exact_top_k(queries, tf.constant(block), min(k, len(block)))
+    scores = np.concatenate([best_scores, top.values.numpy()], axis=1)
+    rows = np.concatenate([best_rows, top.indices.numpy() + lo], axis=1)
+    # Best score first, lower row first among equal scores.
+    order = np.lexsort((rows, -scores), axis=1)[:, :k]
+    best_scores = np.take_along_axis(scores, order, axis=1)
+    best_rows = np.take_along_axis(rows, order, axis=1)
+  return best_rows
+
+
 def _chunked_top_k(queries: tf.Tensor, table: tf.Tensor,
                    k: Union[int, tf.Tensor],
                    rows: int) -> Tuple[tf.Tensor, tf.Tensor]:

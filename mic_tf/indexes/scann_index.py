@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from mic_tf.indexes import base
-from mic_tf.indexes.brute_force import BruteForceIndex
+from mic_tf.indexes.brute_force import exact_top_k_streamed
 from mic_tf.indexes.config import ScannConfig
 
 #: Database vectors searched as queries by `ScannIndex.calibrate`.
@@ -209,9 +209,10 @@ class ScannIndex(base.Index):
     rows = np.sort(np.random.default_rng(seed).choice(
         n, size=min(num_queries, n), replace=False))
     queries = np.asarray(embeddings, np.float32)[rows]
-    exact = BruteForceIndex().build(embeddings)
-    truth, _ = exact.search(queries, k + 1)
-    truth = _without_self(truth, rows, k)
+    # Streams the database in blocks: no second copy of millions of rows.
+    truth = _without_self(
+        exact_top_k_streamed(queries, base.validate_embeddings(embeddings),
+                             k + 1), rows, k)
 
     def recall(num_leaves, num_candidates):
       found, _ = self._pybind.searcher.search_batched(

@@ -193,3 +193,16 @@ class RecallAgainstExactTest(tf.test.TestCase):
 
 if __name__ == "__main__":
   tf.test.main()
+
+
+def test_streamed_top_k_equals_one_matmul_with_ties_to_the_lower_row():
+  rng = np.random.default_rng(3)
+  database = rng.normal(size=(103, 8)).astype(np.float32)
+  database[50] = database[7]  # an exact tie: row 7 must come first
+  queries = np.concatenate([database[[7]], rng.normal(size=(9, 8))])
+  queries = queries.astype(np.float32)
+  reference = brute_force.exact_top_k(queries, database, 12).indices.numpy()
+  for block_rows in (1, 10, 64, 103, 500):
+    got = brute_force.exact_top_k_streamed(queries, database, 12, block_rows)
+    np.testing.assert_array_equal(got, reference)
+  assert list(got[0][:2]) == [7, 50]
