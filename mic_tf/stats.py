@@ -32,7 +32,10 @@ def mean_std(values: Sequence[float]) -> Tuple[float, float]:
 
 
 def format_mean_std(values: Sequence[float], digits: int = 2) -> str:
+  """``"mean ± std"``; a single value has no spread and prints alone."""
   mean, sd = mean_std(values)
+  if len(values) == 1:
+    return f"{mean:.{digits}f}"
   return f"{mean:.{digits}f} ± {sd:.{digits}f}"
 
 

@@ -76,7 +76,7 @@ def test_summary_table_of_old_rows_marks_unknown_limit():
   rows = [{"label": "A", "test": {"recall@20": 1.0}, "train_seconds": 2.0,
            "best_epoch": 2, "seed": 0}]
   table = grid.summary_table(rows, metrics=("recall@20",))
-  assert "| A | 1 | 1.00 ± nan | 2 / ? | ? | 2 |" in table
+  assert "| A | 1 | 1.00 | 2 / ? | ? | 2 |" in table
 
 
 def test_paired_table():

@@ -70,3 +70,8 @@ def test_is_converged():
   assert stats.is_converged(2, None) is None
   with pytest.raises(ValueError, match="outside 1 .. 3"):
     stats.is_converged(4, 3)
+
+
+def test_one_value_shows_no_spread():
+  assert stats.format_mean_std([24.189]) == "24.19"
+  assert stats.format_mean_std([1.0, 2.0, 3.0]) == "2.00 ± 1.00"
