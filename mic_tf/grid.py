@@ -271,8 +271,11 @@ def _paired_header(metric: str) -> List[str]:
 
 def _paired_cells(c: stats.PairedComparison) -> List[str]:
   yes_no = {True: "yes", False: "no", None: "n/a"}
-  sd = "nan" if math.isnan(c.std) else f"{c.std:.2f}"
-  return [f"{c.mean:+.2f} ± {sd}", f"{c.pooled_std:.2f}",
+  # One pair has no spread: the difference alone, no criteria.
+  delta = (f"{c.mean:+.2f}" if math.isnan(c.std)
+           else f"{c.mean:+.2f} ± {c.std:.2f}")
+  pooled = "n/a" if math.isnan(c.pooled_std) else f"{c.pooled_std:.2f}"
+  return [delta, pooled,
           "n/a" if math.isnan(c.p_value) else f"{c.p_value:.3g}",
           yes_no[c.beyond_2_pooled_std], yes_no[c.p_significant], c.verdict]
 

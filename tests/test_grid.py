@@ -4,6 +4,7 @@ import pytest
 
 import mic_tf  # noqa: F401
 from mic_tf import grid
+from mic_tf import stats
 
 
 def test_parse_variant():
@@ -128,3 +129,9 @@ def test_channel_tables_with_runs():
   del groups["MIC"][0]["run"]["seed"]
   with pytest.raises(ValueError, match="no run seed"):
     grid.channel_paired_table(groups, "DSSM")
+
+
+def test_one_pair_shows_the_difference_and_no_criteria():
+  c = stats.paired_comparison({0: 24.5}, {0: 24.0})
+  assert grid._paired_cells(c) == ["+0.50", "n/a", "n/a", "n/a", "n/a",
+                                   "n/a (1 seed)"]
