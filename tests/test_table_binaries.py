@@ -55,3 +55,41 @@ def test_grid_table_and_channels_table(tmp_path):
   assert "| 4, 2, 2 / 4 | 1/3: s0 | 7 |" in out
   assert "| exact | u2i | MIC | DSSM | 0, 1, 2 | 1/3: s0; 1/3: s0 | " \
          "+2.00 ± 1.00 |" in out
+
+
+def _tables_plan(tmp_path, **env):
+  return subprocess.run(
+      ["bash", str(_ROOT / "experiments" / "run_tables.sh")],
+      env=dict(os.environ, DRY_RUN="1", MIC_TF_TABLES_DIR=str(tmp_path),
+               **env), capture_output=True, text=True, timeout=60,
+      check=False)
+
+
+def test_run_tables_plans_every_cell_of_a_seed_and_skips_evaluated_ones(
+    tmp_path):
+  done = _tables_plan(tmp_path, SEEDS="0")
+  assert done.returncode == 0, done.stderr
+  lines = done.stdout.splitlines()
+  trains = [l for l in lines if "experiments/ablation.py" in l]
+  # Table 2: 4 towers x (base, MIC); Table 3: 6 term subsets; mining: 1.
+  assert len(trains) == 15
+  assert len([l for l in lines if "experiments/evaluate.py" in l]) == 15
+  mic = [l for l in trains if "--variants=base" not in l]
+  assert all("--mic_preset=tuned" in l for l in mic) and len(mic) == 11
+  assert any("--towers=comirec_sa --variants=all --seeds=0" in l
+             for l in trains)
+  assert any("--variants=all+nn" in l for l in trains)
+  # A cell whose channels are evaluated is not evaluated again.
+  run = tmp_path / "table_dssm" / "dssm_base_s0"
+  run.mkdir(parents=True)
+  (run / "channels_test.json").write_text("{}")
+  again = _tables_plan(tmp_path, SEEDS="0", TABLES="towers").stdout
+  assert f"--run_dir={run} " not in again
+  assert len([l for l in again.splitlines() if "evaluate.py" in l]) == 7
+
+
+def test_run_tables_refuses_an_unknown_table(tmp_path):
+  done = _tables_plan(tmp_path, TABLES="towers tabel3")
+  assert done.returncode == 2
+  assert "unknown table 'tabel3'" in done.stderr
+  assert done.stdout == ""

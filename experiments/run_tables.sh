@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Trains and evaluates every cell of the README's converged ML-1M tables, one
+# cell at a time, seed by seed, so that each finished seed completes a row
+# across all tables before the next seed starts:
+#
+#   Table 2  DSSM, YouTubeDNN, ComiRec-DR, ComiRec-SA, each base and +MIC
+#   Table 3  DSSM with each subset of the terms (UI, UU, II, pairs)
+#   Mining   DSSM+MIC with nearest-neighbour mining (all+nn)
+#
+# Every cell: early stopping on valid Recall@50 (patience 3, at most 40
+# epochs), MIC cells with the tuned preset, then the four channels of the
+# test users (exact, alpha chosen on valid users) into the run directory.
+# Finished cells are kept, an interrupted one resumes from its backup: run it
+# again after an interruption. Tables: experiments/channels_table.py (see the
+# README). One cell takes 15-60 min on a 2-core CPU; all 80, days.
+#
+#   bash experiments/run_tables.sh            # everything, seeds 0-4
+#   SEEDS="0" TABLES="towers" bash experiments/run_tables.sh
+#   DRY_RUN=1 bash experiments/run_tables.sh  # print the commands only
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PY="${PYTHON_BIN:-$ROOT/.venv/bin/python}"
+OUT="${MIC_TF_TABLES_DIR:-runs}"
+SEEDS="${SEEDS:-0 1 2 3 4}"
+TABLES="${TABLES:-towers table3 mining}"
+COMMON=(--dataset=ml-1m --epochs=40 --patience=3 --verbose=2)
+GRID='{"u2u": {"alpha": [0.0, 0.5, 1.0]}, "i2i": {"alpha": [0.0, 0.5, 1.0]}}'
+
+run() {
+  if [ -n "${DRY_RUN:-}" ]; then echo "$*"; else "$@"; fi
+}
+
+cell() {  # output dir, tower, variant, seed
+  local out=$1 tower=$2 variant=$3 seed=$4 preset=()
+  [ "$variant" != base ] && preset=(--mic_preset=tuned)
+  run "$PY" experiments/ablation.py "${COMMON[@]}" "${preset[@]}" \
+    --towers="$tower" --variants="$variant" --seeds="$seed" \
+    --output_dir="$out"
+  local dir="$out/${tower}_${variant}_s${seed}"
+  if [ ! -f "$dir/channels_test.json" ]; then
+    run "$PY" experiments/evaluate.py --run_dir="$dir" --split=test \
+      --index=exact --tune_grid="$GRID"
+  fi
+}
+
+for table in $TABLES; do
+  case $table in
+    towers|table3|mining) ;;
+    *) echo "run_tables.sh: unknown table '$table' in TABLES; use towers," \
+            "table3 or mining." >&2; exit 2 ;;
+  esac
+done
+
+for seed in $SEEDS; do
+  for table in $TABLES; do
+    case $table in
+      towers)
+        cell "$OUT/table_dssm" dssm base "$seed"
+        cell "$OUT/table_dssm_mic" dssm all "$seed"
+        for tower in youtube_dnn comirec_dr comirec_sa; do
+          cell "$OUT/table_towers" "$tower" base "$seed"
+          cell "$OUT/table_towers_mic" "$tower" all "$seed"
+        done ;;
+      table3)
+        for variant in ui uu ii ui+uu ui+ii uu+ii; do
+          cell "$OUT/table3" dssm "$variant" "$seed"
+        done ;;
+      mining)
+        cell "$OUT/table_mining" dssm all+nn "$seed" ;;
+    esac
+  done
+done
