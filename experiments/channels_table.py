@@ -29,6 +29,9 @@ flags.DEFINE_multi_string("groups", [], "LABEL=GLOB of run directories.")
 flags.DEFINE_enum("split", "test", ["test", "valid"], "Which report.")
 flags.DEFINE_string("base", None, "Label of the group the others are "
                     "compared with (paired by seed).")
+flags.DEFINE_string("compact", None, "Print one table of this metric only "
+                    "(a row per group, a column per channel; exact index) "
+                    "instead of every metric.")
 flags.DEFINE_list("paired_metrics", ["recall@50"],
                   "Metrics of the paired comparison.")
 
@@ -67,7 +70,10 @@ def main(argv):
     if not reports:
       raise FileNotFoundError(f"No run directory matches {pattern!r}.")
     groups[label] = reports
-  print(grid.channel_summary_table(groups))
+  if FLAGS.compact:
+    print(grid.channel_metric_table(groups, FLAGS.compact))
+  else:
+    print(grid.channel_summary_table(groups))
   print()
   print(grid.EPOCH_LEGEND)
   if FLAGS.base:

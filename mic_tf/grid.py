@@ -374,6 +374,43 @@ def channel_summary_table(groups: Dict[str, Sequence[Dict[str, Any]]],
   return "\n".join(lines)
 
 
+def channel_metric_table(groups: Dict[str, Sequence[Dict[str, Any]]],
+                         metric: str = "recall@50",
+                         index: str = "exact") -> str:
+  """One metric of every channel side by side: a row per group.
+
+  Args:
+    groups: As ``channel_summary_table``.
+    metric: The metric shown (mean ± std over seeds).
+    index: The index whose results are shown.
+
+  Returns:
+    A Markdown table: model, seeds, one column per channel, and the epoch,
+    convergence and training time columns when the reports carry runs.
+  """
+  channels = _channels_of(groups, index)
+  has_runs = any("run" in r for rs in groups.values() for r in rs)
+  header = ["model", "seeds"] + [f"{c} {metric}" for c in channels]
+  if has_runs:
+    header += ["epoch sel / max", "not converged", "train s/run"]
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  for label, reports in groups.items():
+    kept = [r for r in reports if index in r["results"]]
+    if not kept:
+      continue
+    line = [label, str(len(kept))]
+    for channel in channels:
+      values = [r["results"][index][channel][metric] for r in kept
+                if channel in r["results"][index]]
+      line.append(_mean_std(values) if values else "-")
+    if has_runs:
+      runs = [r.get("run", {}) for r in kept]
+      line += [_epochs_text(runs), _not_converged_text(runs),
+               _seconds_text([run.get("train_seconds") for run in runs])]
+    lines.append("| " + " | ".join(line) + " |")
+  return "\n".join(lines)
+
+
 def _channels_of(groups, index) -> List[str]:
   return [c for c in names.CHANNELS
           if any(c in r["results"].get(index, {})

@@ -135,3 +135,15 @@ def test_one_pair_shows_the_difference_and_no_criteria():
   c = stats.paired_comparison({0: 24.5}, {0: 24.0})
   assert grid._paired_cells(c) == ["+0.50", "n/a", "n/a", "n/a", "n/a",
                                    "n/a (1 seed)"]
+
+
+def test_channel_metric_table_puts_channels_side_by_side():
+  groups = {"DSSM": [_report(r, s) for s, r in enumerate((10.0, 12.0, 11.0))],
+            "UI": [_report(9.0, 0)]}
+  del groups["UI"][0]["results"]["exact"]["u2u"]
+  table = grid.channel_metric_table(groups, "recall@50").splitlines()
+  assert table[0] == ("| model | seeds | u2i recall@50 | u2u recall@50 | "
+                      "epoch sel / max | not converged | train s/run |")
+  assert table[2] == ("| DSSM | 3 | 11.00 ± 1.00 | 11.00 ± 1.00 | "
+                      "3, 3, 3 / 5 | 0/3 | 50 |")
+  assert table[3] == "| UI | 1 | 9.00 | - | 3 / 5 | 0/1 | 50 |"
