@@ -367,9 +367,7 @@ def channel_summary_table(groups: Dict[str, Sequence[Dict[str, Any]]],
           line.append(_mean_std([c["scann_recall@50"] for c in cells])
                       if "scann_recall@50" in cells[0] else "-")
         if has_runs:
-          runs = [r.get("run", {}) for r in kept]
-          line += [_epochs_text(runs), _not_converged_text(runs),
-                   _seconds_text([run.get("train_seconds") for run in runs])]
+          line += _run_columns(kept)
         lines.append("| " + " | ".join(line) + " |")
   return "\n".join(lines)
 
@@ -404,11 +402,16 @@ def channel_metric_table(groups: Dict[str, Sequence[Dict[str, Any]]],
                 if channel in r["results"][index]]
       line.append(_mean_std(values) if values else "-")
     if has_runs:
-      runs = [r.get("run", {}) for r in kept]
-      line += [_epochs_text(runs), _not_converged_text(runs),
-               _seconds_text([run.get("train_seconds") for run in runs])]
+      line += _run_columns(kept)
     lines.append("| " + " | ".join(line) + " |")
   return "\n".join(lines)
+
+
+def _run_columns(reports: Sequence[Dict[str, Any]]) -> List[str]:
+  """Epoch, convergence and training-time cells of reports with runs."""
+  runs = [r.get("run", {}) for r in reports]
+  return [_epochs_text(runs), _not_converged_text(runs),
+          _seconds_text([run.get("train_seconds") for run in runs])]
 
 
 def _channels_of(groups, index) -> List[str]:
