@@ -37,17 +37,22 @@ flags.DEFINE_list("paired_metrics", ["recall@50"],
 
 
 def load_run_info(run_dir: str) -> dict:
-  """Seed, selected epoch, most epochs allowed and training time of a run."""
+  """Seed, selected epoch, most epochs allowed, training time and the
+  selected epoch's valid Recall@50 of a run."""
   path = os.path.join(run_dir, "metrics.json")
   if not os.path.exists(path):
     raise FileNotFoundError(f"{path} is missing: {run_dir!r} is not a "
                             "finished run of experiments/train.py.")
   with open(path) as f:
     metrics = json.load(f)
-  return {"seed": metrics["seed"], "best_epoch": metrics["best_epoch"],
+  info = {"seed": metrics["seed"], "best_epoch": metrics["best_epoch"],
           "max_epochs": metrics["config"]["epochs"],
           "epochs_run": metrics.get("epochs_run", len(metrics["history"])),
           "train_seconds": training.whole_train_seconds(metrics)}
+  valid = metrics.get("valid", {}).get("recall@50")
+  if valid is not None:
+    info[grid.VALID_KEY] = valid
+  return info
 
 
 def main(argv):

@@ -372,6 +372,11 @@ def channel_summary_table(groups: Dict[str, Sequence[Dict[str, Any]]],
   return "\n".join(lines)
 
 
+# The validation score a run's selected epoch reached: the key under which
+# experiments/channels_table.py puts it in a report's "run" entry.
+VALID_KEY = "valid_recall@50"
+
+
 def channel_metric_table(groups: Dict[str, Sequence[Dict[str, Any]]],
                          metric: str = "recall@50",
                          index: str = "exact") -> str:
@@ -385,10 +390,17 @@ def channel_metric_table(groups: Dict[str, Sequence[Dict[str, Any]]],
   Returns:
     A Markdown table: model, seeds, one column per channel, and the epoch,
     convergence and training time columns when the reports carry runs.
+    When the runs carry their ``valid_recall@50`` (the selected epoch's
+    score on validation users, which early stopping and variant selection
+    read), a column shows it before the epoch columns.
   """
   channels = _channels_of(groups, index)
   has_runs = any("run" in r for rs in groups.values() for r in rs)
+  has_valid = any(VALID_KEY in r.get("run", {}) for rs in groups.values()
+                  for r in rs)
   header = ["model", "seeds"] + [f"{c} {metric}" for c in channels]
+  if has_valid:
+    header.append("valid recall@50 (selection)")
   if has_runs:
     header += ["epoch sel / max", "not converged", "train s/run"]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -401,6 +413,9 @@ def channel_metric_table(groups: Dict[str, Sequence[Dict[str, Any]]],
       values = [r["results"][index][channel][metric] for r in kept
                 if channel in r["results"][index]]
       line.append(_mean_std(values) if values else "-")
+    if has_valid:
+      valid = [r.get("run", {}).get(VALID_KEY) for r in kept]
+      line.append("?" if None in valid else _mean_std(valid))
     if has_runs:
       line += _run_columns(kept)
     lines.append("| " + " | ".join(line) + " |")

@@ -147,3 +147,17 @@ def test_channel_metric_table_puts_channels_side_by_side():
   assert table[2] == ("| DSSM | 3 | 11.00 ± 1.00 | 11.00 ± 1.00 | "
                       "3, 3, 3 / 5 | 0/3 | 50 |")
   assert table[3] == "| UI | 1 | 9.00 | - | 3 / 5 | 0/1 | 50 |"
+
+
+def test_channel_metric_table_shows_the_validation_score_that_selected():
+  groups = {"DSSM": [_report(r, s) for s, r in enumerate((10.0, 12.0))],
+            "UI": [_report(9.0, 0)]}
+  for report, valid in zip(groups["DSSM"], (20.0, 22.0)):
+    report["run"][grid.VALID_KEY] = valid
+  table = grid.channel_metric_table(groups, "recall@50").splitlines()
+  assert table[0] == ("| model | seeds | u2i recall@50 | u2u recall@50 | "
+                      "valid recall@50 (selection) | epoch sel / max | "
+                      "not converged | train s/run |")
+  assert table[2] == ("| DSSM | 2 | 11.00 ± 1.41 | 11.00 ± 1.41 | "
+                      "21.00 ± 1.41 | 3, 3 / 5 | 0/2 | 50 |")
+  assert table[3] == "| UI | 1 | 9.00 | 9.00 | ? | 3 / 5 | 0/1 | 50 |"

@@ -35,7 +35,7 @@ def test_grid_table_and_channels_table(tmp_path):
       (run / "metrics.json").write_text(json.dumps(
           {"seed": seed, "best_epoch": 2 if seed else 4,
            "config": {"epochs": 4}, "history": [{}] * 4,
-           "train_seconds": 7.0}))
+           "train_seconds": 7.0, "valid": {"recall@50": recall + 10}}))
       (run / "channels_test.json").write_text(json.dumps(
           {"results": {"exact": {"u2i": metrics}}}))
   grid_json = tmp_path / "grid.json"
@@ -55,6 +55,10 @@ def test_grid_table_and_channels_table(tmp_path):
   assert "| 4, 2, 2 / 4 | 1/3: s0 | 7 |" in out
   assert "| exact | u2i | MIC | DSSM | 0, 1, 2 | 1/3: s0; 1/3: s0 | " \
          "+2.00 ± 1.00 |" in out
+
+  out = _run("channels_table.py", "--compact=recall@50",
+             f"--groups=DSSM={tmp_path}/dssm_base_s*")
+  assert "| DSSM | 3 | 11.00 ± 1.00 | 21.00 ± 1.00 | 4, 2, 2 / 4 |" in out
 
 
 def _tables_plan(tmp_path, **env):
