@@ -1,0 +1,61 @@
+r"""Learning curves: valid Recall@50 epoch by epoch, per seed and per group.
+
+Reads each run's per-epoch history (a run directory or a committed copy of its
+metrics.json) and writes one PNG plus, on stdout, a Markdown table of the mean
+over seeds per epoch. E.g. the DSSM rows of the README:
+
+  python experiments/learning_curves.py \
+      --groups='DSSM=docs/results/converged/dssm_base_s[0-4].json' \
+      --groups='DSSM+MIC=docs/results/converged/dssm_all_s[0-4].json' \
+      --output=docs/curves/dssm_ml1m.png
+
+Logic: mic_tf/analysis/learning_curves.py.
+"""
+
+import json
+import os
+
+from absl import app
+from absl import flags
+
+import mic_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TF loads Keras)
+from mic_tf import cli
+from mic_tf.analysis import learning_curves
+
+FLAGS = flags.FLAGS
+flags.DEFINE_multi_string("groups", [], "LABEL=GLOB[,GLOB...] of run "
+                          "directories or metrics.json files.")
+flags.DEFINE_string("metric", "recall@50", "Validation metric plotted.")
+flags.DEFINE_string("output", None, "PNG path; its .json twin gets every "
+                    "curve.", required=True)
+flags.DEFINE_string("title", "", "Plot title.")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  if not FLAGS.groups:
+    raise app.UsageError("Pass --groups=LABEL=GLOB (one per group).")
+  specs = {}
+  for spec in FLAGS.groups:
+    label, sep, patterns = spec.partition("=")
+    if not sep or not label or not patterns:
+      raise app.UsageError(f"--groups needs LABEL=GLOB, got {spec!r}.")
+    specs[label] = patterns.split(",")
+  groups = learning_curves.load_groups(specs, FLAGS.metric)
+  path = learning_curves.plot(groups, FLAGS.output, FLAGS.metric, FLAGS.title)
+  with open(os.path.splitext(path)[0] + ".json", "w") as f:
+    json.dump({"metric": FLAGS.metric, "split": "valid",
+               "groups": {label: [{"source": c.source, "seed": c.seed,
+                                   "epochs": c.epochs, "values": c.values,
+                                   "best_epoch": c.best_epoch,
+                                   "max_epochs": c.max_epochs}
+                                  for c in curves]
+                          for label, curves in groups.items()}},
+              f, indent=1)
+  print(learning_curves.curves_table(groups, FLAGS.metric))
+  print(f"\nWrote {path}")
+
+
+if __name__ == "__main__":
+  cli.run(main)
