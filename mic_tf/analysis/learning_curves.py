@@ -147,6 +147,7 @@ def plot(groups: Mapping[str, Sequence[Curve]], path: str,
     import matplotlib  # pylint: disable=import-outside-toplevel
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt  # pylint: disable=import-outside-toplevel
+    from matplotlib.ticker import MaxNLocator  # pylint: disable=import-outside-toplevel
   except ImportError as e:
     raise ImportError("Plotting needs matplotlib: pip install "
                       "'mic-tf[experiments]'.") from e
@@ -165,6 +166,7 @@ def plot(groups: Mapping[str, Sequence[Curve]], path: str,
             linewidth=2.2, label=f"{label} ({len(curves)} seeds; mean while "
             "all run)")
   ax.set_xlabel("epoch")
+  ax.xaxis.set_major_locator(MaxNLocator(integer=True))
   ax.set_ylabel(f"valid {metric} (%)")
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8, loc="lower right")
