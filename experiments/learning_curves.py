@@ -1,8 +1,8 @@
 r"""Learning curves: valid Recall@50 epoch by epoch, per seed and per group.
 
 Reads each run's per-epoch history (a run directory or a committed copy of its
-metrics.json) and writes one PNG plus, on stdout, a Markdown table of the mean
-over seeds per epoch. E.g. the DSSM rows of the README:
+metrics.json) and writes one PNG, the curves as JSON and a Markdown table of
+the mean over seeds per epoch (also printed). E.g. the DSSM rows of the README:
 
   python experiments/learning_curves.py \
       --groups='DSSM=docs/results/converged/dssm_base_s[0-4].json' \
@@ -27,7 +27,7 @@ flags.DEFINE_multi_string("groups", [], "LABEL=GLOB[,GLOB...] of run "
                           "directories or metrics.json files.")
 flags.DEFINE_string("metric", "recall@50", "Validation metric plotted.")
 flags.DEFINE_string("output", None, "PNG path; its .json twin gets every "
-                    "curve.", required=True)
+                    "curve, its .md twin the per-epoch table.", required=True)
 flags.DEFINE_string("title", "", "Plot title.")
 
 
@@ -53,7 +53,10 @@ def main(argv):
                                   for c in curves]
                           for label, curves in groups.items()}},
               f, indent=1)
-  print(learning_curves.curves_table(groups, FLAGS.metric))
+  table = learning_curves.curves_table(groups, FLAGS.metric)
+  with open(os.path.splitext(path)[0] + ".md", "w") as f:
+    f.write(table + "\n")
+  print(table)
   print(f"\nWrote {path}")
 
 

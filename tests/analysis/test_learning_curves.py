@@ -81,5 +81,6 @@ def test_binary_writes_the_png_and_the_curves(tmp_path):
   assert done.returncode == 0, done.stderr[-3000:]
   assert "| 2 | 12.00 * | 13.00 * |" in done.stdout
   assert out.stat().st_size > 1000
+  assert "| 2 | 12.00 * | 13.00 * |" in out.with_suffix(".md").read_text()
   saved = json.loads(out.with_suffix(".json").read_text())
   assert saved["groups"]["MIC"][0]["values"] == [11.0, 13.0, 12.5]
