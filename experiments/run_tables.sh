@@ -17,6 +17,10 @@
 #   bash experiments/run_tables.sh            # everything, seeds 0-4
 #   SEEDS="0" TABLES="towers" bash experiments/run_tables.sh
 #   DRY_RUN=1 bash experiments/run_tables.sh  # print the commands only
+#   EXTRA_FLAGS="--patience=5 --init_order=towers_first" \
+#     MIC_TF_TABLES_DIR=runs/rerun bash experiments/run_tables.sh
+#                         # other training flags for every cell (a new
+#                         # directory: finished cells refuse other settings)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -25,6 +29,7 @@ OUT="${MIC_TF_TABLES_DIR:-runs}"
 SEEDS="${SEEDS:-0 1 2 3 4}"
 TABLES="${TABLES:-towers table3 mining}"
 COMMON=(--dataset=ml-1m --epochs=40 --patience=3 --verbose=2)
+read -r -a EXTRA <<< "${EXTRA_FLAGS:-}"
 GRID='{"u2u": {"alpha": [0.0, 0.5, 1.0]}, "i2i": {"alpha": [0.0, 0.5, 1.0]}}'
 
 run() {
@@ -36,7 +41,7 @@ cell() {  # output dir, tower, variant, seed
   [ "$variant" != base ] && preset=(--mic_preset=tuned)
   run "$PY" experiments/ablation.py "${COMMON[@]}" "${preset[@]}" \
     --towers="$tower" --variants="$variant" --seeds="$seed" \
-    --output_dir="$out"
+    --output_dir="$out" ${EXTRA[@]+"${EXTRA[@]}"}
   local dir="$out/${tower}_${variant}_s${seed}"
   if [ ! -f "$dir/channels_test.json" ]; then
     run "$PY" experiments/evaluate.py --run_dir="$dir" --split=test \

@@ -75,7 +75,8 @@ def build_model(data: training.Prepared, tower: str = "dssm",
     seed: Seeds TensorFlow, NumPy and Python before the weights are made.
     **settings: Other ``ExperimentConfig`` fields: ``embedding_dim``,
       ``output_dim``, ``hidden_units``, ``dropout``, ``learning_rate``,
-      ``tower_kwargs``.
+      ``tower_kwargs``, ``init_order`` (``"towers_first"``: the same initial
+      tower weights for every objective at one seed).
 
   Returns:
     The model, compiled with Adam; train it with ``model.fit``.
@@ -87,7 +88,9 @@ def build_model(data: training.Prepared, tower: str = "dssm",
       seed=seed, **settings)
   tf.keras.utils.set_random_seed(seed)
   model = training.build_model(config, data.tables, data.dataset)
-  training.build_variables(model, data.tables)
+  training.build_variables(
+      model, data.tables,
+      towers_first=config.init_order == "towers_first")
   return model
 
 

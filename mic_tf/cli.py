@@ -174,6 +174,11 @@ def define_training_flags() -> None:
                        "epochs without a new best valid Recall@50 and keep "
                        "the best epoch; 0 trains every epoch.",
                        lower_bound=0)
+  flags.DEFINE_enum("init_order", "lazy", list(training.INIT_ORDERS),
+                    "towers_first: create the towers and heads before the "
+                    "objective draws anything, so the base model and MIC "
+                    "start from the same weights at one seed (paired "
+                    "comparisons); lazy: as before.")
   flags.DEFINE_integer("batch_size", 1024, "Batch size.", lower_bound=2)
   flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.",
                      lower_bound=0.0)
@@ -438,7 +443,7 @@ def experiment_config_from_flags(f) -> training.ExperimentConfig:
       maxlen=f.maxlen, examples_per_epoch=f.examples_per_epoch,
       steps_per_epoch=f.steps_per_epoch,
       use_user_id=f.use_user_id, max_item_users=f.max_item_users,
-      seed=f.seed, output_dir=f.output_dir,
+      seed=f.seed, init_order=f.init_order, output_dir=f.output_dir,
       exclude_history=f.exclude_history, mic=mic_config_from_flags(f),
       mining=mining_config_from_flags(f), tower_kwargs=tower_kwargs)
 

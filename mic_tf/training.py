@@ -50,6 +50,10 @@ from mic_tf.models.mined import build_mined_model
 from mic_tf.towers import registry as tower_registry
 
 
+# ExperimentConfig.init_order values.
+INIT_ORDERS = ("lazy", "towers_first")
+
+
 @dataclasses.dataclass
 class ExperimentConfig:
   """Everything one training run needs.
@@ -87,6 +91,13 @@ class ExperimentConfig:
     use_user_id: Give the user tower a user-id field.
     max_item_users: Size of each item's bag of training users (0: off).
     seed: Seed of initialisation, shuffling and perturbation.
+    init_order: When the model's variables are created. ``"lazy"``: by the
+      first training-mode loss, after whatever the objective draws first
+      (MIC's perturbations), so the base model and MIC start from different
+      tower weights at one seed. ``"towers_first"``: the towers and
+      projection heads are created first, by an inference pass that draws
+      nothing else, so every objective at one seed starts from the same
+      tower and head weights (tighter seed-paired comparisons).
     data_seed: Seed of data-side sampling (which training users fill an
       item's user bag). Kept apart from ``seed`` so that every seed of a
       grid trains on the same features, and ``load_run`` rebuilds them.
@@ -120,6 +131,7 @@ class ExperimentConfig:
   use_user_id: bool = False
   max_item_users: int = 50
   seed: int = 0
+  init_order: str = "lazy"
   data_seed: int = 0
   output_dir: Optional[str] = None
   cutoffs: Tuple[int, ...] = (20, 50)
@@ -138,6 +150,9 @@ class ExperimentConfig:
     if self.steps_per_epoch is not None and self.steps_per_epoch <= 0:
       raise ValueError(f"steps_per_epoch must be positive (or None for full "
                        f"passes), got {self.steps_per_epoch}.")
+    if self.init_order not in INIT_ORDERS:
+      raise ValueError(f"init_order must be one of {INIT_ORDERS}, got "
+                       f"{self.init_order!r}.")
     if self.patience is not None and self.patience <= 0:
       raise ValueError(f"patience must be positive (or None to train every "
                        f"epoch), got {self.patience}.")
@@ -426,7 +441,8 @@ def run_experiment(config: ExperimentConfig,
     train_ds = train_ds.repeat()
   with strategy.scope():
     model = build_model(config, tables, prepared.dataset)
-    build_variables(model, tables)
+    build_variables(model, tables,
+                    towers_first=config.init_order == "towers_first")
 
   ckpt = os.path.join(out_dir, "checkpoints", "best") if out_dir else None
   evaluator = EvaluationCallback(prepared.valid, config.cutoffs,
@@ -561,10 +577,19 @@ def _json_default(o):
   raise TypeError(f"Not JSON serialisable: {type(o)}")
 
 
-def build_variables(model: MICModel, tables: F.FeatureTables) -> None:
+def build_variables(model: MICModel, tables: F.FeatureTables,
+                    towers_first: bool = False) -> None:
   """Creates every variable of a model by running one tiny batch.
 
   Call it inside ``strategy.scope()`` when the model was built there.
+
+  Args:
+    model: The model.
+    tables: Its feature tables.
+    towers_first: Create the towers and projection heads first, with an
+      inference pass (no perturbation, no dropout), so that their initial
+      weights depend on the seed only and not on the objective
+      (``ExperimentConfig.init_order="towers_first"``).
   """
   users = np.nonzero(tables.train_user_mask)[0][:2]
   feats = tables.user_features(
@@ -572,6 +597,9 @@ def build_variables(model: MICModel, tables: F.FeatureTables) -> None:
   batch = {k: tf.constant(v) for k, v in feats.items()}
   batch[F.ITEM_ID] = tf.constant([1, 1], tf.int32)
   batch[F.USER_KEY] = tf.constant(users.astype(np.int32))
+  if towers_first:
+    model.user_query(batch)
+    model.item_candidate(batch[F.ITEM_ID])
   strategy = tf.distribute.get_strategy()
   if tf.distribute.has_strategy():  # inside strategy.scope(): per replica
     strategy.run(lambda b: model.compute_loss(b, training=True),

@@ -41,6 +41,9 @@ def test_defaults_give_the_paper_settings(parse):
   assert (c.embedding_dim, c.dropout) == (128, 0.2)
   assert c.mic.terms == () and not c.mining.enabled
   assert c.mic.temperature == 0.1
+  assert c.init_order == "lazy"
+  assert cli.experiment_config_from_flags(
+      parse("--init_order=towers_first")).init_order == "towers_first"
 
 
 def test_mic_and_mining_flags(parse):

@@ -97,3 +97,13 @@ def test_run_tables_refuses_an_unknown_table(tmp_path):
   assert done.returncode == 2
   assert "unknown table 'tabel3'" in done.stderr
   assert done.stdout == ""
+
+
+def test_run_tables_passes_extra_flags_to_every_training_command(tmp_path):
+  done = _tables_plan(tmp_path, SEEDS="0", TABLES="mining",
+                      EXTRA_FLAGS="--patience=5 --init_order=towers_first")
+  assert done.returncode == 0, done.stderr
+  trains = [l for l in done.stdout.splitlines()
+            if "experiments/ablation.py" in l]
+  assert len(trains) == 1
+  assert trains[0].endswith("--patience=5 --init_order=towers_first")

@@ -192,3 +192,35 @@ class ResumeCheckTest(tf.test.TestCase):
     other = dataclasses.replace(config, optimizer="lazy_adam")
     with self.assertRaisesRegex(errors.UserError, "optimizer: 'auto' there"):
       training._check_resumable(other, directory)
+
+
+def _tower_weights(model):
+  return [v.numpy() for part in (model.user_tower, model.item_tower,
+                                 model.user_projection, model.item_projection)
+          for v in part.trainable_variables]
+
+
+@pytest.mark.parametrize("init_order", ["lazy", "towers_first"])
+def test_towers_first_gives_base_and_mic_the_same_initial_weights(
+    prepared, tmp_path, init_order):
+  weights = {}
+  for name, mic in (("base", MICConfig.base(projection_dim=32)),
+                    ("mic", MICConfig.tuned(projection_dim=32))):
+    config = _config(tmp_path, mic=mic, init_order=init_order)
+    tf.keras.utils.set_random_seed(config.seed)
+    model = training.build_model(config, prepared.tables)
+    training.build_variables(model, prepared.tables,
+                             towers_first=init_order == "towers_first")
+    weights[name] = _tower_weights(model)
+  same = [np.array_equal(a, b) for a, b in zip(weights["base"],
+                                               weights["mic"])]
+  assert len(same) == len(weights["mic"]) > 0
+  if init_order == "towers_first":
+    assert all(same)
+  else:  # MIC's perturbations draw first: this is why the option exists.
+    assert not all(same)
+
+
+def test_init_order_is_checked():
+  with pytest.raises(ValueError, match="init_order must be one of"):
+    training.ExperimentConfig(init_order="eager")
