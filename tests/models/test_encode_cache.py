@@ -48,7 +48,9 @@ def test_functions_follow_the_weights_and_go_with_the_model():
   model.set_weights([w * 2.0 + 0.1 for w in model.get_weights()])
   after = encode.encode_items(model, "item")
   assert not np.allclose(before, after)
+  gc.collect()  # models of earlier tests that are already unreachable go now
   count = len(encode._FUNCTIONS)  # pylint: disable=protected-access
+  assert model in encode._FUNCTIONS  # pylint: disable=protected-access
   del model
   gc.collect()
   assert len(encode._FUNCTIONS) == count - 1  # pylint: disable=protected-access
