@@ -195,6 +195,14 @@ CASES = {
     "table group matching nothing": (
         "channels_table", lambda t, c: [f"--groups=A={t}/none*"],
         "No run directory matches"),
+    "curve group without a label": (
+        "learning_curves", lambda t, c: ["--groups=runs/*",
+                                         f"--output={t}/c.png"],
+        "--groups needs LABEL=GLOB"),
+    "curve group matching nothing": (
+        "learning_curves", lambda t, c: [f"--groups=A={t}/none*",
+                                         f"--output={t}/c.png"],
+        "No run directory or metrics file matches"),
 }
 
 
