@@ -12,7 +12,7 @@ import dataclasses
 import glob
 import json
 import os
-from typing import Dict, List, Mapping, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -25,7 +25,7 @@ class Curve:
   epochs: List[int]
   values: List[float]
   best_epoch: int
-  max_epochs: int
+  max_epochs: Optional[int]  # None when the file does not record it
 
 
 def load(path: str, metric: str = "recall@50") -> Curve:
@@ -61,7 +61,7 @@ def load(path: str, metric: str = "recall@50") -> Curve:
                        for i, h in enumerate(history)],
                values=[float(h[metric]) for h in history],
                best_epoch=int(metrics["best_epoch"]),
-               max_epochs=int(max_epochs) if max_epochs else -1)
+               max_epochs=int(max_epochs) if max_epochs else None)
 
 
 def load_groups(specs: Mapping[str, Sequence[str]],
