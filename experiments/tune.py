@@ -7,7 +7,11 @@ Example (the search behind MICConfig.tuned(); DSSM + MIC on MovieLens-1M):
       --study_dir=runs/tune_mic
 
 Every trial selects its epoch on validation Recall@50 and is written to
-<study_dir>/trials/NNN.json; an interrupted search resumes. The test users
+<study_dir>/trials/NNN.json; an interrupted search resumes. With
+--rescore_top=K the K best completed trials are trained again on
+--rescore_seeds (rescore/NNN.json) and the trial with the best mean valid
+Recall@50 over its seeds is selected: one seed's valid score moves by about
+half a point, so a single-seed ranking partly ranks noise. The test users
 are evaluated once, after the search, for the selected trial
 (<study_dir>/best.json). Logic: mic_tf.tuning.
 """
@@ -34,6 +38,12 @@ flags.DEFINE_integer("tune_seed", 0, "Seed of the sampler.")
 flags.DEFINE_integer("startup_trials", 4, "Random trials before TPE and "
                      "before pruning starts.", lower_bound=1)
 flags.DEFINE_enum("space", "mic", sorted(tuning.SPACES), "Search space.")
+flags.DEFINE_integer("rescore_top", 0, "After the search, train this many "
+                     "of the best completed trials again on --rescore_seeds "
+                     "and select on the mean over seeds (0: select on the "
+                     "search seed alone).", lower_bound=0)
+flags.DEFINE_list("rescore_seeds", ["1", "2"], "Extra training seeds for "
+                  "--rescore_top (the search itself trains on --seed).")
 flags.DEFINE_bool("evaluate_best", True, "After the search, evaluate the "
                   "test users once with the selected trial.")
 
@@ -49,9 +59,22 @@ def main(argv):
                      "--mic_terms (e.g. ui,uu,ii).")
   tuning.run_study(base, space, FLAGS.study_dir, FLAGS.num_trials,
                    seed=FLAGS.tune_seed, startup_trials=FLAGS.startup_trials)
+  if FLAGS.rescore_top:
+    try:
+      seeds = [int(s) for s in FLAGS.rescore_seeds]
+    except ValueError as e:
+      raise app.UsageError(f"--rescore_seeds={','.join(FLAGS.rescore_seeds)}"
+                           ": give integers, e.g. --rescore_seeds=1,2") from e
+    for r in tuning.rescore_top_trials(FLAGS.study_dir, FLAGS.rescore_top,
+                                       seeds):
+      print(f"trial {r['number']}: valid recall@50 by seed " + ", ".join(
+          f"{k}: {v:.3f}" for k, v in r["valid_by_seed"].items())
+            + f"; mean {r['mean']:.3f}")
   best = tuning.best_trial_record(FLAGS.study_dir)
+  mean = (f", mean over seeds {best['rescore']['seeds']}: "
+          f"{best['rescore']['mean']:.3f}" if "rescore" in best else "")
   print(f"selected trial {best['number']}: valid recall@50 "
-        f"{best['value']:.3f} (epoch {best['best_epoch']} of "
+        f"{best['value']:.3f}{mean} (epoch {best['best_epoch']} of "
         f"{best['epochs_run']})")
   print(json.dumps(best["params"], indent=1, sort_keys=True))
   if FLAGS.evaluate_best:

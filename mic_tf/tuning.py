@@ -11,11 +11,13 @@ names are ``MICConfig`` fields (``lambda_``, ``temperature``, masking rates,
 ...), the per-term settings ``w_ui``/``w_uu``/``w_ii`` and ``tau_ui``/
 ``tau_uu``/``tau_ii``, or ``ExperimentConfig`` fields (``learning_rate``,
 ...). ``MIC_SPACE`` is the space behind ``MICConfig.tuned()``; the record of
-that search is in ``docs/results/tuning/``.
+that search is in ``docs/results/tuning_mic/``.
 
 The study lives in ``study_dir`` (an SQLite file and one JSON per trial); a
 search that was interrupted resumes where it stopped, re-running the trial
-that was cut off with the same parameters.
+that was cut off with the same parameters. ``rescore_top_trials`` trains the
+best trials again on more seeds, and ``best_trial_record`` then selects on
+the mean over seeds rather than on one seed's noisy value.
 """
 
 import dataclasses
@@ -276,20 +278,134 @@ def run_study(base: training.ExperimentConfig,
   return study
 
 
-def best_trial_record(study_dir: str) -> Dict[str, Any]:
-  """The JSON record of the completed trial with the best validation value.
-
-  Pruned trials never win (their best value was seen at a shorter budget).
-  """
-  records = []
+def _trial_records(study_dir: str) -> list:
   trial_dir = os.path.join(study_dir, "trials")
+  if not os.path.isdir(trial_dir):
+    raise ValueError(f"{study_dir} holds no study (no trials/ folder): run "
+                     "experiments/tune.py with --study_dir first.")
+  records = []
   for name in sorted(os.listdir(trial_dir)):
     if name.endswith(".json"):
       with open(os.path.join(trial_dir, name)) as f:
         records.append(json.load(f))
-  complete = [r for r in records if r["state"] == "complete"]
+  return records
+
+
+def _rescore_path(study_dir: str, number: int) -> str:
+  return os.path.join(study_dir, "rescore", f"{number:03d}.json")
+
+
+def _read_rescores(study_dir: str) -> Dict[int, Dict[str, Any]]:
+  folder = os.path.join(study_dir, "rescore")
+  out = {}
+  if os.path.isdir(folder):
+    for name in sorted(os.listdir(folder)):
+      if name.endswith(".json"):
+        with open(os.path.join(folder, name)) as f:
+          record = json.load(f)
+        out[record["number"]] = record
+  return out
+
+
+def rescore_top_trials(study_dir: str,
+                       top_k: int,
+                       seeds: Sequence[int],
+                       prepared: Optional[training.Prepared] = None,
+                       verbose: int = 0) -> list:
+  """Trains the ``top_k`` best completed trials again on more seeds.
+
+  Validation Recall@50 moves by about half a point from one seed to the
+  next, so the single-seed ranking of a search partly ranks noise. Each of
+  the ``top_k`` completed trials with the highest validation value is
+  trained again, with the same settings, once per seed in ``seeds`` (its
+  own search seed is kept as the first score), and its record
+  ``rescore/NNN.json`` lists every seed's validation value and their mean.
+  ``best_trial_record`` then selects on that mean. Seeds already scored
+  are skipped, so an interrupted re-scoring resumes.
+
+  Args:
+    study_dir: The study folder written by ``run_study``.
+    top_k: How many of the best completed trials to re-score (>= 1).
+    seeds: Extra training seeds (each different from the trial's own).
+    prepared: Prepared data to reuse.
+    verbose: Keras verbosity.
+
+  Returns:
+    The re-score records of the ``top_k`` trials, best single-seed first.
+
+  Raises:
+    ValueError: On ``top_k`` < 1, no seeds, a seed equal to the search
+      seed, or a study without completed trials.
+  """
+  if top_k < 1:
+    raise ValueError(f"top_k={top_k}: re-score at least one trial.")
+  seeds = [int(s) for s in seeds]
+  if not seeds or len(set(seeds)) != len(seeds):
+    raise ValueError(f"seeds={seeds}: give one or more distinct extra "
+                     "seeds (e.g. 1,2).")
+  complete = [r for r in _trial_records(study_dir)
+              if r["state"] == "complete"]
   if not complete:
-    raise ValueError(f"No completed trial in {trial_dir}: run more trials.")
+    raise ValueError(f"No completed trial in {study_dir}: run more trials.")
+  complete.sort(key=lambda r: (-r["value"], r["number"]))
+  os.makedirs(os.path.join(study_dir, "rescore"), exist_ok=True)
+  existing = _read_rescores(study_dir)
+  out = []
+  for record in complete[:top_k]:
+    config = training.ExperimentConfig.from_dict(record["config"])
+    if config.seed in seeds:
+      raise ValueError(f"seed {config.seed} is the search's own seed: "
+                       "re-score on other seeds.")
+    monitor = f"recall@{max(config.cutoffs)}"
+    previous = existing.get(record["number"], {})
+    by_seed = {int(k): v for k, v in previous.get("valid_by_seed",
+                                                    {}).items()}
+    by_seed[config.seed] = record["value"]
+    if prepared is None:
+      prepared = training.prepare_data(config)
+    for seed in seeds:
+      if seed in by_seed:
+        continue
+      run = dataclasses.replace(config, seed=seed, output_dir=os.path.join(
+          study_dir, "rescore", f"{record['number']:03d}_s{seed}"))
+      start = time.perf_counter()
+      results = training.run_experiment(run, prepared, verbose=verbose,
+                                        evaluate_test=False)
+      by_seed[seed] = results["valid"][monitor]
+      logging.info("trial %d seed %d: valid %s=%.3f (epoch %d of %d, %.0f "
+                   "s)", record["number"], seed, monitor, by_seed[seed],
+                   results["best_epoch"], results["epochs_run"],
+                   time.perf_counter() - start)
+      rescored = {
+          "number": record["number"], "params": record["params"],
+          "valid_by_seed": {str(k): v for k, v in sorted(by_seed.items())},
+          "mean": sum(by_seed.values()) / len(by_seed),
+          "seeds": sorted(by_seed),
+      }
+      _write_json(_rescore_path(study_dir, record["number"]), rescored)
+    out.append(_read_rescores(study_dir)[record["number"]])
+  return out
+
+
+def best_trial_record(study_dir: str) -> Dict[str, Any]:
+  """The JSON record of the completed trial selected on validation users.
+
+  Without re-scoring: the completed trial with the best validation value.
+  After ``rescore_top_trials``: among the re-scored trials, the one with
+  the best mean validation value over its seeds (the record then carries
+  ``rescore``). Pruned trials never win (their best value was seen at a
+  shorter budget).
+  """
+  complete = [r for r in _trial_records(study_dir)
+              if r["state"] == "complete"]
+  if not complete:
+    raise ValueError(f"No completed trial in {study_dir}: run more trials.")
+  rescored = _read_rescores(study_dir)
+  candidates = [r for r in complete if r["number"] in rescored]
+  if candidates:
+    best = max(candidates, key=lambda r: (rescored[r["number"]]["mean"],
+                                          -r["number"]))
+    return {**best, "rescore": rescored[best["number"]]}
   return max(complete, key=lambda r: (r["value"], -r["number"]))
 
 
@@ -306,5 +422,7 @@ def evaluate_best(study_dir: str,
   out = {"selected_trial": best["number"], "params": best["params"],
          "best_epoch": best["best_epoch"], "epochs_run": best["epochs_run"],
          "valid": best["valid"], "test": test}
+  if "rescore" in best:
+    out["rescore"] = best["rescore"]
   _write_json(os.path.join(study_dir, "best.json"), out)
   return out

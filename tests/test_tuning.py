@@ -91,9 +91,87 @@ def test_tune_binary_runs_end_to_end(ml100k, tmp_path):
        "--num_trials=1", "--epochs=1", "--steps_per_epoch=3",
        "--batch_size=256", "--maxlen=5", "--embedding_dim=8",
        "--output_dim=8", "--hidden_units=8", "--projection_dim=8",
-       f"--study_dir={tmp_path}"],
+       "--rescore_top=1", "--rescore_seeds=1", f"--study_dir={tmp_path}"],
       capture_output=True, text=True, timeout=300,
       env={**os.environ, "PYTHONPATH": root})
   assert out.returncode == 0, out.stderr[-2000:]
   assert "selected trial 0" in out.stdout
+  assert "mean over seeds [0, 1]" in out.stdout
   assert "test (evaluated once)" in out.stdout
+
+
+def _write_trial(study_dir, number, value, state="complete"):
+  os.makedirs(os.path.join(study_dir, "trials"), exist_ok=True)
+  with open(os.path.join(study_dir, "trials", f"{number:03d}.json"), "w") as f:
+    json.dump({"number": number, "state": state, "value": value,
+               "params": {"lambda_": 0.5 + number / 10}}, f)
+
+
+def _write_rescore(study_dir, number, by_seed):
+  os.makedirs(os.path.join(study_dir, "rescore"), exist_ok=True)
+  with open(os.path.join(study_dir, "rescore", f"{number:03d}.json"),
+            "w") as f:
+    json.dump({"number": number, "valid_by_seed": by_seed,
+               "mean": sum(by_seed.values()) / len(by_seed),
+               "seeds": sorted(int(k) for k in by_seed)}, f)
+
+
+def test_best_trial_record_selects_on_the_rescored_mean(tmp_path):
+  study_dir = str(tmp_path)
+  _write_trial(study_dir, 0, 25.0)
+  _write_trial(study_dir, 1, 24.0)
+  _write_trial(study_dir, 2, 26.0, state="pruned")
+  _write_trial(study_dir, 3, 20.0)
+  # On the search seed alone trial 0 wins (pruned trials never do).
+  assert tuning.best_trial_record(study_dir)["number"] == 0
+  assert "rescore" not in tuning.best_trial_record(study_dir)
+  # Re-scored, trial 0 was a lucky seed: trial 1 has the better mean, and
+  # trial 3 (not re-scored) is no longer a candidate.
+  _write_rescore(study_dir, 0, {"0": 25.0, "1": 23.0, "2": 23.5})
+  _write_rescore(study_dir, 1, {"0": 24.0, "1": 24.2, "2": 24.1})
+  best = tuning.best_trial_record(study_dir)
+  assert best["number"] == 1
+  assert best["rescore"]["mean"] == pytest.approx(24.1)
+
+
+def test_rescore_trains_extra_seeds_resumes_and_rejects_bad_input(
+    prepared, tmp_path, monkeypatch):
+  study_dir = str(tmp_path / "study")
+  with pytest.raises(ValueError, match="holds no study"):
+    tuning.rescore_top_trials(study_dir, 1, [1], prepared=prepared)
+  tuning.run_study(_base(), {"lambda_": tuning.uniform(0.6, 0.95)},
+                   study_dir, num_trials=2, seed=5, prepared=prepared,
+                   startup_trials=2)
+  with pytest.raises(ValueError, match="re-score at least one"):
+    tuning.rescore_top_trials(study_dir, 0, [1], prepared=prepared)
+  with pytest.raises(ValueError, match="distinct extra seeds"):
+    tuning.rescore_top_trials(study_dir, 1, [], prepared=prepared)
+  with pytest.raises(ValueError, match="search's own seed"):
+    tuning.rescore_top_trials(study_dir, 1, [0], prepared=prepared)
+  records = tuning.rescore_top_trials(study_dir, 2, [1], prepared=prepared)
+  trials = {}
+  for name in os.listdir(os.path.join(study_dir, "trials")):
+    if name.endswith(".json"):
+      with open(os.path.join(study_dir, "trials", name)) as f:
+        r = json.load(f)
+      trials[r["number"]] = r
+  assert sorted(r["number"] for r in records) == [0, 1]
+  for r in records:
+    assert r["seeds"] == [0, 1]
+    # The search seed's score is the trial's own; seed 1 is a new run.
+    assert r["valid_by_seed"]["0"] == trials[r["number"]]["value"]
+    assert r["valid_by_seed"]["1"] > 0
+    assert r["mean"] == pytest.approx(
+        (r["valid_by_seed"]["0"] + r["valid_by_seed"]["1"]) / 2)
+    assert os.path.isdir(os.path.join(study_dir, "rescore",
+                                      f"{r['number']:03d}_s1"))
+  best = tuning.best_trial_record(study_dir)
+  assert best["number"] == max(records, key=lambda r: r["mean"])["number"]
+  # Resuming trains nothing that was already scored.
+  def fail(*args, **kwargs):
+    raise AssertionError("a scored seed was trained again")
+  monkeypatch.setattr(training, "run_experiment", fail)
+  again = tuning.rescore_top_trials(study_dir, 2, [1], prepared=prepared)
+  assert again == records
+  assert tuning.evaluate_best(study_dir, prepared)["rescore"] == best[
+      "rescore"]
