@@ -38,6 +38,10 @@ flags.DEFINE_integer("tune_seed", 0, "Seed of the sampler.")
 flags.DEFINE_integer("startup_trials", 4, "Random trials before TPE and "
                      "before pruning starts.", lower_bound=1)
 flags.DEFINE_enum("space", "mic", sorted(tuning.SPACES), "Search space.")
+flags.DEFINE_bool("enqueue_base", False, "In a new study, the first trial "
+                  "is the starting configuration's own values (e.g. "
+                  "--mic_preset=tuned), so the search always compares "
+                  "against it.")
 flags.DEFINE_integer("rescore_top", 0, "After the search, train this many "
                      "of the best completed trials again on --rescore_seeds "
                      "and select on the mean over seeds (0: select on the "
@@ -58,7 +62,8 @@ def main(argv):
     raise ValueError("--space=mic searches the MIC objective: pass "
                      "--mic_terms (e.g. ui,uu,ii).")
   tuning.run_study(base, space, FLAGS.study_dir, FLAGS.num_trials,
-                   seed=FLAGS.tune_seed, startup_trials=FLAGS.startup_trials)
+                   seed=FLAGS.tune_seed, startup_trials=FLAGS.startup_trials,
+                   enqueue_base=FLAGS.enqueue_base)
   if FLAGS.rescore_top:
     try:
       seeds = [int(s) for s in FLAGS.rescore_seeds]

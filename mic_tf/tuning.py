@@ -151,6 +151,44 @@ def apply_params(base: training.ExperimentConfig,
   return out
 
 
+def current_params(base: training.ExperimentConfig,
+                   space: Mapping[str, Dimension]) -> Dict[str, Any]:
+  """The values ``base`` already has for each searched setting.
+
+  The inverse of ``apply_params``: ``apply_params(base, current_params(
+  base, space))`` is ``base``. ``run_study`` enqueues them as a new study's
+  first trial, so that the starting point (e.g. ``MICConfig.tuned()``) is
+  always one of the compared trials.
+
+  Raises:
+    ValueError: On a name that is no setting, or a value outside its
+      dimension (the search could never propose the starting point).
+  """
+  out = {}
+  for name, dim in space.items():
+    prefix, _, term = name.partition("_")
+    if prefix == "w" and term in TERMS:
+      value = base.mic.weights[term]
+    elif prefix == "tau" and term in TERMS:
+      value = base.mic.temperature_of(term)
+    elif name in base.mic.to_dict():
+      value = getattr(base.mic, name)
+    elif name in _EXPERIMENT_FIELDS:
+      value = getattr(base, name)
+    else:
+      raise ValueError(f"{name!r} is not a searchable setting: use a "
+                       "MICConfig or ExperimentConfig field, w_<term> or "
+                       "tau_<term>.")
+    inside = (value in dim.choices if dim.kind == "categorical"
+              else dim.low <= value <= dim.high)
+    if not inside:
+      raise ValueError(f"The starting value {name}={value!r} is outside the "
+                       "searched range: widen the space or start from "
+                       "another preset.")
+    out[name] = value
+  return out
+
+
 class _Reporter(tf.keras.callbacks.Callback):
   """Reports validation Recall@50 to Optuna each epoch; prunes on request."""
 
@@ -185,8 +223,8 @@ def run_study(base: training.ExperimentConfig,
               prepared: Optional[training.Prepared] = None,
               startup_trials: int = 4,
               verbose: int = 0,
-              on_trial: Optional[Callable[[Dict[str, Any]], None]] = None
-              ) -> "optuna.Study":
+              on_trial: Optional[Callable[[Dict[str, Any]], None]] = None,
+              enqueue_base: bool = False) -> "optuna.Study":
   """Runs (or resumes) a seeded search until ``num_trials`` trials finished.
 
   Args:
@@ -202,6 +240,8 @@ def run_study(base: training.ExperimentConfig,
     startup_trials: Random trials before TPE, and trials before pruning.
     verbose: Keras verbosity inside trials.
     on_trial: Called with each finished trial's record.
+    enqueue_base: In a new study, make ``base``'s own values of the searched
+      settings (``current_params``) the first trial.
 
   Returns:
     The Optuna study.
@@ -221,6 +261,8 @@ def run_study(base: training.ExperimentConfig,
                                          n_startup_trials=startup_trials),
       pruner=optuna.pruners.MedianPruner(n_startup_trials=startup_trials,
                                          n_warmup_steps=1))
+  if enqueue_base and not study.get_trials(deepcopy=False):
+    study.enqueue_trial(current_params(base, space))
   # A trial cut off by an interruption is failed and queued again as is.
   for t in study.get_trials(deepcopy=False,
                             states=(optuna.trial.TrialState.RUNNING,)):

@@ -175,3 +175,35 @@ def test_rescore_trains_extra_seeds_resumes_and_rejects_bad_input(
   assert again == records
   assert tuning.evaluate_best(study_dir, prepared)["rescore"] == best[
       "rescore"]
+
+
+def test_current_params_inverts_apply_params_and_seeds_the_study(prepared,
+                                                                 tmp_path):
+  base = _base(mic=MICConfig.tuned())
+  params = tuning.current_params(base, tuning.MIC_SPACE)
+  assert set(params) == set(tuning.MIC_SPACE)
+  assert params["lambda_"] == base.mic.lambda_
+  assert params["w_ii"] == base.mic.weights["ii"]
+  assert params["tau_ii"] == base.mic.temperature_of("ii")
+  assert tuning.apply_params(base, params).to_dict() == base.to_dict()
+  assert tuning.current_params(base, tuning.BASE_SPACE)[
+      "learning_rate"] == base.learning_rate
+  with pytest.raises(ValueError, match="outside the searched range"):
+    tuning.current_params(_base(mic=MICConfig(lambda_=0.3)),
+                          {"lambda_": tuning.uniform(0.5, 0.95)})
+  with pytest.raises(ValueError, match="not a searchable setting"):
+    tuning.current_params(base, {"lamda": tuning.uniform(0.5, 0.95)})
+  # A new study's first trial is the starting point; a resumed one is not
+  # seeded again.
+  space = {"lambda_": tuning.uniform(0.5, 0.95),
+           "num_views": tuning.one_of(1, 2)}
+  start = _base(mic=MICConfig(projection_dim=16, contrastive_batch_size=64,
+                              lambda_=0.85, num_views=1))
+  seen = []
+  study_dir = str(tmp_path / "seeded")
+  tuning.run_study(start, space, study_dir, num_trials=1, prepared=prepared,
+                   enqueue_base=True, on_trial=seen.append)
+  assert seen[0]["params"] == {"lambda_": 0.85, "num_views": 1}
+  tuning.run_study(start, space, study_dir, num_trials=2, prepared=prepared,
+                   enqueue_base=True, on_trial=seen.append)
+  assert seen[1]["params"] != seen[0]["params"]
