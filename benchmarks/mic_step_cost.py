@@ -18,9 +18,21 @@ times each), and prints both medians side by side:
   python benchmarks/mic_step_cost.py --dataset=ml-1m --compare_deterministic \
       --variants=base \
       --variants="MIC all, 2 views, contrastive rows 128 (README tables)"
+
+``--compare_parallel`` asks whether two runs side by side, one thread each
+(``--threads=1``), train more steps per second on this machine than one run
+with TensorFlow's default threads. It alternates the two set-ups
+(``--process_rounds`` times each): one child process with the default
+threads, then two children started together with ``--threads=1``, and prints
+each set-up's median ms/step and the throughput ratio (steps per second of
+the pair over the single run):
+
+  python benchmarks/mic_step_cost.py --dataset=ml-1m --compare_parallel \
+      --variants=base --rounds=5 --steps=10
 """
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -51,6 +63,10 @@ flags.DEFINE_bool("compare_deterministic", False, "Time every variant in "
                   "alternately, and print both.")
 flags.DEFINE_integer("process_rounds", 2, "--compare_deterministic: child "
                      "processes per mode.", lower_bound=1)
+flags.DEFINE_bool("compare_parallel", False, "Time one process with the "
+                  "default threads against two processes together with "
+                  "--threads=1, alternately, and print the throughput "
+                  "ratio.")
 flags.DEFINE_bool("json", False, "Print one RESULT line of JSON (used by "
                   "--compare_deterministic).")
 
@@ -109,17 +125,65 @@ def _selected():
           if not FLAGS.variants or k in FLAGS.variants}
 
 
-def _child(deterministic: bool):
+def _child_args(deterministic: bool = False, threads: int = 0):
   args = [sys.executable, __file__, f"--dataset={FLAGS.dataset}",
           f"--batch_size={FLAGS.batch_size}", f"--maxlen={FLAGS.maxlen}",
           f"--max_item_users={FLAGS.max_item_users}",
-          f"--rounds={FLAGS.rounds}", f"--steps={FLAGS.steps}", "--json"]
+          f"--rounds={FLAGS.rounds}", f"--steps={FLAGS.steps}", "--json",
+          f"--threads={threads}"]
   args += [f"--variants={name}" for name in _selected()]
   if deterministic:
     args.append("--deterministic")
-  done = subprocess.run(args, capture_output=True, text=True, check=True)
-  line = [l for l in done.stdout.splitlines() if l.startswith("RESULT ")][-1]
+  return args
+
+
+def _result(stdout: str):
+  line = [l for l in stdout.splitlines() if l.startswith("RESULT ")][-1]
   return json.loads(line[len("RESULT "):])
+
+
+def _child(deterministic: bool):
+  done = subprocess.run(_child_args(deterministic), capture_output=True,
+                        text=True, check=True)
+  return _result(done.stdout)
+
+
+def _children_together(count: int, threads: int):
+  """``count`` children started at once; their results once all ended."""
+  procs = [subprocess.Popen(_child_args(threads=threads),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True) for _ in range(count)]
+  results = []
+  for proc in procs:
+    out, err = proc.communicate()
+    if proc.returncode:
+      raise RuntimeError(f"benchmark child failed ({proc.returncode}): "
+                         f"{err[-2000:]}")
+    results.append(_result(out))
+  return results
+
+
+def compare_parallel():
+  single, pair = {}, {}
+  for r in range(FLAGS.process_rounds):
+    for name, ms in _children_together(1, threads=0)[0].items():
+      single.setdefault(name, []).extend(ms)
+    for result in _children_together(2, threads=1):
+      for name, ms in result.items():
+        pair.setdefault(name, []).extend(ms)
+    print(f"process round {r + 1}/{FLAGS.process_rounds} done", flush=True)
+  print(f"\n{FLAGS.dataset}, batch {FLAGS.batch_size}, maxlen "
+        f"{FLAGS.maxlen}, {FLAGS.process_rounds} rounds of: one process "
+        f"(default threads), then two processes together (--threads=1); "
+        f"each process {FLAGS.rounds} rounds x {FLAGS.steps} steps; "
+        f"{os.cpu_count()} CPUs")
+  print("| variant | one run, default threads: ms/step | two runs, 1 thread "
+        "each: ms/step (each) | steps/s of the pair / steps/s of one run |")
+  print("|---|---|---|---|")
+  for name in single:
+    a = statistics.median(single[name])
+    b = statistics.median(pair[name])
+    print(f"| {name} | {a:.1f} | {b:.1f} | {2 * a / b:.2f}x |")
 
 
 def compare_deterministic():
@@ -143,8 +207,13 @@ def compare_deterministic():
 
 def main(argv):
   del argv
+  if FLAGS.compare_deterministic and FLAGS.compare_parallel:
+    raise ValueError("Pass one of --compare_deterministic and "
+                     "--compare_parallel.")
   if FLAGS.compare_deterministic:
     return compare_deterministic()
+  if FLAGS.compare_parallel:
+    return compare_parallel()
   variants = _selected()
   base = training.ExperimentConfig(dataset=FLAGS.dataset,
                                    maxlen=FLAGS.maxlen,

@@ -61,6 +61,12 @@ def define_run_flags() -> None:
                     f"{reproducibility.DETERMINISTIC_ISA} and deterministic "
                     "TensorFlow ops (see mic_tf.reproducibility and the "
                     "README).")
+  flags.DEFINE_integer("threads", 0, "Threads TensorFlow may use inside one "
+                       "op and between ops (0: its default, one per core). "
+                       "1 lets two runs share a 2-core machine without "
+                       "contending (benchmarks/mic_step_cost.py "
+                       "--compare_parallel measures the trade).",
+                       lower_bound=0)
 
 
 def run(main: Callable[[List[str]], Any],
@@ -122,6 +128,8 @@ def _guarded_main(main: Callable[[List[str]], Any], argv: List[str]) -> Any:
   try:
     if f.deterministic:
       reproducibility.enable_determinism()
+    if f.threads:
+      reproducibility.set_threads(f.threads)
     return main(argv)
   except KeyboardInterrupt:
     print(f"{_program(argv)}: interrupted", file=sys.stderr, flush=True)

@@ -66,6 +66,26 @@ def enable_determinism() -> None:
   tf.config.experimental.enable_op_determinism()
 
 
+def set_threads(threads: int) -> None:
+  """Caps TensorFlow's intra- and inter-op thread pools at ``threads``.
+
+  Raises:
+    UserError: If ``threads`` < 1, or TensorFlow has already run an op (its
+      thread pools are fixed when it starts).
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if threads < 1:
+    raise errors.UserError(f"threads={threads}: give 1 or more (0 keeps "
+                           "TensorFlow's default).")
+  try:
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+  except RuntimeError as error:
+    raise errors.UserError(
+        "TensorFlow's thread pools are fixed once it has run an op: set the "
+        "threads (--threads) before building data or models.") from error
+
+
 def op_determinism_enabled() -> Optional[bool]:
   """Whether TensorFlow's op determinism is on (None: cannot tell)."""
   try:

@@ -94,10 +94,12 @@ def _main_job_flags():
 
 
 def test_main_job_prints_the_same_table_twice(tmp_path):
-  """Two identical invocations of the main job's command print one table.
+  """Two invocations of the main job's command print one table.
 
   The main job itself (ML-1M, minutes) is too long for the suite: this runs
-  its exact flags on ML-100k with one short epoch, in two processes.
+  its exact flags on ML-100k with one short epoch, in two processes side by
+  side; the second with ``--threads=1`` (how two runs share a 2-core
+  machine), which must not change a number.
   """
   flags = _main_job_flags()
   assert "--dataset=ml-1m" in flags and "--baselines=mostpop,itemknn" in flags
@@ -106,9 +108,10 @@ def test_main_job_prints_the_same_table_twice(tmp_path):
   env.pop("TF_CPP_MIN_LOG_LEVEL", None)
 
   def invocation(name):
+    threads = ["--threads=1"] if name == "b" else []
     return subprocess.run(
         [sys.executable, str(_ROOT / "experiments" / "train.py"), *flags,
-         *short, f"--output_dir={tmp_path / name}"], env=env,
+         *short, *threads, f"--output_dir={tmp_path / name}"], env=env,
         capture_output=True, text=True, timeout=600, check=False)
 
   with concurrent.futures.ThreadPoolExecutor(2) as pool:
@@ -129,3 +132,21 @@ def test_main_job_prints_the_same_table_twice(tmp_path):
   assert lines[3].startswith("Kept epoch 1 of 1 run (max 1; valid recall@50")
   assert lines[4:] == table
   assert first.stderr == "", first.stderr[-3000:]
+  numerics = {}
+  for name in ("a", "b"):
+    with open(tmp_path / name / "run_record.json") as f:
+      numerics[name] = json.load(f)["numerics"]
+  assert numerics["b"]["intra_op_threads"] == 1
+  assert numerics["b"]["inter_op_threads"] == 1
+  assert numerics["a"]["intra_op_threads"] == 0  # TensorFlow's default
+
+
+def test_threads_are_set_before_tensorflow_runs_or_refused():
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from mic_tf import errors  # pylint: disable=g-import-not-at-top
+  from mic_tf import reproducibility  # pylint: disable=g-import-not-at-top
+  with pytest.raises(errors.UserError, match="give 1 or more"):
+    reproducibility.set_threads(0)
+  (tf.constant(1.0) + 1.0).numpy()  # the runtime has started
+  with pytest.raises(errors.UserError, match="before building data"):
+    reproducibility.set_threads(1)
