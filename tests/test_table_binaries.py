@@ -107,3 +107,54 @@ def test_run_tables_passes_extra_flags_to_every_training_command(tmp_path):
             if "experiments/ablation.py" in l]
   assert len(trains) == 1
   assert trains[0].endswith("--patience=5 --init_order=towers_first")
+
+
+def test_run_tables_jobs_plans_threads_and_refuses_a_bad_count(tmp_path):
+  cores = int(subprocess.run(["nproc"], capture_output=True, text=True,
+                             check=True).stdout)
+  done = _tables_plan(tmp_path, SEEDS="0", TABLES="mining", JOBS="2")
+  assert done.returncode == 0, done.stderr
+  lines = [l for l in done.stdout.splitlines() if "experiments/" in l]
+  assert len(lines) == 2  # train, evaluate
+  assert all(f"--threads={max(1, cores // 2)}" in l for l in lines)
+  assert "--threads" not in _tables_plan(tmp_path, SEEDS="0",
+                                         TABLES="mining").stdout
+  bad = _tables_plan(tmp_path, JOBS="two")
+  assert bad.returncode == 2
+  assert "JOBS='two' is not a positive integer" in bad.stderr
+
+
+def test_run_tables_jobs_runs_cells_side_by_side_and_reports_failures(
+    tmp_path):
+  # A stand-in Python: each training command logs its start and end, takes
+  # half a second, and the "ii" cell fails.
+  events = tmp_path / "events.log"
+  stub = tmp_path / "python"
+  stub.write_text(f"""#!/usr/bin/env bash
+case " $* " in
+  *ablation.py*)
+    cell=$(printf '%s\\n' "$@" | grep -- '--variants=' | cut -d= -f2)
+    echo "start $cell" >> {events}
+    sleep 0.5
+    echo "end $cell" >> {events}
+    [ "$cell" != ii ] ;;
+esac
+""")
+  stub.chmod(0o755)
+  done = subprocess.run(
+      ["bash", str(_ROOT / "experiments" / "run_tables.sh")],
+      env=dict(os.environ, MIC_TF_TABLES_DIR=str(tmp_path / "out"),
+               PYTHON_BIN=str(stub), SEEDS="0", TABLES="table3", JOBS="2"),
+      capture_output=True, text=True, timeout=60, check=False)
+  assert done.returncode == 1, done.stderr
+  assert "1 cell(s) failed" in done.stderr
+  running, most = 0, 0
+  lines = events.read_text().splitlines()
+  for line in lines:
+    running += 1 if line.startswith("start") else -1
+    most = max(most, running)
+  assert most == 2  # two at a time, never more
+  # Every cell ran, the failed one too, and each has its own log.
+  assert sorted(l.split()[1] for l in lines if l.startswith("start")) == \
+      sorted(["ui", "uu", "ii", "ui+uu", "ui+ii", "uu+ii"])
+  assert len(list((tmp_path / "out" / "logs").glob("dssm_*_s0.log"))) == 6
