@@ -1,0 +1,90 @@
+r"""Recall@50 of each channel for test users grouped by history length.
+
+Run experiments/evaluate.py on each run first (its valid-tuned channel
+settings are reused), then e.g.:
+
+  python experiments/user_groups.py \
+      --groups='DSSM=runs/table_dssm/dssm_base_s*' \
+      --groups='DSSM+MIC=runs/table_dssm_mic/dssm_all_s*' --base=DSSM \
+      --num_groups=3 --output=docs/results/converged/user_groups_dssm.json
+
+Users are split into --num_groups groups of about equal size by the number
+of distinct items in their input history; each group's recall is the mean
+over its users, per run, then mean ± std over seeds, and every model is
+compared with --base paired by seed. Writes the JSON (--output) and a
+Markdown twin (.md). Logic: mic_tf.analysis.user_groups.
+"""
+
+import json
+import os
+
+from absl import app
+from absl import flags
+
+from mic_tf import cli
+from mic_tf.analysis import user_groups
+
+FLAGS = flags.FLAGS
+flags.DEFINE_multi_string("groups", [], "LABEL=GLOB of run directories "
+                          "(repeat the flag for each model).")
+flags.DEFINE_string("base", None, "Label the others are compared with.")
+flags.DEFINE_enum("split", "test", ["test", "valid"], "Users to evaluate.")
+flags.DEFINE_list("channels", None, "Channels (default: each run's report).")
+flags.DEFINE_integer("num_groups", 3, "Groups of users by history length.",
+                     lower_bound=1)
+flags.DEFINE_string("output", None, "JSON to write (and a .md twin).")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  if not FLAGS.groups:
+    raise app.UsageError("Give at least one --groups=LABEL=GLOB.")
+  dirs = user_groups.expand_groups(FLAGS.groups)
+  prepared, runs, check = None, {}, []
+  for label, run_dirs in dirs.items():
+    runs[label] = []
+    for run_dir in run_dirs:
+      run, prepared = user_groups.run_recall(run_dir, FLAGS.split,
+                                             FLAGS.channels,
+                                             prepared=prepared)
+      runs[label].append(run)
+      for channel, values in run.recall.items():
+        check.append((run_dir, channel, float(values.mean()),
+                      run.report[channel]))
+  stale = [(d, c, m, r) for d, c, m, r in check if abs(m - r) > 1e-6]
+  if stale:
+    d, c, m, r = stale[0]
+    raise ValueError(
+        f"{d}: its {c} users average to recall {m:.4f} but its saved report "
+        f"says {r:.4f}; the report is stale: run experiments/evaluate.py on "
+        "it again.")
+  users = getattr(prepared, FLAGS.split)
+  lengths = user_groups.history_lengths(users)
+  edges = user_groups.group_edges(lengths, FLAGS.num_groups)
+  groups = user_groups.assign_groups(lengths, edges)
+  labels = user_groups.group_labels(edges)
+  rows = user_groups.group_rows(runs, groups, labels, FLAGS.base)
+  table = user_groups.format_rows(rows)
+  print(f"{len(users.users)} {FLAGS.split} users; history lengths "
+        f"(distinct items) grouped as {labels}; every run's users average "
+        "to its saved report")
+  print(table)
+  if FLAGS.output:
+    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)),
+                exist_ok=True)
+    record = {"split": FLAGS.split, "groups": dict(dirs),
+              "base": FLAGS.base, "edges": edges.tolist(),
+              "labels": labels, "rows": rows,
+              "check_against_reports": [
+                  {"run_dir": d, "channel": c, "mean_of_users": m,
+                   "report": r} for d, c, m, r in check]}
+    with open(FLAGS.output, "w") as f:
+      json.dump(record, f, indent=1)
+    with open(os.path.splitext(FLAGS.output)[0] + ".md", "w") as f:
+      f.write(table + "\n")
+    print(f"wrote {FLAGS.output}")
+
+
+if __name__ == "__main__":
+  cli.run(main)
