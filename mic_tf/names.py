@@ -14,6 +14,9 @@
   and on the item side alike).
 * ``PAD_ID`` / ``NEG_INF``: the id and score of an empty slot in a ranked
   result list (fewer than ``k`` items found).
+* ``RENAMED_FIELDS`` / ``upgrade_fields``: settings saved under an earlier
+  name (reports, saved indexes and exports written before the rename) read
+  under today's.
 """
 
 UI, UU, II = "ui", "uu", "ii"
@@ -33,3 +36,25 @@ INDEX_CHOICES = INDEX_KINDS + (AUTO,)
 MISSING_ID = 0
 PAD_ID = -1
 NEG_INF = float("-inf")
+
+# Earlier name -> today's, for settings files written before a rename.
+RENAMED_FIELDS = {
+    "num_neighbors": "num_neighbours",
+    "reorder_num_neighbors": "reorder_num_neighbours",
+}
+
+
+def upgrade_fields(values):
+  """A copy of a saved settings mapping with earlier field names renamed.
+
+  Raises:
+    ValueError: If a mapping holds a field under both its names.
+  """
+  out = dict(values)
+  for old, new in RENAMED_FIELDS.items():
+    if old in out:
+      if new in out:
+        raise ValueError(f"Settings hold both {old!r} and {new!r} (the same "
+                         f"field, renamed): keep {new!r}.")
+      out[new] = out.pop(old)
+  return out

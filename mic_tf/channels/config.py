@@ -10,6 +10,7 @@ import json
 import os
 from typing import Any, Dict, Mapping, Optional
 
+from mic_tf import names
 from mic_tf.channels.fusion import FusionConfig
 from mic_tf.channels.i2i import I2IConfig
 from mic_tf.channels.u2u import U2UConfig
@@ -44,6 +45,9 @@ class ChannelConfig:
   def from_dict(cls, d: Mapping[str, Any]) -> "ChannelConfig":
     """Inverse of ``to_dict``; missing sections keep their defaults.
 
+    Fields saved under an earlier name (``num_neighbors``) are read under
+    today's (``names.RENAMED_FIELDS``).
+
     Raises:
       ValueError: On an unknown section or field.
     """
@@ -56,7 +60,7 @@ class ChannelConfig:
     for name, section_cls in sections.items():
       if name in d:
         try:
-          kwargs[name] = section_cls(**d[name])
+          kwargs[name] = section_cls(**names.upgrade_fields(d[name]))
         except TypeError as error:
           raise ValueError(f"Bad {name} settings {d[name]}: {error}") from None
     return cls(**kwargs)

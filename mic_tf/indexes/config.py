@@ -35,6 +35,8 @@ import math
 import numbers
 from typing import Any, Dict, Optional
 
+from mic_tf import names
+
 #: Below this many points `ScannConfig.auto` scores every point exactly.
 BRUTE_FORCE_BELOW = 20_000
 #: Below this many points (and above BRUTE_FORCE_BELOW) `auto` skips the tree.
@@ -336,6 +338,7 @@ class ScannConfig:
     Raises:
       ValueError: if `values` has keys that are not config fields.
     """
+    values = names.upgrade_fields(values)  # indexes saved before a rename
     known = {field.name for field in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:

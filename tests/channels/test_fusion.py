@@ -169,3 +169,12 @@ class RankFusionTest(tf.test.TestCase):
 
 if __name__ == "__main__":
   tf.test.main()
+
+
+def test_channel_config_reads_reports_written_before_the_rename():
+  from mic_tf import channels  # pylint: disable=g-import-not-at-top
+  config = channels.ChannelConfig(u2u=channels.U2UConfig(num_neighbours=20,
+                                                         alpha=0.5))
+  saved = config.to_dict()
+  saved["u2u"]["num_neighbors"] = saved["u2u"].pop("num_neighbours")
+  assert channels.ChannelConfig.from_dict(saved) == config

@@ -103,6 +103,13 @@ class ScannConfigTest(tf.test.TestCase, parameterized.TestCase):
     self.assertEqual(ScannConfig.from_dict(config.to_dict()), config)
     with self.assertRaisesRegex(ValueError, "Unknown ScannConfig fields"):
       ScannConfig.from_dict({"num_leafs": 3})
+    # An index saved before the fields' rename loads under today's names.
+    saved = config.to_dict()
+    saved["num_neighbors"] = saved.pop("num_neighbours")
+    saved["reorder_num_neighbors"] = saved.pop("reorder_num_neighbours")
+    self.assertEqual(ScannConfig.from_dict(saved), config)
+    with self.assertRaisesRegex(ValueError, "both 'num_neighbors' and"):
+      ScannConfig.from_dict({**saved, "num_neighbours": 3})
 
   def test_numpy_scalars_are_stored_as_python(self):
     config = ScannConfig(num_neighbours=np.int64(5))
