@@ -24,8 +24,8 @@
 #   JOBS=2 bash experiments/run_tables.sh
 #                         # two cells at a time, each with --threads=(cores
 #                         # / JOBS), its output in $MIC_TF_TABLES_DIR/logs/;
-#                         # on 2 cores about 1.5x the cells per hour
-#                         # (benchmarks/mic_step_cost.py --compare_parallel).
+#                         # on 2 cores 1.2-1.4x the cells per hour
+#                         # (benchmarks/parallel_training.sh).
 #                         # A failed cell does not stop the others; the
 #                         # script exits 1 at the end if any failed.
 set -euo pipefail
