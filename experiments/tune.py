@@ -52,6 +52,16 @@ flags.DEFINE_bool("evaluate_best", True, "After the search, evaluate the "
                   "test users once with the selected trial.")
 
 
+def print_trial(record):
+  """One line per finished trial: its state, value, epochs and time."""
+  state = (f"pruned after epoch {record['pruned_at_epoch']}"
+           if record["state"] == "pruned" else "complete")
+  print(f"trial {record['number']} {state}: valid recall@50 "
+        f"{record['value']:.3f} (epoch {record['best_epoch']} of "
+        f"{record['epochs_run']}, {record['seconds'] / 60:.0f} min)",
+        flush=True)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -63,7 +73,7 @@ def main(argv):
                      "--mic_terms (e.g. ui,uu,ii).")
   tuning.run_study(base, space, FLAGS.study_dir, FLAGS.num_trials,
                    seed=FLAGS.tune_seed, startup_trials=FLAGS.startup_trials,
-                   enqueue_base=FLAGS.enqueue_base)
+                   enqueue_base=FLAGS.enqueue_base, on_trial=print_trial)
   if FLAGS.rescore_top:
     try:
       seeds = [int(s) for s in FLAGS.rescore_seeds]

@@ -95,6 +95,7 @@ def test_tune_binary_runs_end_to_end(ml100k, tmp_path):
       capture_output=True, text=True, timeout=300,
       env={**os.environ, "PYTHONPATH": root})
   assert out.returncode == 0, out.stderr[-2000:]
+  assert "trial 0 complete: valid recall@50" in out.stdout
   assert "selected trial 0" in out.stdout
   assert "mean over seeds [0, 1]" in out.stdout
   assert "test (evaluated once)" in out.stdout
