@@ -367,7 +367,60 @@ def _retrieve_sparse(histories: Sequence[np.ndarray], num_items: int, k: int,
   return out
 
 
-class ItemKNN:
+class _HistoryScorer:
+  """What the history-scoring recommenders share: ``retrieve`` and ``scores``.
+
+  A subclass sets ``num_items``, names the attribute that ``fit`` fills in
+  ``_FITTED``, scores a binary ``(U, num_items)`` history block in
+  ``_score_block`` and picks the top ``k`` in ``_retrieve``.
+  """
+
+  _FITTED = ""
+  num_items: int
+
+  def _check_fitted(self) -> None:
+    if getattr(self, self._FITTED) is None:
+      raise ValueError(f"{type(self).__name__} is not fitted; call fit() "
+                       "first.")
+
+  def retrieve(self, histories: Sequence[np.ndarray], k: int,
+               exclude_history: bool = True) -> np.ndarray:
+    """The ``k`` best-scored items per user.
+
+    Args:
+      histories: One item id array per user (0 = padding, ignored; repeats
+        count once).
+      k: Items per user.
+      exclude_history: Skip items in the user's history.
+
+    Returns:
+      int64 ``(U, k)`` ids, best first (ties, e.g. zero scores, towards the
+      lower id, which the ComiRec protocol gives the more popular item);
+      ``-1`` where fewer than ``k`` items remain.
+
+    Raises:
+      ValueError: If not fitted, ``k`` is out of range, or a history id is
+        outside ``[0, num_items)``.
+    """
+    self._check_fitted()
+    return self._retrieve(histories, k, exclude_history)
+
+  def scores(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+    """Dense float32 ``(U, num_items)`` scores, nothing excluded (small U)."""
+    self._check_fitted()
+    block = self._score_block(
+        _binary_matrix(histories, self.num_items, "histories"))
+    return block.toarray() if sp.issparse(block) else block
+
+  def _retrieve(self, histories: Sequence[np.ndarray], k: int,
+                exclude_history: bool) -> np.ndarray:
+    raise NotImplementedError
+
+  def _score_block(self, block: sp.csr_matrix):
+    raise NotImplementedError
+
+
+class ItemKNN(_HistoryScorer):
   """Item-based collaborative filtering with cosine similarity.
 
   ``sim(i, j) = c(i, j) / (sqrt(c(i)) * sqrt(c(j)) + shrink)`` where ``c(i)``
@@ -384,6 +437,8 @@ class ItemKNN:
   so memory is ``O(nonzero similarities)``; pass a ``neighbourhood`` (e.g.
   100-200) on large catalogues to bound it by ``num_items * neighbourhood``.
   """
+
+  _FITTED = "similarity_"
 
   def __init__(self, num_items: int, neighbourhood: Optional[int] = None,
                shrink: float = 0.0):
@@ -457,43 +512,18 @@ class ItemKNN:
         shape=(self.num_items, self.num_items))
     return self
 
-  def retrieve(self, histories: Sequence[np.ndarray], k: int,
-               exclude_history: bool = True) -> np.ndarray:
-    """The ``k`` best-scored items per user.
-
-    Args:
-      histories: One item id array per user (0 = padding, ignored; repeats
-        count once).
-      k: Items per user.
-      exclude_history: Skip items in the user's history.
-
-    Returns:
-      int64 ``(U, k)`` ids, best first (ties, e.g. zero scores, towards the
-      lower, more popular id); ``-1`` where fewer than ``k`` items remain.
-
-    Raises:
-      ValueError: If not fitted, ``k`` is out of range, or a history id is
-        outside ``[0, num_items)``.
-    """
-    if self.similarity_ is None:
-      raise ValueError("ItemKNN is not fitted; call fit() first.")
+  def _retrieve(self, histories: Sequence[np.ndarray], k: int,
+                exclude_history: bool) -> np.ndarray:
     per_item = np.diff(self.similarity_.indptr).astype(np.float64)
     return _retrieve_sparse(
         histories, self.num_items, k, exclude_history, self._score_block,
         lambda binary: np.minimum(binary @ per_item, self.num_items))
 
-  def scores(self, histories: Sequence[np.ndarray]) -> np.ndarray:
-    """Dense float32 ``(U, num_items)`` scores, nothing excluded (small U)."""
-    if self.similarity_ is None:
-      raise ValueError("ItemKNN is not fitted; call fit() first.")
-    return self._score_block(
-        _binary_matrix(histories, self.num_items, "histories")).toarray()
-
   def _score_block(self, block: sp.csr_matrix) -> sp.csr_matrix:
     return block @ self.similarity_
 
 
-class UserKNN:
+class UserKNN(_HistoryScorer):
   """User-based collaborative filtering with cosine similarity.
 
   ``sim(u, v) = |H(u) & I(v)| / sqrt(|H(u)| * |I(v)|)`` between a scored
@@ -502,6 +532,8 @@ class UserKNN:
   users ``N(u)`` are kept (ties towards the lower training-user index), and
   item ``j`` scores ``sum over v in N(u) with j in I(v) of sim(u, v)``.
   """
+
+  _FITTED = "train_"
 
   def __init__(self, num_items: int, neighbours: int = 50):
     """Creates an unfitted recommender.
@@ -542,26 +574,8 @@ class UserKNN:
     self.normalised_t_ = _normalise_rows(binary).T.tocsr()
     return self
 
-  def retrieve(self, histories: Sequence[np.ndarray], k: int,
-               exclude_history: bool = True) -> np.ndarray:
-    """The ``k`` best-scored items per user.
-
-    Args:
-      histories: One item id array per user (0 = padding, ignored; repeats
-        count once).
-      k: Items per user.
-      exclude_history: Skip items in the user's history.
-
-    Returns:
-      int64 ``(U, k)`` ids, best first (ties, e.g. zero scores, towards the
-      lower, more popular id); ``-1`` where fewer than ``k`` items remain.
-
-    Raises:
-      ValueError: If not fitted, ``k`` is out of range, or a history id is
-        outside ``[0, num_items)``.
-    """
-    if self.train_ is None:
-      raise ValueError("UserKNN is not fitted; call fit() first.")
+  def _retrieve(self, histories: Sequence[np.ndarray], k: int,
+                exclude_history: bool) -> np.ndarray:
     # Bounds of a user's nonzero similarities (users sharing an item) and
     # of their nonzero scores (items of the neighbours).
     item_users = np.asarray(self.train_.sum(axis=0),
@@ -573,13 +587,6 @@ class UserKNN:
         histories, self.num_items, k, exclude_history, self._score_block,
         lambda binary: np.maximum(
             np.minimum(binary @ item_users, num_train), scores_bound))
-
-  def scores(self, histories: Sequence[np.ndarray]) -> np.ndarray:
-    """Dense float32 ``(U, num_items)`` scores, nothing excluded (small U)."""
-    if self.train_ is None:
-      raise ValueError("UserKNN is not fitted; call fit() first.")
-    return self._score_block(
-        _binary_matrix(histories, self.num_items, "histories")).toarray()
 
   def _score_block(self, block: sp.csr_matrix) -> sp.csr_matrix:
     sims = sp.csr_matrix(_normalise_rows(block) @ self.normalised_t_)
@@ -599,7 +606,7 @@ def _normalise_rows(binary: sp.csr_matrix) -> sp.csr_matrix:
   return sp.csr_matrix(sp.diags(inverse) @ binary, dtype=np.float32)
 
 
-class EASE:
+class EASE(_HistoryScorer):
   """Embarrassingly Shallow Autoencoder (Steck, WWW 2019).
 
   With the binary training matrix ``X`` (users x items) and
@@ -609,6 +616,8 @@ class EASE:
   is ``8 * num_items**2`` bytes (float64 inverse), and vocabularies above
   ``max_items`` are refused: use ``ItemKNN`` or ``UserKNN`` there.
   """
+
+  _FITTED = "weights_"
 
   def __init__(self, num_items: int, l2: float = 500.0,
                max_items: int = EASE_ITEM_LIMIT):
@@ -658,35 +667,10 @@ class EASE:
     self.weights_ = weights.astype(np.float32)
     return self
 
-  def retrieve(self, histories: Sequence[np.ndarray], k: int,
-               exclude_history: bool = True) -> np.ndarray:
-    """The ``k`` best-scored items per user.
-
-    Args:
-      histories: One item id array per user (0 = padding, ignored; repeats
-        count once).
-      k: Items per user.
-      exclude_history: Skip items in the user's history.
-
-    Returns:
-      int64 ``(U, k)`` ids, best first (ties towards the lower id); ``-1``
-      where fewer than ``k`` items remain.
-
-    Raises:
-      ValueError: If not fitted, ``k`` is out of range, or a history id is
-        outside ``[0, num_items)``.
-    """
-    if self.weights_ is None:
-      raise ValueError("EASE is not fitted; call fit() first.")
+  def _retrieve(self, histories: Sequence[np.ndarray], k: int,
+                exclude_history: bool) -> np.ndarray:
     return _retrieve_scored(histories, self.num_items, k, exclude_history,
                             self._score_block)
-
-  def scores(self, histories: Sequence[np.ndarray]) -> np.ndarray:
-    """Dense float32 ``(U, num_items)`` scores, nothing excluded."""
-    if self.weights_ is None:
-      raise ValueError("EASE is not fitted; call fit() first.")
-    return self._score_block(
-        _binary_matrix(histories, self.num_items, "histories"))
 
   def _score_block(self, block: sp.csr_matrix) -> np.ndarray:
     return np.asarray(block @ self.weights_, dtype=np.float32)
