@@ -6,14 +6,12 @@ import pathlib
 import subprocess
 import sys
 
+import analysis_test_lib as lib
 import numpy as np
 import pytest
 
-from mic_tf import runs as run_lib
 from mic_tf import training
 from mic_tf.analysis import figure4
-from mic_tf.data import protocol
-from mic_tf.models.config import MICConfig
 
 _ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -21,23 +19,10 @@ _ROOT = pathlib.Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def runs(ml100k, tmp_path_factory):
   root = tmp_path_factory.mktemp("figure4")
-  base = training.ExperimentConfig(
-      dataset="ml-100k", epochs=1, batch_size=256, maxlen=10,
-      max_item_users=10, embedding_dim=16, output_dim=16, hidden_units=(32,),
-      examples_per_epoch=2048, eval_batch_size=512)
-  prepared = training.prepare_data(base,
-                                    protocol.apply_comirec_protocol(ml100k))
-  dirs = []
-  for name, terms in (("base", ()), ("ii", ("ii",))):
-    config = training.ExperimentConfig(**{
-        **base.to_dict(), "output_dir": str(root / name),
-        "mic": MICConfig(terms=terms, projection_dim=16,
-                         contrastive_batch_size=64).to_dict()})
-    training.run_experiment(config, prepared, verbose=0)
-    run_lib.evaluate_run(str(root / name), split="test",
-                         channels=("u2i", "u2u", "i2i"), prepared=prepared)
-    dirs.append(str(root / name))
-  return root, dirs, prepared
+  prepared = lib.train_tiny_runs(
+      ml100k, root, [("base", (), 0), ("ii", ("ii",), 0)],
+      channels=("u2i", "u2u", "i2i"))
+  return root, [str(root / "base"), str(root / "ii")], prepared
 
 
 def test_command_writes_one_png_per_channel_and_the_numbers(runs):

@@ -7,14 +7,11 @@ import shutil
 import subprocess
 import sys
 
+import analysis_test_lib as lib
 import numpy as np
 import pytest
 
-from mic_tf import runs as run_lib
-from mic_tf import training
 from mic_tf.analysis import user_groups
-from mic_tf.data import protocol
-from mic_tf.models.config import MICConfig
 
 _ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -59,22 +56,10 @@ def test_group_rows_pair_by_seed():
 @pytest.fixture(scope="module")
 def evaluated_runs(ml100k, tmp_path_factory):
   root = tmp_path_factory.mktemp("user_groups")
-  base = training.ExperimentConfig(
-      dataset="ml-100k", epochs=1, batch_size=256, maxlen=10,
-      max_item_users=10, embedding_dim=16, output_dim=16, hidden_units=(32,),
-      examples_per_epoch=2048, eval_batch_size=512)
-  prepared = training.prepare_data(base,
-                                    protocol.apply_comirec_protocol(ml100k))
-  for name, terms, seed in (("base_s0", (), 0), ("base_s1", (), 1),
-                            ("uu_s0", ("uu",), 0), ("uu_s1", ("uu",), 1)):
-    config = training.ExperimentConfig(**{
-        **base.to_dict(), "output_dir": str(root / name), "seed": seed,
-        "mic": MICConfig(terms=terms, projection_dim=16,
-                         contrastive_batch_size=64).to_dict()})
-    training.run_experiment(config, prepared, verbose=0)
-    run_lib.evaluate_run(str(root / name), split="test",
-                         channels=("u2i", "u2u"), prepared=prepared,
-                         tune_grids={"u2u": {"alpha": [0.0, 1.0]}})
+  prepared = lib.train_tiny_runs(
+      ml100k, root, [("base_s0", (), 0), ("base_s1", (), 1),
+                     ("uu_s0", ("uu",), 0), ("uu_s1", ("uu",), 1)],
+      channels=("u2i", "u2u"), tune_grids={"u2u": {"alpha": [0.0, 1.0]}})
   return root, prepared
 
 
