@@ -64,8 +64,8 @@ def define_run_flags() -> None:
   flags.DEFINE_integer("threads", 0, "Threads TensorFlow may use inside one "
                        "op and between ops (0: its default, one per core). "
                        "1 lets two runs share a 2-core machine without "
-                       "contending (benchmarks/mic_step_cost.py "
-                       "--compare_parallel measures the trade).",
+                       "contending (benchmarks/parallel_training.sh "
+                       "measures the trade).",
                        lower_bound=0)
 
 
