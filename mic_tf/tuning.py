@@ -437,6 +437,11 @@ def best_trial_record(study_dir: str) -> Dict[str, Any]:
   the best mean validation value over its seeds (the record then carries
   ``rescore``). Pruned trials never win (their best value was seen at a
   shorter budget).
+
+  Raises:
+    ValueError: If there is no completed trial, or a trial that finished
+      after the re-scoring ranks among the re-scored ones on the search
+      seed without having been re-scored.
   """
   complete = [r for r in _trial_records(study_dir)
               if r["state"] == "complete"]
@@ -445,6 +450,15 @@ def best_trial_record(study_dir: str) -> Dict[str, Any]:
   rescored = _read_rescores(study_dir)
   candidates = [r for r in complete if r["number"] in rescored]
   if candidates:
+    best_k = sorted(complete, key=lambda r: (-r["value"], r["number"]))[
+        :len(candidates)]
+    missing = [r["number"] for r in best_k if r["number"] not in rescored]
+    if missing:
+      raise ValueError(
+          f"Trial(s) {missing} finished after the re-scoring and rank among "
+          f"the {len(candidates)} best on the search seed, but were not "
+          "re-scored: run experiments/tune.py again with --rescore_top="
+          f"{len(candidates)} (already scored seeds are kept).")
     best = max(candidates, key=lambda r: (rescored[r["number"]]["mean"],
                                           -r["number"]))
     return {**best, "rescore": rescored[best["number"]]}

@@ -133,6 +133,13 @@ def test_best_trial_record_selects_on_the_rescored_mean(tmp_path):
   best = tuning.best_trial_record(study_dir)
   assert best["number"] == 1
   assert best["rescore"]["mean"] == pytest.approx(24.1)
+  # A trial that finishes later among the two best on the search seed must
+  # be re-scored before anything is selected.
+  _write_trial(study_dir, 4, 24.5)
+  with pytest.raises(ValueError, match=r"Trial\(s\) \[4\] finished after"):
+    tuning.best_trial_record(study_dir)
+  _write_rescore(study_dir, 4, {"0": 24.5, "1": 23.5, "2": 23.6})
+  assert tuning.best_trial_record(study_dir)["number"] == 1
 
 
 def test_rescore_trains_extra_seeds_resumes_and_rejects_bad_input(
