@@ -6,6 +6,15 @@ Run experiments/evaluate.py on each run directory first, then e.g.:
       --groups='DSSM=runs/ablation/dssm_base_s*' \
       --groups='DSSM+MIC=runs/ablation/dssm_all_s*' --base=DSSM
 
+A GLOB may also match the committed copies in docs/results/ (each run's
+metrics.json copied as <cell>.json beside channels_<cell>.json), so the
+README's tables regenerate from a clone without the run directories:
+
+  python experiments/channels_table.py --split=test \
+      --groups='DSSM=docs/results/converged/dssm_base_s[0-4].json' \
+      --groups='DSSM+MIC=docs/results/converged/dssm_all_s[0-4].json' \
+      --base=DSSM
+
 Each run's metrics.json gives its seed, selected epoch, the most epochs
 allowed (config.epochs) and training time; cells whose selected epoch is the
 last allowed one are flagged as not converged. With --base, every other
@@ -36,10 +45,30 @@ flags.DEFINE_list("paired_metrics", ["recall@50"],
                   "Metrics of the paired comparison.")
 
 
+def committed_copy(path: str) -> bool:
+  """Whether ``path`` is a committed copy of a run's metrics.json (e.g.
+  ``docs/results/converged/dssm_base_s0.json``) rather than a run dir."""
+  return os.path.isfile(path) and path.endswith(".json")
+
+
+def report_path(run: str, split: str) -> str:
+  """The channel report of a run dir, or the committed copy beside a
+  committed metrics copy (``channels_<name>.json``, test users only)."""
+  if committed_copy(run):
+    if split != "test":
+      raise ValueError(f"{run} is a committed copy: only test reports are "
+                       "committed (use --split=test, or the run dirs).")
+    folder, name = os.path.split(run)
+    return os.path.join(folder, f"channels_{name}")
+  return os.path.join(run, f"channels_{split}.json")
+
+
 def load_run_info(run_dir: str) -> dict:
   """Seed, selected epoch, most epochs allowed, training time and the
-  selected epoch's valid Recall@50 of a run."""
-  path = os.path.join(run_dir, "metrics.json")
+  selected epoch's valid Recall@50 of a run (a run dir or a committed copy
+  of its metrics.json)."""
+  path = (run_dir if committed_copy(run_dir)
+          else os.path.join(run_dir, "metrics.json"))
   if not os.path.exists(path):
     raise FileNotFoundError(f"{path} is missing: {run_dir!r} is not a "
                             "finished run of experiments/train.py.")
@@ -63,13 +92,16 @@ def main(argv):
     if "=" not in spec:
       raise app.UsageError(f"--groups needs LABEL=GLOB, got {spec!r}.")
     label, pattern = spec.split("=", 1)
-    dirs = sorted(glob.glob(pattern))
+    dirs = sorted(p for p in glob.glob(pattern)
+                  if not os.path.basename(p).startswith("channels_"))
     reports = []
     for d in dirs:
-      path = os.path.join(d, f"channels_{FLAGS.split}.json")
+      path = report_path(d, FLAGS.split)
       if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} is missing: run experiments/"
-                                f"evaluate.py --run_dir={d} first.")
+        raise FileNotFoundError(
+            f"{path} is missing: run experiments/evaluate.py --run_dir={d} "
+            "first." if not committed_copy(d) else
+            f"{path} is missing: {d} has no committed channel report.")
       with open(path) as f:
         reports.append({**json.load(f), "run": load_run_info(d)})
     if not reports:

@@ -60,6 +60,30 @@ def test_grid_table_and_channels_table(tmp_path):
              f"--groups=DSSM={tmp_path}/dssm_base_s*")
   assert "| DSSM | 3 | 11.00 ± 1.00 | 21.00 ± 1.00 | 4, 2, 2 / 4 |" in out
 
+  # The committed copies (metrics.json as <cell>.json beside
+  # channels_<cell>.json) give the same tables as the run directories.
+  docs = tmp_path / "docs"
+  docs.mkdir()
+  for run in tmp_path.glob("dssm_*_s*"):
+    (docs / f"{run.name}.json").write_text(
+        (run / "metrics.json").read_text())
+    (docs / f"channels_{run.name}.json").write_text(
+        (run / "channels_test.json").read_text())
+  from_runs = _run("channels_table.py", "--base=DSSM",
+                   f"--groups=DSSM={tmp_path}/dssm_base_s*",
+                   f"--groups=MIC={tmp_path}/dssm_ui_s*")
+  from_docs = _run("channels_table.py", "--base=DSSM",
+                   f"--groups=DSSM={docs}/dssm_base_s*.json",
+                   f"--groups=MIC={docs}/dssm_ui_s*.json")
+  assert from_docs == from_runs
+  env = dict(os.environ, PYTHONPATH=str(_ROOT))
+  done = subprocess.run(
+      [sys.executable, str(_ROOT / "experiments" / "channels_table.py"),
+       "--split=valid", f"--groups=DSSM={docs}/dssm_base_s*.json"],
+      capture_output=True, text=True, env=env, timeout=300)
+  assert done.returncode == 2
+  assert "only test reports are committed" in done.stderr
+
 
 def _tables_plan(tmp_path, **env):
   return subprocess.run(
