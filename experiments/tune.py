@@ -1,10 +1,19 @@
 r"""Seeded hyper-parameter search on validation users (Optuna, pruned).
 
-Example (the search behind MICConfig.tuned(); DSSM + MIC on MovieLens-1M):
+Example (a quick search; DSSM + MIC on MovieLens-1M):
 
   python experiments/tune.py --dataset=ml-1m --mic_terms=ui,uu,ii \
       --space=mic --num_trials=16 --epochs=4 --patience=2 \
       --study_dir=runs/tune_mic
+
+The search near convergence that follows MICConfig.tuned() (the README's
+"Tuning"; its first trial is the preset itself, the three best trials are
+re-scored on two more seeds):
+
+  python experiments/tune.py --dataset=ml-1m --mic_preset=tuned \
+      --space=mic --num_trials=24 --epochs=20 --patience=3 \
+      --init_order=towers_first --enqueue_base --rescore_top=3 \
+      --rescore_seeds=1,2 --study_dir=runs/tune_mic_v2
 
 Every trial selects its epoch on validation Recall@50 and is written to
 <study_dir>/trials/NNN.json; an interrupted search resumes. With
