@@ -90,7 +90,7 @@ def build_model(data: training.Prepared, tower: str = "dssm",
   model = training.build_model(config, data.tables, data.dataset)
   training.build_variables(
       model, data.tables,
-      towers_first=config.init_order == "towers_first")
+      towers_first=config.towers_first)
   return model
 
 

@@ -174,6 +174,11 @@ class ExperimentConfig:
     self.hidden_units = tuple(self.hidden_units)
     self.cutoffs = tuple(self.cutoffs)
 
+  @property
+  def towers_first(self) -> bool:
+    """Whether towers and heads are created before the first loss."""
+    return self.init_order == "towers_first"
+
   def to_dict(self) -> Dict[str, Any]:
     return dataclasses.asdict(self)
 
@@ -442,7 +447,7 @@ def run_experiment(config: ExperimentConfig,
   with strategy.scope():
     model = build_model(config, tables, prepared.dataset)
     build_variables(model, tables,
-                    towers_first=config.init_order == "towers_first")
+                    towers_first=config.towers_first)
 
   ckpt = os.path.join(out_dir, "checkpoints", "best") if out_dir else None
   evaluator = EvaluationCallback(prepared.valid, config.cutoffs,
