@@ -19,10 +19,11 @@ Each run's metrics.json gives its seed, selected epoch, the most epochs
 allowed (config.epochs) and training time; cells whose selected epoch is the
 last allowed one are flagged as not converged. With --base, every other
 group is compared with it per channel, paired by seed (mean ± std of the
-differences, paired t-test p-value, and the 2-pooled-std criterion).
+differences, paired t-test p-value, and the 2-pooled-std criterion); with
+--pair=VARIANT:BASE (repeatable) each variant is compared with its own base,
+e.g. every tower of Table 2 with its +MIC row in one table.
 """
 
-import glob
 import json
 import os
 
@@ -32,12 +33,17 @@ from absl import flags
 from mic_tf import cli
 from mic_tf import grid
 from mic_tf import training
+from mic_tf.analysis import groups as groups_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("groups", [], "LABEL=GLOB of run directories.")
 flags.DEFINE_enum("split", "test", ["test", "valid"], "Which report.")
 flags.DEFINE_string("base", None, "Label of the group the others are "
                     "compared with (paired by seed).")
+flags.DEFINE_multi_string("pair", [], "VARIANT:BASE: compare group VARIANT "
+                          "with group BASE, paired by seed (repeat for each "
+                          "tower of Table 2, e.g. --pair='YouTubeDNN+MIC:"
+                          "YouTubeDNN').")
 flags.DEFINE_string("compact", None, "Print one table of this metric only "
                     "(a row per group, a column per channel; exact index) "
                     "instead of every metric.")
@@ -84,28 +90,31 @@ def load_run_info(run_dir: str) -> dict:
   return info
 
 
+def parse_pair(spec: str):
+  """``'VARIANT:BASE'`` -> ``('VARIANT', 'BASE')``."""
+  variant, sep, base = spec.rpartition(":")
+  if not sep or not variant or not base:
+    raise ValueError(f"--pair needs VARIANT:BASE (two --groups labels), got "
+                     f"{spec!r}; e.g. --pair='DSSM+MIC:DSSM'.")
+  return variant, base
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  pairs = [parse_pair(spec) for spec in FLAGS.pair]
   groups = {}
-  for spec in FLAGS.groups:
-    if "=" not in spec:
-      raise app.UsageError(f"--groups needs LABEL=GLOB, got {spec!r}.")
-    label, pattern = spec.split("=", 1)
-    dirs = sorted(p for p in glob.glob(pattern)
-                  if not os.path.basename(p).startswith("channels_"))
+  for label, runs in groups_lib.parse(FLAGS.groups).items():
     reports = []
-    for d in dirs:
-      path = report_path(d, FLAGS.split)
+    for run in runs:
+      path = report_path(run, FLAGS.split)
       if not os.path.exists(path):
         raise FileNotFoundError(
-            f"{path} is missing: run experiments/evaluate.py --run_dir={d} "
-            "first." if not committed_copy(d) else
-            f"{path} is missing: {d} has no committed channel report.")
+            f"{path} is missing: run experiments/evaluate.py --run_dir={run} "
+            "first." if not committed_copy(run) else
+            f"{path} is missing: {run} has no committed channel report.")
       with open(path) as f:
-        reports.append({**json.load(f), "run": load_run_info(d)})
-    if not reports:
-      raise FileNotFoundError(f"No run directory matches {pattern!r}.")
+        reports.append({**json.load(f), "run": load_run_info(run)})
     groups[label] = reports
   if FLAGS.compact:
     print(grid.channel_metric_table(groups, FLAGS.compact))
@@ -113,10 +122,11 @@ def main(argv):
     print(grid.channel_summary_table(groups))
   print()
   print(grid.EPOCH_LEGEND)
-  if FLAGS.base:
+  if FLAGS.base or pairs:
     print()
     print(grid.channel_paired_table(groups, FLAGS.base,
-                                    metrics=FLAGS.paired_metrics))
+                                    metrics=FLAGS.paired_metrics,
+                                    pairs=pairs))
 
 
 if __name__ == "__main__":

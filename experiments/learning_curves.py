@@ -20,6 +20,7 @@ from absl import flags
 
 import mic_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TF loads Keras)
 from mic_tf import cli
+from mic_tf.analysis import groups as groups_lib
 from mic_tf.analysis import learning_curves
 
 FLAGS = flags.FLAGS
@@ -36,13 +37,8 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   if not FLAGS.groups:
     raise app.UsageError("Pass --groups=LABEL=GLOB (one per group).")
-  specs = {}
-  for spec in FLAGS.groups:
-    label, sep, patterns = spec.partition("=")
-    if not sep or not label or not patterns:
-      raise app.UsageError(f"--groups needs LABEL=GLOB, got {spec!r}.")
-    specs[label] = patterns.split(",")
-  groups = learning_curves.load_groups(specs, FLAGS.metric)
+  groups = learning_curves.load_groups(groups_lib.parse(FLAGS.groups),
+                                       FLAGS.metric)
   path = learning_curves.plot(groups, FLAGS.output, FLAGS.metric, FLAGS.title)
   with open(os.path.splitext(path)[0] + ".json", "w") as f:
     json.dump({"metric": FLAGS.metric, "split": "valid",

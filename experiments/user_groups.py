@@ -22,6 +22,7 @@ from absl import app
 from absl import flags
 
 from mic_tf import cli
+from mic_tf.analysis import groups as groups_lib
 from mic_tf.analysis import user_groups
 
 FLAGS = flags.FLAGS
@@ -40,7 +41,7 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   if not FLAGS.groups:
     raise app.UsageError("Give at least one --groups=LABEL=GLOB.")
-  dirs = user_groups.expand_groups(FLAGS.groups)
+  dirs = groups_lib.parse(FLAGS.groups, dirs_only=True)
   prepared, runs, check = None, {}, []
   for label, run_dirs in dirs.items():
     runs[label] = []

@@ -436,25 +436,38 @@ def _channels_of(groups, index) -> List[str]:
 
 
 def channel_paired_table(groups: Dict[str, Sequence[Dict[str, Any]]],
-                         base_label: str,
-                         metrics: Sequence[str] = ("recall@50",)) -> str:
-  """Each group against ``base_label``, per (index, channel), paired by seed.
+                         base_label: Optional[str] = None,
+                         metrics: Sequence[str] = ("recall@50",),
+                         pairs: Sequence[Tuple[str, str]] = ()) -> str:
+  """Variants against their bases, per (index, channel), paired by seed.
 
   Args:
     groups: As ``channel_summary_table``; every report needs its ``"run"``
       entry with the ``seed``.
-    base_label: The group the others are compared with.
+    base_label: Every other group is compared with this one.
     metrics: One block of columns per metric.
+    pairs: ``(variant, base)`` labels compared besides (or instead of)
+      those of ``base_label``, e.g. each tower+MIC with its own tower.
 
   Returns:
     A Markdown table and its legend.
 
   Raises:
-    ValueError: If ``base_label`` is not a group or a report has no seed.
+    ValueError: If no comparison is asked for, a label is not a group, or a
+      report has no seed.
   """
-  if base_label not in groups:
-    raise ValueError(f"Base group {base_label!r} is not among the groups "
-                     f"{sorted(groups)}; pass one of them.")
+  pairs = list(pairs)
+  if base_label is not None:
+    pairs = [(label, base_label) for label in groups
+             if label != base_label] + pairs
+  if not pairs and base_label is None:
+    raise ValueError("Nothing to compare: pass a base group or "
+                     "(variant, base) pairs.")
+  for label in sorted({l for pair in pairs for l in pair} |
+                      ({base_label} if base_label is not None else set())):
+    if label not in groups:
+      raise ValueError(f"Group {label!r} is not among the groups "
+                       f"{sorted(groups)}; pass one of them.")
   for label, reports in groups.items():
     for r in reports:
       if "seed" not in r.get("run", {}):
@@ -467,25 +480,23 @@ def channel_paired_table(groups: Dict[str, Sequence[Dict[str, Any]]],
   for m in metrics:
     header += _paired_header(m)
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-  base = groups[base_label]
   indexes = sorted({i for rs in groups.values() for r in rs
                     for i in r["results"]})
   for index in indexes:
     for channel in _channels_of(groups, index):
-      base_kept = [r for r in base if channel in r["results"].get(index, {})]
-      if not base_kept:
-        continue
-      for label, reports in groups.items():
-        kept = [r for r in reports
+      for label, base_of in pairs:
+        base_kept = [r for r in groups[base_of]
+                     if channel in r["results"].get(index, {})]
+        kept = [r for r in groups[label]
                 if channel in r["results"].get(index, {})]
-        if label == base_label or not kept:
+        if not base_kept or not kept:
           continue
         comparisons = [stats.paired_comparison(
             {r["run"]["seed"]: r["results"][index][channel][m] for r in kept},
             {r["run"]["seed"]: r["results"][index][channel][m]
              for r in base_kept}) for m in metrics]
         seeds = comparisons[0].seeds
-        line = [index, channel, label, base_label,
+        line = [index, channel, label, base_of,
                 ", ".join(str(s) for s in seeds),
                 _not_converged_text([r["run"] for r in kept
                                      if r["run"]["seed"] in seeds]) + "; " +

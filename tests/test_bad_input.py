@@ -194,7 +194,10 @@ CASES = {
         "--groups needs LABEL=GLOB"),
     "table group matching nothing": (
         "channels_table", lambda t, c: [f"--groups=A={t}/none*"],
-        "No run directory matches"),
+        "No run directory or metrics file matches"),
+    "table pair without a colon": (
+        "channels_table", lambda t, c: [f"--groups=A={t}", "--pair=A"],
+        "--pair needs VARIANT:BASE"),
     "curve group without a label": (
         "learning_curves", lambda t, c: ["--groups=runs/*",
                                          f"--output={t}/c.png"],

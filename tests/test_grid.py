@@ -124,8 +124,22 @@ def test_channel_tables_with_runs():
   paired = grid.channel_paired_table(groups, "DSSM", metrics=("recall@50",))
   assert ("| exact | u2i | MIC | DSSM | 0, 1, 2 | 1/3: s0; 0/3 | "
           "+2.00 ± 1.00 | 1.41 | 0.0742 | no | no | n.s. |") in paired
-  with pytest.raises(ValueError, match="Base group 'X'"):
+  with pytest.raises(ValueError, match="Group 'X' is not among"):
     grid.channel_paired_table(groups, "X")
+  with pytest.raises(ValueError, match="Group 'Y' is not among"):
+    grid.channel_paired_table(groups, pairs=[("MIC", "Y")])
+  with pytest.raises(ValueError, match="Nothing to compare"):
+    grid.channel_paired_table(groups)
+  # Each variant against its own base (Table 2: every tower with its +MIC).
+  both = dict(groups, YT=[_report(r, s) for s, r in enumerate((9., 9., 9.))],
+              **{"YT+MIC": [_report(r, s)
+                            for s, r in enumerate((9.5, 9., 10.))]})
+  by_pairs = grid.channel_paired_table(
+      both, pairs=[("MIC", "DSSM"), ("YT+MIC", "YT")])
+  rows = [l for l in by_pairs.splitlines() if l.startswith("| exact | u2i")]
+  assert [l.split(" | ")[2:4] for l in rows] == [["MIC", "DSSM"],
+                                                 ["YT+MIC", "YT"]]
+  assert "| +0.50 ± 0.50 |" in rows[1]
   del groups["MIC"][0]["run"]["seed"]
   with pytest.raises(ValueError, match="no run seed"):
     grid.channel_paired_table(groups, "DSSM")

@@ -76,6 +76,11 @@ def test_grid_table_and_channels_table(tmp_path):
                    f"--groups=DSSM={docs}/dssm_base_s*.json",
                    f"--groups=MIC={docs}/dssm_ui_s*.json")
   assert from_docs == from_runs
+  # --pair compares a variant with its own base: the same rows as --base.
+  paired = _run("channels_table.py", "--pair=MIC:DSSM",
+                f"--groups=DSSM={docs}/dssm_base_s*.json",
+                f"--groups=MIC={docs}/dssm_ui_s*.json")
+  assert paired == from_docs
   env = dict(os.environ, PYTHONPATH=str(_ROOT))
   done = subprocess.run(
       [sys.executable, str(_ROOT / "experiments" / "channels_table.py"),

@@ -9,7 +9,6 @@ over seeds per epoch and plots every seed with its selected epoch marked.
 """
 
 import dataclasses
-import glob
 import json
 import os
 from typing import Dict, List, Mapping, Optional, Sequence
@@ -64,24 +63,13 @@ def load(path: str, metric: str = "recall@50") -> Curve:
                max_epochs=int(max_epochs) if max_epochs else None)
 
 
-def load_groups(specs: Mapping[str, Sequence[str]],
+def load_groups(paths: Mapping[str, Sequence[str]],
                 metric: str = "recall@50") -> Dict[str, List[Curve]]:
-  """``{label: [glob, ...]}`` -> ``{label: curves sorted by seed}``.
-
-  Raises:
-    FileNotFoundError: When a pattern matches nothing.
-  """
-  groups = {}
-  for label, patterns in specs.items():
-    curves = []
-    for pattern in patterns:
-      found = sorted(glob.glob(pattern))
-      if not found:
-        raise FileNotFoundError(f"No run directory or metrics file matches "
-                                f"{pattern!r} (group {label!r}).")
-      curves += [load(p, metric) for p in found]
-    groups[label] = sorted(curves, key=lambda c: c.seed)
-  return groups
+  """``{label: [run dir or metrics file, ...]}`` (as ``groups.parse``
+  returns) -> ``{label: curves sorted by seed}``."""
+  return {label: sorted((load(p, metric) for p in found),
+                        key=lambda c: c.seed)
+          for label, found in paths.items()}
 
 
 def mean_by_epoch(curves: Sequence[Curve]) -> Dict[int, List[float]]:

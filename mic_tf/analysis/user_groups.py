@@ -15,7 +15,6 @@ that report's number when every group is put together.
 """
 
 import dataclasses
-import glob
 import json
 import os
 from typing import Dict, List, Mapping, Optional, Sequence
@@ -210,23 +209,3 @@ def format_rows(rows: Sequence[Mapping]) -> str:
       cells += ["", "", ""]
     out.append("| " + " | ".join(cells) + " |")
   return "\n".join(out)
-
-
-def expand_groups(specs: Sequence[str]) -> Dict[str, List[str]]:
-  """``LABEL=GLOB`` specs -> label -> sorted run directories.
-
-  Raises:
-    ValueError: On a spec without ``=`` or a glob that matches nothing.
-  """
-  out = {}
-  for spec in specs:
-    label, sep, pattern = spec.partition("=")
-    if not sep or not label or not pattern:
-      raise ValueError(f"--groups={spec!r}: use LABEL=GLOB, e.g. "
-                       "'DSSM=runs/table_dssm/dssm_base_s*'.")
-    dirs = sorted(d for d in glob.glob(pattern) if os.path.isdir(d))
-    if not dirs:
-      raise ValueError(f"--groups={spec!r}: {pattern!r} matches no run "
-                       "directory.")
-    out[label] = dirs
-  return out

@@ -109,7 +109,7 @@ def test_binary_writes_the_table_and_refuses_bad_input(evaluated_runs,
   assert "run experiments/evaluate.py" in done.stderr
   assert len(done.stderr.strip().splitlines()) == 1
   done = _binary(f"--groups=X={tmp_path}/nothing*")
-  assert done.returncode == 2 and "matches no run directory" in done.stderr
+  assert done.returncode == 2 and "No run directory matches" in done.stderr
   # A report that no longer matches the model is refused, not averaged.
   report = json.loads((root / "base_s1" / "channels_test.json").read_text())
   stale = tmp_path / "stale"
