@@ -45,6 +45,7 @@ def main(argv):
   config = training.ExperimentConfig(
       dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
       dataset_kwargs=cli.dataset_kwargs_from_flags(FLAGS),
+      train_user_fraction=FLAGS.train_user_fraction,
       exclude_history=FLAGS.exclude_history)
   start = time.perf_counter()
   prepared = training.prepare_data(config)
@@ -61,6 +62,7 @@ def main(argv):
                             sys.argv[1:]),
         "dataset": config.dataset, "num_items": int(ds.num_items),
         "num_train_users": int(len(ds.train_users)),
+        "train_user_fraction": ds.train_user_fraction,
         "num_valid_users": int(len(prepared.valid.users)),
         "num_test_users": int(len(prepared.test.users)),
         "cutoffs": list(config.cutoffs),

@@ -166,6 +166,9 @@ def define_data_flags() -> None:
   flags.DEFINE_float("synthetic_scale", None, "synthetic-books / "
                      "synthetic-taobao: fraction of the real dataset's size "
                      "(default 1.0 / 0.01).", lower_bound=1e-6)
+  flags.DEFINE_float("train_user_fraction", 1.0, "Train on this seeded "
+                     "fraction of the training users only (a sparser "
+                     "dataset; valid and test users unchanged).")
 
 
 def define_training_flags() -> None:
@@ -451,7 +454,8 @@ def experiment_config_from_flags(f) -> training.ExperimentConfig:
       maxlen=f.maxlen, examples_per_epoch=f.examples_per_epoch,
       steps_per_epoch=f.steps_per_epoch,
       use_user_id=f.use_user_id, max_item_users=f.max_item_users,
-      seed=f.seed, init_order=f.init_order, output_dir=f.output_dir,
+      train_user_fraction=f.train_user_fraction, seed=f.seed,
+      init_order=f.init_order, output_dir=f.output_dir,
       exclude_history=f.exclude_history, mic=mic_config_from_flags(f),
       mining=mining_config_from_flags(f), tower_kwargs=tower_kwargs)
 

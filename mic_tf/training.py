@@ -42,6 +42,7 @@ from mic_tf import run_record
 from mic_tf.channels.evaluate import evaluate_u2i  # the U2I channel, exact
 from mic_tf.data import protocol
 from mic_tf.data import registry as data_registry
+from mic_tf.data import subsample
 from mic_tf.data.dataset import ProcessedDataset
 from mic_tf.mining import MiningCallback, MiningConfig
 from mic_tf.models.config import MICConfig
@@ -101,6 +102,9 @@ class ExperimentConfig:
     data_seed: Seed of data-side sampling (which training users fill an
       item's user bag). Kept apart from ``seed`` so that every seed of a
       grid trains on the same features, and ``load_run`` rebuilds them.
+    train_user_fraction: Train on this seeded fraction of the training users
+      only (``mic_tf.data.subsample``; drawn with ``data_seed``); valid and
+      test users are unchanged. 1.0: all of them.
     output_dir: Where to write the run; None keeps nothing on disk.
     cutoffs: Metric cutoffs N.
     exclude_history: Exclude each user's history items from retrieval.
@@ -133,6 +137,7 @@ class ExperimentConfig:
   seed: int = 0
   init_order: str = "lazy"
   data_seed: int = 0
+  train_user_fraction: float = 1.0
   output_dir: Optional[str] = None
   cutoffs: Tuple[int, ...] = (20, 50)
   exclude_history: bool = True
@@ -165,6 +170,8 @@ class ExperimentConfig:
     if self.strategy not in distribute.STRATEGIES:
       raise ValueError(f"strategy must be one of {distribute.STRATEGIES}, "
                        f"got {self.strategy!r}.")
+    self.train_user_fraction = subsample.check_fraction(
+        self.train_user_fraction)
     if not 0 <= self.dropout < 1:
       raise ValueError(f"dropout must be in [0, 1), got {self.dropout}.")
     if isinstance(self.mic, dict):
@@ -225,6 +232,14 @@ def prepare_data(config: ExperimentConfig,
                                      **config.dataset_kwargs)
     dataset = protocol.apply_comirec_protocol(raw)
     console.status(protocol.describe(dataset))
+  if config.train_user_fraction != dataset.train_user_fraction:
+    total = len(dataset.train_users)
+    dataset = subsample.keep_train_users(dataset, config.train_user_fraction,
+                                         seed=config.data_seed)
+    console.status(f"Training on {len(dataset.train_users):,} of {total:,} "
+                   f"training users (train_user_fraction="
+                   f"{config.train_user_fraction}, data_seed="
+                   f"{config.data_seed}); valid and test users unchanged.")
   tables = F.build_feature_tables(dataset, maxlen=config.maxlen,
                                   use_user_id=config.use_user_id,
                                   max_item_users=config.max_item_users,
@@ -561,6 +576,12 @@ def _check_prepared(config: ExperimentConfig, prepared: Prepared) -> None:
         f"{spec.maxlen}, max_item_users={bag}, use_user_id={has_id}; the "
         f"config asks for {config.maxlen}, {config.max_item_users}, "
         f"{config.use_user_id}. Call prepare_data(config) with this config.")
+  kept = prepared.dataset.train_user_fraction
+  if kept != config.train_user_fraction:
+    raise ValueError(
+        f"The prepared data keep {kept} of the training users; the config "
+        f"asks for train_user_fraction={config.train_user_fraction}. Call "
+        "prepare_data(config) with this config.")
 
 
 def _write_json(path: str, obj: Any) -> None:

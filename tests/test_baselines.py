@@ -364,3 +364,25 @@ def test_chunked_retrieval_matches_single_chunk(monkeypatch):
   for model, want in zip(models, whole):
     np.testing.assert_array_equal(model.fit(train).retrieve(histories, 10),
                                   want)
+
+
+def test_binary_on_a_fraction_of_the_training_users(tmp_path):
+  import json
+  import os
+  import pathlib
+  import subprocess
+  import sys
+  root = pathlib.Path(__file__).resolve().parents[1]
+  out = tmp_path / "rows.json"
+  done = subprocess.run(
+      [sys.executable, str(root / "experiments" / "baselines.py"),
+       "--dataset=ml-100k", "--baselines=mostpop,ease",
+       "--train_user_fraction=0.5", f"--output={out}"],
+      capture_output=True, text=True, timeout=600,
+      env=dict(os.environ, PYTHONPATH=str(root), TF_CPP_MIN_LOG_LEVEL="3"))
+  assert done.returncode == 0, done.stderr[-2000:]
+  record = json.loads(out.read_text())
+  assert record["train_user_fraction"] == 0.5
+  # RecBole ML-100k: 943 users, 80 % of them training users, half kept.
+  assert record["num_train_users"] == round(0.5 * int(943 * 0.8))
+  assert [r["name"] for r in record["rows"]][0].lower().startswith("most")

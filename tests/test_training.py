@@ -224,3 +224,27 @@ def test_towers_first_gives_base_and_mic_the_same_initial_weights(
 def test_init_order_is_checked():
   with pytest.raises(ValueError, match="init_order must be one of"):
     training.ExperimentConfig(init_order="eager")
+
+
+def test_a_fraction_of_the_training_users_trains_and_reloads(ml100k,
+                                                              tmp_path):
+  full = protocol.apply_comirec_protocol(ml100k)
+  config = _config(tmp_path, epochs=1, train_user_fraction=0.25, data_seed=2)
+  prepared = training.prepare_data(config, full)
+  kept = prepared.dataset.train_users
+  assert len(kept) == int(round(0.25 * len(full.train_users)))
+  np.testing.assert_array_equal(prepared.valid.users,
+                                training.prepare_data(
+                                    _config(tmp_path), full).valid.users)
+  # The items' user bags hold kept training users only (tokens are u + 1).
+  bags = prepared.tables.item_table["item_users"]
+  assert set(np.unique(bags[bags > 0]) - 1) <= set(kept)
+  results = training.run_experiment(config, prepared, verbose=0)
+  assert results["config"]["train_user_fraction"] == 0.25
+  # Reloading rebuilds the same subset from the saved config.
+  _, again, _ = training.load_run(str(tmp_path))
+  np.testing.assert_array_equal(again.dataset.train_users, kept)
+  # Data prepared for another fraction are refused, not silently reused.
+  with pytest.raises(ValueError, match="keep 0.25 of the training users; "
+                     "the config asks for train_user_fraction=1.0"):
+    training.run_experiment(_config(tmp_path / "other"), prepared, verbose=0)

@@ -64,6 +64,8 @@ class ProcessedDataset:
     user_vocabs: User field name -> raw value of each code (object array,
       length ``user_vocab_sizes[name]``; entry 0, "missing", is None). Used
       to serve raw attribute values.
+    train_user_fraction: The fraction of the protocol's training users kept
+      in ``train_users`` (``mic_tf.data.subsample``); 1.0: all of them.
   """
   name: str
   num_items: int
@@ -78,6 +80,7 @@ class ProcessedDataset:
   raw_user_ids: np.ndarray
   raw_item_ids: np.ndarray
   user_vocabs: Dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+  train_user_fraction: float = 1.0
 
   @property
   def num_users(self) -> int:
