@@ -6,13 +6,17 @@
 #   Table 2  DSSM, YouTubeDNN, ComiRec-DR, ComiRec-SA, each base and +MIC
 #   Table 3  DSSM with each subset of the terms (UI, UU, II, pairs)
 #   Mining   DSSM+MIC with nearest-neighbour mining (all+nn)
+#   Sparse   Table 2's rows trained on a fifth of the training users
+#            (--train_user_fraction=0.2, at most 60 epochs; README
+#            "Sparser training data"), in $MIC_TF_TABLES_DIR/sparse20
 #
 # Every cell: early stopping on valid Recall@50 (patience 3, at most 40
 # epochs), MIC cells with the tuned preset, then the four channels of the
 # test users (exact, alpha chosen on valid users) into the run directory.
 # Finished cells are kept, an interrupted one resumes from its backup: run it
 # again after an interruption. Tables: experiments/channels_table.py (see the
-# README). One cell takes 15-60 min on a 2-core CPU; all 80, days.
+# README). One cell takes 15-60 min on a 2-core CPU (a sparse one 3-15); all
+# 115 (23 a seed), days.
 #
 #   bash experiments/run_tables.sh            # everything, seeds 0-4
 #   SEEDS="0" TABLES="towers" bash experiments/run_tables.sh
@@ -34,7 +38,7 @@ cd "$ROOT"
 PY="${PYTHON_BIN:-$ROOT/.venv/bin/python}"
 OUT="${MIC_TF_TABLES_DIR:-runs}"
 SEEDS="${SEEDS:-0 1 2 3 4}"
-TABLES="${TABLES:-towers table3 mining}"
+TABLES="${TABLES:-towers table3 mining sparse}"
 COMMON=(--dataset=ml-1m --epochs=40 --patience=3 --verbose=2)
 read -r -a EXTRA <<< "${EXTRA_FLAGS:-}"
 JOBS="${JOBS:-1}"
@@ -61,12 +65,13 @@ run() {
   if [ -n "${DRY_RUN:-}" ]; then echo "$*"; else "$@"; fi
 }
 
-train_and_evaluate() {  # output dir, tower, variant, seed
+train_and_evaluate() {  # output dir, tower, variant, seed, [cell flags...]
   local out=$1 tower=$2 variant=$3 seed=$4 preset=()
+  shift 4
   [ "$variant" != base ] && preset=(--mic_preset=tuned)
   run "$PY" experiments/ablation.py "${COMMON[@]}" "${preset[@]}" \
     --towers="$tower" --variants="$variant" --seeds="$seed" \
-    --output_dir="$out" ${THREADS[@]+"${THREADS[@]}"} \
+    --output_dir="$out" "$@" ${THREADS[@]+"${THREADS[@]}"} \
     ${EXTRA[@]+"${EXTRA[@]}"}
   local dir="$out/${tower}_${variant}_s${seed}"
   if [ ! -f "$dir/channels_test.json" ]; then
@@ -85,13 +90,13 @@ reap() {  # waits for whichever started cell ends first; counts a failure
   PIDS=(${kept[@]+"${kept[@]}"})
 }
 
-cell() {  # output dir, tower, variant, seed
+cell() {  # output dir, tower, variant, seed, [cell flags...]
   if (( JOBS == 1 )) || [ -n "${DRY_RUN:-}" ]; then
     train_and_evaluate "$@"
     return
   fi
   while (( ${#PIDS[@]} >= JOBS )); do reap; done
-  local log="$OUT/logs/${2}_${3}_s${4}.log"
+  local log="$OUT/logs/$(basename "$1")_${2}_${3}_s${4}.log"
   mkdir -p "$OUT/logs"
   echo "$(date '+%F %T') started $2 $3 seed $4 (log: $log)"
   ( set -e; train_and_evaluate "$@" ) >> "$log" 2>&1 &
@@ -100,9 +105,9 @@ cell() {  # output dir, tower, variant, seed
 
 for table in $TABLES; do
   case $table in
-    towers|table3|mining) ;;
+    towers|table3|mining|sparse) ;;
     *) echo "run_tables.sh: unknown table '$table' in TABLES; use towers," \
-            "table3 or mining." >&2; exit 2 ;;
+            "table3, mining or sparse." >&2; exit 2 ;;
   esac
 done
 
@@ -122,6 +127,13 @@ for seed in $SEEDS; do
         done ;;
       mining)
         cell "$OUT/table_mining" dssm all+nn "$seed" ;;
+      sparse)
+        for tower in dssm youtube_dnn comirec_sa comirec_dr; do
+          for variant in base all; do
+            cell "$OUT/sparse20" "$tower" "$variant" "$seed" \
+              --train_user_fraction=0.2 --epochs=60
+          done
+        done ;;
     esac
   done
 done

@@ -104,11 +104,16 @@ def test_run_tables_plans_every_cell_of_a_seed_and_skips_evaluated_ones(
   assert done.returncode == 0, done.stderr
   lines = done.stdout.splitlines()
   trains = [l for l in lines if "experiments/ablation.py" in l]
-  # Table 2: 4 towers x (base, MIC); Table 3: 6 term subsets; mining: 1.
-  assert len(trains) == 15
-  assert len([l for l in lines if "experiments/evaluate.py" in l]) == 15
+  # Table 2: 4 towers x (base, MIC); Table 3: 6 term subsets; mining: 1;
+  # Table 2 again on a fifth of the training users: 8.
+  assert len(trains) == 23
+  assert len([l for l in lines if "experiments/evaluate.py" in l]) == 23
   mic = [l for l in trains if "--variants=base" not in l]
-  assert all("--mic_preset=tuned" in l for l in mic) and len(mic) == 11
+  assert all("--mic_preset=tuned" in l for l in mic) and len(mic) == 15
+  sparse = [l for l in trains if "--train_user_fraction=0.2" in l]
+  assert len(sparse) == 8
+  assert all(f"--output_dir={tmp_path}/sparse20 --train_user_fraction=0.2 "
+             "--epochs=60" in l for l in sparse)
   assert any("--towers=comirec_sa --variants=all --seeds=0" in l
              for l in trains)
   assert any("--variants=all+nn" in l for l in trains)
@@ -136,6 +141,13 @@ def test_run_tables_passes_extra_flags_to_every_training_command(tmp_path):
             if "experiments/ablation.py" in l]
   assert len(trains) == 1
   assert trains[0].endswith("--patience=5 --init_order=towers_first")
+  # Extra flags come last, so they override a table's own (absl keeps the
+  # last value of a flag): here the sparse table's epoch limit.
+  sparse = _tables_plan(tmp_path, SEEDS="0", TABLES="sparse",
+                        EXTRA_FLAGS="--epochs=80").stdout
+  trains = [l for l in sparse.splitlines() if "experiments/ablation.py" in l]
+  assert len(trains) == 8
+  assert all(l.endswith("--epochs=60 --epochs=80") for l in trains)
 
 
 def test_run_tables_jobs_plans_threads_and_refuses_a_bad_count(tmp_path):
@@ -186,4 +198,5 @@ esac
   # Every cell ran, the failed one too, and each has its own log.
   assert sorted(l.split()[1] for l in lines if l.startswith("start")) == \
       sorted(["ui", "uu", "ii", "ui+uu", "ui+ii", "uu+ii"])
-  assert len(list((tmp_path / "out" / "logs").glob("dssm_*_s0.log"))) == 6
+  assert len(list((tmp_path / "out" / "logs").glob("table3_dssm_*_s0.log"))
+             ) == 6
