@@ -9,6 +9,9 @@
 #   Sparse   Table 2's rows trained on a fifth of the training users
 #            (--train_user_fraction=0.2, at most 60 epochs; README
 #            "Sparser training data"), in $MIC_TF_TABLES_DIR/sparse20
+#   Fractions ComiRec-DR, base and +MIC, on a tenth and on half of the
+#            training users (README "How MIC's gain follows the amount of
+#            training data"), in sparse10/ and sparse50/
 #
 # Every cell: early stopping on valid Recall@50 (patience 3, at most 40
 # epochs), MIC cells with the tuned preset, then the four channels of the
@@ -16,7 +19,7 @@
 # Finished cells are kept, an interrupted one resumes from its backup: run it
 # again after an interruption. Tables: experiments/channels_table.py (see the
 # README). One cell takes 15-60 min on a 2-core CPU (a sparse one 3-15); all
-# 115 (23 a seed), days.
+# 135 (27 a seed), days.
 #
 #   bash experiments/run_tables.sh            # everything, seeds 0-4
 #   SEEDS="0" TABLES="towers" bash experiments/run_tables.sh
@@ -38,7 +41,7 @@ cd "$ROOT"
 PY="${PYTHON_BIN:-$ROOT/.venv/bin/python}"
 OUT="${MIC_TF_TABLES_DIR:-runs}"
 SEEDS="${SEEDS:-0 1 2 3 4}"
-TABLES="${TABLES:-towers table3 mining sparse}"
+TABLES="${TABLES:-towers table3 mining sparse fractions}"
 COMMON=(--dataset=ml-1m --epochs=40 --patience=3 --verbose=2)
 read -r -a EXTRA <<< "${EXTRA_FLAGS:-}"
 JOBS="${JOBS:-1}"
@@ -105,9 +108,9 @@ cell() {  # output dir, tower, variant, seed, [cell flags...]
 
 for table in $TABLES; do
   case $table in
-    towers|table3|mining|sparse) ;;
+    towers|table3|mining|sparse|fractions) ;;
     *) echo "run_tables.sh: unknown table '$table' in TABLES; use towers," \
-            "table3, mining or sparse." >&2; exit 2 ;;
+            "table3, mining, sparse or fractions." >&2; exit 2 ;;
   esac
 done
 
@@ -132,6 +135,13 @@ for seed in $SEEDS; do
           for variant in base all; do
             cell "$OUT/sparse20" "$tower" "$variant" "$seed" \
               --train_user_fraction=0.2 --epochs=60
+          done
+        done ;;
+      fractions)
+        for percent in 10 50; do
+          for variant in base all; do
+            cell "$OUT/sparse$percent" comirec_dr "$variant" "$seed" \
+              --train_user_fraction="0.$percent" --epochs=60
           done
         done ;;
     esac

@@ -105,15 +105,23 @@ def test_run_tables_plans_every_cell_of_a_seed_and_skips_evaluated_ones(
   lines = done.stdout.splitlines()
   trains = [l for l in lines if "experiments/ablation.py" in l]
   # Table 2: 4 towers x (base, MIC); Table 3: 6 term subsets; mining: 1;
-  # Table 2 again on a fifth of the training users: 8.
-  assert len(trains) == 23
-  assert len([l for l in lines if "experiments/evaluate.py" in l]) == 23
+  # Table 2 again on a fifth of the training users: 8; ComiRec-DR on a
+  # tenth and on half of them: 4.
+  assert len(trains) == 27
+  assert len([l for l in lines if "experiments/evaluate.py" in l]) == 27
   mic = [l for l in trains if "--variants=base" not in l]
-  assert all("--mic_preset=tuned" in l for l in mic) and len(mic) == 15
+  assert all("--mic_preset=tuned" in l for l in mic) and len(mic) == 17
   sparse = [l for l in trains if "--train_user_fraction=0.2" in l]
   assert len(sparse) == 8
   assert all(f"--output_dir={tmp_path}/sparse20 --train_user_fraction=0.2 "
              "--epochs=60" in l for l in sparse)
+  for percent in ("10", "50"):
+    fraction = [l for l in trains
+                if f"--train_user_fraction=0.{percent} " in l]
+    assert len(fraction) == 2
+    assert all("--towers=comirec_dr" in l and
+               f"--output_dir={tmp_path}/sparse{percent} " in l
+               for l in fraction)
   assert any("--towers=comirec_sa --variants=all --seeds=0" in l
              for l in trains)
   assert any("--variants=all+nn" in l for l in trains)
