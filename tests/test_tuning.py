@@ -194,8 +194,10 @@ def test_current_params_inverts_apply_params_and_seeds_the_study(prepared,
   assert params["w_ii"] == base.mic.weights["ii"]
   assert params["tau_ii"] == base.mic.temperature_of("ii")
   assert tuning.apply_params(base, params).to_dict() == base.to_dict()
-  assert tuning.current_params(base, tuning.BASE_SPACE)[
-      "learning_rate"] == base.learning_rate
+  base_params = tuning.current_params(base, tuning.BASE_SPACE)
+  assert base_params["learning_rate"] == base.learning_rate
+  assert base_params["dropout"] == base.dropout
+  assert tuning.apply_params(base, {"dropout": 0.35}).dropout == 0.35
   with pytest.raises(ValueError, match="outside the searched range"):
     tuning.current_params(_base(mic=MICConfig(lambda_=0.3)),
                           {"lambda_": tuning.uniform(0.5, 0.95)})
