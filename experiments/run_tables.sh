@@ -10,8 +10,8 @@
 #            (--train_user_fraction=0.2, at most 60 epochs; README
 #            "Sparser training data"), in $MIC_TF_TABLES_DIR/sparse20
 #   Fractions ComiRec-DR, base and +MIC, on a tenth and on half of the
-#            training users (README "How MIC's gain follows the amount of
-#            training data"), in sparse10/ and sparse50/
+#            training users (README "How MIC's gain on ComiRec-DR follows
+#            the amount of training data"), in sparse10/ and sparse50/
 #
 # Every cell: early stopping on valid Recall@50 (patience 3, at most 40
 # epochs), MIC cells with the tuned preset, then the four channels of the
