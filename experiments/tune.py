@@ -16,7 +16,10 @@ re-scored on two more seeds):
       --rescore_seeds=1,2 --study_dir=runs/tune_mic_v2
 
 Every trial selects its epoch on validation Recall@50 and is written to
-<study_dir>/trials/NNN.json; an interrupted search resumes. With
+<study_dir>/trials/NNN.json; an interrupted search resumes, and the JSON
+records alone are enough for that: copy a committed trials/ folder (without
+study.db) into --study_dir and run the same command again; the study is
+rebuilt from the records and continues after the last one. With
 --rescore_top=K the K best completed trials are trained again on
 --rescore_seeds (rescore/NNN.json) and the trial with the best mean valid
 Recall@50 over its seeds is selected: one seed's valid score moves by about

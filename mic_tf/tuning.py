@@ -15,7 +15,11 @@ that search is in ``docs/results/tuning_mic/``.
 
 The study lives in ``study_dir`` (an SQLite file and one JSON per trial); a
 search that was interrupted resumes where it stopped, re-running the trial
-that was cut off with the same parameters. ``rescore_top_trials`` trains the
+that was cut off with the same parameters. The JSON records alone are
+enough to go on: a ``study_dir`` that holds ``trials/NNN.json`` but no
+``study.db`` (say, the records committed from a machine that is gone) is
+rebuilt from them, so that the sampler and the pruner see every finished
+trial, and the search continues after the last one. ``rescore_top_trials`` trains the
 best trials again on more seeds, and ``best_trial_record`` then selects on
 the mean over seeds rather than on one seed's noisy value.
 """
@@ -55,6 +59,20 @@ class Dimension:
   high: float = 1.0
   log: bool = False
   choices: Sequence[Any] = ()
+
+  def distribution(self) -> "optuna.distributions.BaseDistribution":
+    """The Optuna distribution that ``suggest`` draws from."""
+    if self.kind == "float":
+      return optuna.distributions.FloatDistribution(self.low, self.high,
+                                                    log=self.log)
+    if self.kind == "int":
+      return optuna.distributions.IntDistribution(int(self.low),
+                                                  int(self.high),
+                                                  log=self.log)
+    if self.kind == "categorical":
+      return optuna.distributions.CategoricalDistribution(list(self.choices))
+    raise ValueError(f"Unknown dimension kind {self.kind!r}; use float, int "
+                     "or categorical.")
 
   def suggest(self, trial, name: str) -> Any:
     if self.kind == "float":
@@ -219,6 +237,85 @@ def _write_json(path: str, obj: Any) -> None:
   os.replace(tmp, path)
 
 
+def _differing_settings(record: Mapping[str, Any],
+                        base: training.ExperimentConfig) -> list:
+  """Settings, other than the searched ones, that differ from the record."""
+  # Compared as written to JSON (tuples become lists there).
+  expected = json.loads(json.dumps(
+      apply_params(base, record["params"]).to_dict(), default=str))
+  trained = record.get("config") or {}
+  names = []
+  for name in sorted(set(expected) & set(trained) - {"output_dir"}):
+    if name == "mic":
+      mic = expected["mic"]
+      names += [f"mic.{k}" for k in sorted(set(mic) & set(trained["mic"]))
+                if mic[k] != trained["mic"][k]]
+    elif expected[name] != trained[name]:
+      names.append(name)
+  return names
+
+
+def rebuild_study(study: "optuna.Study", base: training.ExperimentConfig,
+                  space: Mapping[str, Dimension], study_dir: str) -> int:
+  """Adds the finished trials recorded in ``study_dir/trials`` to ``study``.
+
+  Used when the records outlived the study database (one machine wrote
+  them, another continues): each ``NNN.json`` becomes a finished trial with
+  the same number, parameters, per-epoch validation values (which the
+  median pruner compares against) and state; a number without a record (a
+  trial cut off before it finished) becomes a failed trial, so that the
+  numbers stay those of the records. The sampler then proposes the next
+  trial from the same history; its draws are not those an uninterrupted
+  search would have made (its random state is new).
+
+  Args:
+    study: A study without trials.
+    base: The experiment the search continues from.
+    space: The searched settings.
+    study_dir: The folder holding ``trials/NNN.json``.
+
+  Returns:
+    The number of records added.
+
+  Raises:
+    ValueError: If the study already has trials, or a record was searched
+      over another space or trained with other settings than ``base``.
+  """
+  if study.get_trials(deepcopy=False):
+    raise ValueError("rebuild_study fills an empty study only.")
+  records = {r["number"]: r for r in _trial_records(study_dir)}
+  for number in sorted(records):
+    record = records[number]
+    if set(record["params"]) != set(space):
+      raise ValueError(
+          f"{study_dir}/trials/{number:03d}.json searched "
+          f"{sorted(record['params'])}, this search {sorted(space)}: use the "
+          "same --space, or a new --study_dir.")
+    differing = _differing_settings(record, base)
+    if differing:
+      raise ValueError(
+          f"{study_dir}/trials/{number:03d}.json was trained with other "
+          f"settings than this search ({', '.join(differing)}): pass the "
+          "flags of the recorded search, or use a new --study_dir.")
+  distributions = {name: dim.distribution() for name, dim in space.items()}
+  for number in range(max(records, default=-1) + 1):
+    record = records.get(number)
+    if record is None:
+      study.add_trial(optuna.trial.create_trial(
+          state=optuna.trial.TrialState.FAIL))
+      continue
+    by_epoch = list(record.get("valid_by_epoch") or [])
+    pruned = record["state"] == "pruned"
+    study.add_trial(optuna.trial.create_trial(
+        params=dict(record["params"]), distributions=distributions,
+        state=(optuna.trial.TrialState.PRUNED if pruned
+               else optuna.trial.TrialState.COMPLETE),
+        # Optuna gives a pruned trial its last reported value.
+        value=by_epoch[-1] if pruned and by_epoch else record["value"],
+        intermediate_values=dict(enumerate(by_epoch))))
+  return len(records)
+
+
 def run_study(base: training.ExperimentConfig,
               space: Mapping[str, Dimension],
               study_dir: str,
@@ -237,7 +334,9 @@ def run_study(base: training.ExperimentConfig,
     space: The searched settings.
     study_dir: Study folder: ``study.db``, ``trials/NNN.json`` and each
       trial's run directory ``trials/NNN/``.
-    num_trials: Trials to have finished (complete or pruned) in the end.
+    num_trials: Trials to have finished (complete or pruned) in the end,
+      counting those recorded before (also when the study is rebuilt from
+      its JSON records, see ``rebuild_study``).
     seed: Seed of the sampler (TPE; its first ``startup_trials`` trials
       are random).
     prepared: Prepared data to reuse across trials.
@@ -265,6 +364,18 @@ def run_study(base: training.ExperimentConfig,
                                          n_startup_trials=startup_trials),
       pruner=optuna.pruners.MedianPruner(n_startup_trials=startup_trials,
                                          n_warmup_steps=1))
+  recorded = [r["number"] for r in _trial_records(study_dir)]
+  known = study.get_trials(deepcopy=False)
+  if recorded and not known:
+    added = rebuild_study(study, base, space, study_dir)
+    logging.info("study rebuilt from %d trial records in %s", added,
+                 study_dir)
+  elif recorded and max(recorded) >= len(known):
+    # New trials would overwrite the records the database does not know.
+    raise ValueError(
+        f"{study_dir}/study.db knows {len(known)} trials but trials/ holds a "
+        f"record of trial {max(recorded)}: move study.db away to rebuild the "
+        "study from its records.")
   if enqueue_base and not study.get_trials(deepcopy=False):
     study.enqueue_trial(current_params(base, space))
   # A trial cut off by an interruption is failed and queued again as is.
@@ -472,9 +583,27 @@ def best_trial_record(study_dir: str) -> Dict[str, Any]:
 def evaluate_best(study_dir: str,
                   prepared: Optional[training.Prepared] = None
                   ) -> Dict[str, Any]:
-  """Scores the test users once with the selected trial's best epoch."""
+  """Scores the test users once with the selected trial's best epoch.
+
+  If the selected trial's run directory is gone (a study rebuilt from its
+  records on another machine), the trial is trained again from its recorded
+  settings first; ``best.json`` then says so (``retrained``) and gives the
+  new run's validation score beside the recorded one, since another CPU
+  need not reproduce the same weights.
+  """
   best = best_trial_record(study_dir)
   run_dir = os.path.join(study_dir, "trials", f"{best['number']:03d}")
+  retrained = None
+  if not tf.io.gfile.exists(os.path.join(run_dir, "checkpoints",
+                                         "best.index")):
+    config = training.ExperimentConfig.from_dict(best["config"])
+    config.output_dir = run_dir
+    logging.warning("trial %d has no trained run in %s: training it again "
+                    "from its record", best["number"], run_dir)
+    results = training.run_experiment(config, prepared, evaluate_test=False)
+    retrained = {"valid": results["valid"],
+                 "best_epoch": results["best_epoch"],
+                 "epochs_run": results["epochs_run"]}
   config, prepared, model = training.load_run(run_dir, prepared)
   test = training.evaluate_u2i(model, prepared.test, config.cutoffs,
                                config.exclude_history,
@@ -484,5 +613,7 @@ def evaluate_best(study_dir: str,
          "valid": best["valid"], "test": test}
   if "rescore" in best:
     out["rescore"] = best["rescore"]
+  if retrained is not None:
+    out["retrained"] = retrained
   _write_json(os.path.join(study_dir, "best.json"), out)
   return out

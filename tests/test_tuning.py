@@ -217,3 +217,54 @@ def test_current_params_inverts_apply_params_and_seeds_the_study(prepared,
   tuning.run_study(start, space, study_dir, num_trials=2, prepared=prepared,
                    enqueue_base=True, on_trial=seen.append)
   assert seen[1]["params"] != seen[0]["params"]
+
+
+def test_a_study_is_rebuilt_from_its_records_alone(prepared, tmp_path):
+  """Committed trial JSON, without study.db or run dirs, resume a search."""
+  import shutil  # pylint: disable=g-import-not-at-top
+  space = {"lambda_": tuning.uniform(0.6, 0.95),
+           "num_views": tuning.one_of(1, 2)}
+  first = str(tmp_path / "first")
+  seen = []
+  tuning.run_study(_base(), space, first, num_trials=3, seed=3,
+                   prepared=prepared, startup_trials=2, on_trial=seen.append)
+  # Another machine gets the records only, and trial 1's is missing (cut
+  # off there): its number stays taken, by a failed trial.
+  moved = tmp_path / "moved"
+  os.makedirs(moved / "trials")
+  for number in (0, 2):
+    shutil.copy(os.path.join(first, "trials", f"{number:03d}.json"),
+                moved / "trials")
+  with pytest.raises(ValueError, match=r"other settings than this search "
+                     r"\(learning_rate\): pass the flags"):
+    tuning.run_study(_base(learning_rate=1e-3), space, str(moved),
+                     num_trials=4, prepared=prepared, startup_trials=2)
+  with pytest.raises(ValueError, match="use the same --space"):
+    tuning.run_study(_base(), {"lambda_": space["lambda_"]}, str(moved),
+                     num_trials=4, prepared=prepared, startup_trials=2)
+  more = []
+  study = tuning.run_study(_base(), space, str(moved), num_trials=3,
+                           prepared=prepared, startup_trials=2,
+                           on_trial=more.append)
+  assert [r["number"] for r in more] == [3]  # after the last record
+  trials = study.get_trials(deepcopy=False)
+  by_number = {r["number"]: r for r in seen}
+  for number in (0, 2):
+    assert trials[number].params == by_number[number]["params"]
+    assert trials[number].value == pytest.approx(by_number[number]["value"])
+    assert list(trials[number].intermediate_values.values()) == (
+        pytest.approx(by_number[number]["valid_by_epoch"]))
+  assert trials[1].state.name == "FAIL"
+  # A database that lags behind the records would overwrite them: refused.
+  os.remove(os.path.join(first, "trials", "002.json"))
+  shutil.copy(moved / "trials" / "003.json", os.path.join(first, "trials"))
+  with pytest.raises(ValueError, match="move study.db away"):
+    tuning.run_study(_base(), space, first, num_trials=5,
+                     prepared=prepared, startup_trials=2)
+  # The selected trial has no run here: it is trained again, and said so.
+  best = tuning.evaluate_best(str(moved), prepared)
+  values = {r["number"]: r["value"] for r in [by_number[0], by_number[2]]
+            + more}
+  assert best["selected_trial"] == max(values, key=values.get)
+  assert best["retrained"]["valid"]["recall@50"] > 0
+  assert set(best["test"]) >= {"recall@50"}
