@@ -28,6 +28,14 @@
 #     MIC_TF_TABLES_DIR=runs/rerun bash experiments/run_tables.sh
 #                         # other training flags for every cell (a new
 #                         # directory: finished cells refuse other settings)
+#   RESULTS_DIR=docs/results bash experiments/run_tables.sh
+#                         # continue the committed grid on a new machine:
+#                         # a cell whose JSON is in RESULTS_DIR (converged/,
+#                         # sparse10/, sparse20/ or sparse50/) is skipped,
+#                         # and each cell that finishes is copied there
+#                         # (<tower>_<variant>_s<seed>.json and channels_...)
+#                         # at once, ready to commit; without RESULTS_DIR
+#                         # every cell is trained (a reproduction)
 #   JOBS=2 bash experiments/run_tables.sh
 #                         # two cells at a time, each with --threads=(cores
 #                         # / JOBS), its output in $MIC_TF_TABLES_DIR/logs/;
@@ -45,6 +53,7 @@ TABLES="${TABLES:-towers table3 mining sparse fractions}"
 COMMON=(--dataset=ml-1m --epochs=40 --patience=3 --verbose=2)
 read -r -a EXTRA <<< "${EXTRA_FLAGS:-}"
 JOBS="${JOBS:-1}"
+RESULTS_DIR="${RESULTS_DIR:-}"
 if ! [[ "$JOBS" =~ ^[1-9][0-9]*$ ]]; then
   echo "run_tables.sh: JOBS='$JOBS' is not a positive integer; use e.g." \
        "JOBS=2." >&2
@@ -68,9 +77,24 @@ run() {
   if [ -n "${DRY_RUN:-}" ]; then echo "$*"; else "$@"; fi
 }
 
+results_of() {  # output dir -> its folder under RESULTS_DIR
+  case $(basename "$1") in
+    sparse10|sparse20|sparse50) echo "$RESULTS_DIR/$(basename "$1")" ;;
+    *) echo "$RESULTS_DIR/converged" ;;
+  esac
+}
+
 train_and_evaluate() {  # output dir, tower, variant, seed, [cell flags...]
-  local out=$1 tower=$2 variant=$3 seed=$4 preset=()
+  local out=$1 tower=$2 variant=$3 seed=$4 preset=() kept=""
   shift 4
+  local name="${tower}_${variant}_s${seed}"
+  if [ -n "$RESULTS_DIR" ]; then
+    kept=$(results_of "$out")
+    if [ -f "$kept/channels_$name.json" ]; then
+      echo "$name: already in $kept, skipped"
+      return 0
+    fi
+  fi
   [ "$variant" != base ] && preset=(--mic_preset=tuned)
   run "$PY" experiments/ablation.py "${COMMON[@]}" "${preset[@]}" \
     --towers="$tower" --variants="$variant" --seeds="$seed" \
@@ -80,6 +104,11 @@ train_and_evaluate() {  # output dir, tower, variant, seed, [cell flags...]
   if [ ! -f "$dir/channels_test.json" ]; then
     run "$PY" experiments/evaluate.py --run_dir="$dir" --split=test \
       --index=exact --tune_grid="$GRID" ${THREADS[@]+"${THREADS[@]}"}
+  fi
+  if [ -n "$kept" ]; then
+    run mkdir -p "$kept"
+    run cp "$dir/metrics.json" "$kept/$name.json"
+    run cp "$dir/channels_test.json" "$kept/channels_$name.json"
   fi
 }
 

@@ -208,3 +208,31 @@ esac
       sorted(["ui", "uu", "ii", "ui+uu", "ui+ii", "uu+ii"])
   assert len(list((tmp_path / "out" / "logs").glob("table3_dssm_*_s0.log"))
              ) == 6
+
+
+def test_run_tables_continues_from_committed_cells_and_keeps_new_ones(
+    tmp_path):
+  """RESULTS_DIR: committed cells are skipped, finished ones copied there."""
+  results = tmp_path / "results"
+  (results / "converged").mkdir(parents=True)
+  (results / "converged" / "channels_dssm_base_s1.json").write_text("{}")
+  plan = _tables_plan(tmp_path / "runs", SEEDS="1", TABLES="towers sparse",
+                      RESULTS_DIR=str(results)).stdout.splitlines()
+  trains = [l for l in plan if "experiments/ablation.py" in l]
+  assert len(trains) == 15  # 16 cells, DSSM's base is committed
+  assert not any("--towers=dssm --variants=base" in l and
+                 f"--output_dir={tmp_path}/runs/table_dssm " in l
+                 for l in trains)
+  assert f"dssm_base_s1: already in {results}/converged, skipped" in plan
+  copies = [l for l in plan if l.startswith("cp ")]
+  assert (f"cp {tmp_path}/runs/table_towers_mic/comirec_sa_all_s1/"
+          f"channels_test.json {results}/converged/"
+          "channels_comirec_sa_all_s1.json") in copies
+  assert (f"cp {tmp_path}/runs/sparse20/youtube_dnn_base_s1/metrics.json "
+          f"{results}/sparse20/youtube_dnn_base_s1.json") in copies
+  assert len(copies) == 30
+  # Without RESULTS_DIR nothing is skipped and nothing copied.
+  plain = _tables_plan(tmp_path / "runs", SEEDS="1", TABLES="towers sparse")
+  assert not any(l.startswith("cp ") for l in plain.stdout.splitlines())
+  assert len([l for l in plain.stdout.splitlines()
+              if "experiments/ablation.py" in l]) == 16
