@@ -49,7 +49,10 @@ flags.DEFINE_integer("num_trials", 16, "Finished trials wanted.",
 flags.DEFINE_integer("tune_seed", 0, "Seed of the sampler.")
 flags.DEFINE_integer("startup_trials", 4, "Random trials before TPE and "
                      "before pruning starts.", lower_bound=1)
-flags.DEFINE_enum("space", "mic", sorted(tuning.SPACES), "Search space.")
+flags.DEFINE_enum("space", "mic", sorted(tuning.SPACES),
+                  "Search space: mic (the MIC objective), base (the base "
+                  "model's optimisation, loss and dropout) or base_wd (base "
+                  "plus weight decay).")
 flags.DEFINE_bool("enqueue_base", False, "In a new study, the first trial "
                   "is the starting configuration's own values (e.g. "
                   "--mic_preset=tuned), so the search always compares "

@@ -75,7 +75,7 @@ def build_model(data: training.Prepared, tower: str = "dssm",
     seed: Seeds TensorFlow, NumPy and Python before the weights are made.
     **settings: Other ``ExperimentConfig`` fields: ``embedding_dim``,
       ``output_dim``, ``hidden_units``, ``dropout``, ``learning_rate``,
-      ``tower_kwargs``, ``init_order`` (``"towers_first"``: the same initial
+      ``weight_decay``, ``tower_kwargs``, ``init_order`` (``"towers_first"``: the same initial
       tower weights for every objective at one seed).
 
   Returns:

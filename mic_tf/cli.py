@@ -193,6 +193,9 @@ def define_training_flags() -> None:
   flags.DEFINE_integer("batch_size", 1024, "Batch size.", lower_bound=2)
   flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.",
                      lower_bound=0.0)
+  flags.DEFINE_float("weight_decay", 0.0,
+                     "Decoupled (AdamW) weight decay; 0 turns it off.",
+                     lower_bound=0.0)
   flags.DEFINE_enum("optimizer", "auto", ["auto", "adam", "lazy_adam"],
                     "adam: Keras' Adam; lazy_adam: sparse (lazy) updates of "
                     "embedding rows; auto: lazy for tables of >= 100k rows.")
@@ -449,7 +452,7 @@ def experiment_config_from_flags(f) -> training.ExperimentConfig:
       tower=f.tower, epochs=f.epochs, patience=f.patience or None,
       batch_size=f.batch_size,
       learning_rate=f.learning_rate, optimizer=f.optimizer,
-      strategy=f.strategy, embedding_dim=f.embedding_dim,
+      weight_decay=f.weight_decay, strategy=f.strategy, embedding_dim=f.embedding_dim,
       output_dim=f.output_dim, hidden_units=hidden, dropout=f.dropout,
       maxlen=f.maxlen, examples_per_epoch=f.examples_per_epoch,
       steps_per_epoch=f.steps_per_epoch,

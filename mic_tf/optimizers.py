@@ -18,14 +18,21 @@ only when the row is used). Dense gradients get the usual Adam update. Tables
 with fewer than ``min_lazy_rows`` rows are updated exactly like Keras' Adam,
 so small datasets train as before.
 
-``make_optimizer(name, learning_rate)`` builds the optimizer named by
-``ExperimentConfig.optimizer``:
+``make_optimizer(name, learning_rate, weight_decay)`` builds the optimizer
+named by ``ExperimentConfig.optimizer``:
 
 * ``"adam"``: Keras' Adam (dense slot updates).
 * ``"lazy_adam"``: ``LazyAdam`` for every sparse gradient.
 * ``"auto"`` (default): ``LazyAdam`` for tables of at least
   ``AUTO_MIN_LAZY_ROWS`` (100k) rows, Keras' Adam for everything else. Every
   MovieLens table is smaller, so MovieLens runs are unchanged.
+
+``weight_decay`` (default 0: none) is decoupled weight decay, the AdamW
+rule: before each update a variable shrinks by ``learning_rate *
+weight_decay`` of itself, apart from the Adam step. Keras' Adam shrinks every
+variable, including every row of an embedding table, at every step;
+``LazyAdam`` shrinks only the rows it updates (a row decays when it is used,
+as its moments do), so the decay stays as sparse as the update.
 """
 
 import tensorflow as tf
@@ -42,7 +49,9 @@ class LazyAdam(tf.keras.optimizers.Adam):
     min_lazy_rows: Variables with fewer rows get Keras' Adam update even
       for sparse gradients (0: every sparse gradient is applied lazily).
     **kwargs: Keras' Adam arguments (``beta_1``, ``beta_2``, ``epsilon``,
-      ...); ``amsgrad`` is not supported.
+      ``weight_decay``, ...); ``amsgrad`` is not supported. With
+      ``weight_decay``, a lazily updated table decays only in the rows of
+      its gradient; every other variable decays as with Keras' Adam.
   """
 
   def __init__(self, learning_rate=0.001, min_lazy_rows: int = 0,
@@ -55,6 +64,24 @@ class LazyAdam(tf.keras.optimizers.Adam):
     super().__init__(learning_rate=learning_rate, name=name, **kwargs)
     self.min_lazy_rows = int(min_lazy_rows)
 
+  def _apply_weight_decay(self, variables):
+    # Keras decays every variable before the update steps, without their
+    # gradients; the decay is applied in ``update_step`` instead, where a
+    # sparse gradient says which rows to decay.
+    del variables
+
+  def _decay(self, variable, indices=None):
+    """Decoupled weight decay of ``variable`` (of its ``indices`` rows)."""
+    if self.weight_decay is None or not self._use_weight_decay(variable):
+      return
+    rate = (tf.cast(self.learning_rate, variable.dtype)
+            * tf.cast(self.weight_decay, variable.dtype))
+    if indices is None:
+      variable.assign_sub(variable * rate)
+    else:
+      variable.scatter_sub(tf.IndexedSlices(
+          tf.gather(variable, indices) * rate, indices))
+
   def _is_lazy(self, gradient, variable) -> bool:
     if not isinstance(gradient, tf.IndexedSlices):
       return False
@@ -63,6 +90,7 @@ class LazyAdam(tf.keras.optimizers.Adam):
 
   def update_step(self, gradient, variable):
     if not self._is_lazy(gradient, variable):
+      self._decay(variable)
       return super().update_step(gradient, variable)
     dtype = variable.dtype
     lr = tf.cast(self.learning_rate, dtype)
@@ -78,6 +106,7 @@ class LazyAdam(tf.keras.optimizers.Adam):
     v = self._velocities[self._index_dict[key]]
     # Indices are unique: the base class sums duplicate rows first.
     indices, g = gradient.indices, tf.cast(gradient.values, dtype)
+    self._decay(variable, indices)
     m_rows = beta_1 * tf.gather(m, indices) + (1 - beta_1) * g
     v_rows = beta_2 * tf.gather(v, indices) + (1 - beta_2) * tf.square(g)
     m.scatter_update(tf.IndexedSlices(m_rows, indices))
@@ -91,17 +120,25 @@ class LazyAdam(tf.keras.optimizers.Adam):
     return config
 
 
-def make_optimizer(name: str, learning_rate: float
+def make_optimizer(name: str, learning_rate: float, weight_decay: float = 0.0
                    ) -> tf.keras.optimizers.Optimizer:
   """The optimizer called ``name`` (see the module docstring).
 
+  Args:
+    name: One of ``OPTIMIZERS``.
+    learning_rate: The Adam learning rate.
+    weight_decay: Decoupled weight decay (0: none).
+
   Raises:
-    ValueError: On an unknown name.
+    ValueError: On an unknown name or a negative weight decay.
   """
+  if weight_decay < 0:
+    raise ValueError(f"weight_decay must be >= 0, got {weight_decay}.")
+  decay = {"weight_decay": weight_decay} if weight_decay > 0 else {}
   if name == "adam":
-    return tf.keras.optimizers.Adam(learning_rate)
+    return tf.keras.optimizers.Adam(learning_rate, **decay)
   if name == "lazy_adam":
-    return LazyAdam(learning_rate, min_lazy_rows=0)
+    return LazyAdam(learning_rate, min_lazy_rows=0, **decay)
   if name == "auto":
-    return LazyAdam(learning_rate, min_lazy_rows=AUTO_MIN_LAZY_ROWS)
+    return LazyAdam(learning_rate, min_lazy_rows=AUTO_MIN_LAZY_ROWS, **decay)
   raise ValueError(f"Unknown optimizer {name!r}; choose from {OPTIMIZERS}.")

@@ -75,6 +75,9 @@ class ExperimentConfig:
     optimizer: ``"auto"`` (Adam; embedding tables of 100k rows or more get
       sparse, lazy updates), ``"adam"`` (Keras' Adam) or ``"lazy_adam"``
       (see ``mic_tf.optimizers``).
+    weight_decay: Decoupled (AdamW) weight decay of every trainable
+      variable; 0 (default) turns it off. ``lazy`` optimizers decay only
+      the embedding rows a step updates (``mic_tf.optimizers``).
     strategy: ``"default"``, ``"mirrored"`` or ``"multi_worker"`` (the
       cluster from ``TF_CONFIG``); see ``mic_tf.distribute``. ``batch_size``
       and ``MICConfig.contrastive_batch_size`` are global (all replicas).
@@ -123,6 +126,7 @@ class ExperimentConfig:
   batch_size: int = 1024
   learning_rate: float = 1e-3
   optimizer: str = "auto"
+  weight_decay: float = 0.0
   strategy: str = "default"
   embedding_dim: int = 128
   output_dim: int = 128
@@ -164,6 +168,9 @@ class ExperimentConfig:
     if self.learning_rate <= 0:
       raise ValueError(f"learning_rate must be positive, got "
                        f"{self.learning_rate}.")
+    if not self.weight_decay >= 0:
+      raise ValueError(f"weight_decay must be >= 0 (0 turns it off), got "
+                       f"{self.weight_decay}.")
     if self.optimizer not in optimizers.OPTIMIZERS:
       raise ValueError(f"optimizer must be one of {optimizers.OPTIMIZERS}, "
                        f"got {self.optimizer!r}.")
@@ -275,8 +282,8 @@ def build_model(config: ExperimentConfig, tables: F.FeatureTables,
   else:
     model = MICModel(user_tower, item_tower, tables.spec, tables.item_table,
                      config=config.mic, item_counts=tables.item_counts)
-  model.compile(optimizer=optimizers.make_optimizer(config.optimizer,
-                                                   config.learning_rate))
+  model.compile(optimizer=optimizers.make_optimizer(
+      config.optimizer, config.learning_rate, config.weight_decay))
   return model
 
 

@@ -129,7 +129,13 @@ BASE_SPACE: Dict[str, Dimension] = {
     "dropout": uniform(0.0, 0.5),
 }
 
-SPACES = {"mic": MIC_SPACE, "base": BASE_SPACE}
+# The base space with decoupled weight decay as a second regulariser
+# (``ExperimentConfig.weight_decay``); a space of its own, so that searches
+# over ``BASE_SPACE`` recorded before it existed continue unchanged.
+BASE_WD_SPACE: Dict[str, Dimension] = {
+    **BASE_SPACE, "weight_decay": log_uniform(1e-4, 0.3)}
+
+SPACES = {"mic": MIC_SPACE, "base": BASE_SPACE, "base_wd": BASE_WD_SPACE}
 
 _EXPERIMENT_FIELDS = {f.name for f in dataclasses.fields(
     training.ExperimentConfig)} - {"mic", "mining"}

@@ -150,3 +150,11 @@ def test_run_baseline_real_models(name, param):
 def test_make_baseline_rejects_unknown_name():
   with pytest.raises(ValueError, match="Unknown baseline"):
     cli.make_baseline("svd", 5)
+
+
+def test_weight_decay_flag(parse):
+  assert cli.experiment_config_from_flags(parse()).weight_decay == 0.0
+  c = cli.experiment_config_from_flags(parse("--weight_decay=0.01"))
+  assert c.weight_decay == 0.01
+  with pytest.raises(flags.IllegalFlagValueError):
+    parse("--weight_decay=-1")

@@ -64,3 +64,49 @@ def test_make_optimizer_names():
     optimizers.make_optimizer("sgd", 0.1)
   with pytest.raises(ValueError, match="amsgrad"):
     optimizers.LazyAdam(amsgrad=True)
+
+
+def _adamw_rows(table, target, rows_per_step, lr, wd, lazy,
+                beta_1=0.9, beta_2=0.999, eps=1e-7):
+  """Numpy AdamW on sum((table[rows] - target)^2); lazy: used rows only."""
+  w, m, v = table.copy(), np.zeros_like(table), np.zeros_like(table)
+  for t, rows in enumerate(rows_per_step, start=1):
+    g = np.zeros_like(w)
+    np.add.at(g, rows, 2 * (w[rows] - target[rows]))
+    used = np.unique(rows) if lazy else np.arange(len(w))
+    w[used] -= lr * wd * w[used]
+    m[used] = beta_1 * m[used] + (1 - beta_1) * g[used]
+    v[used] = beta_2 * v[used] + (1 - beta_2) * g[used] ** 2
+    alpha = lr * np.sqrt(1 - beta_2 ** t) / (1 - beta_1 ** t)
+    w[used] -= alpha * m[used] / (np.sqrt(v[used]) + eps)
+  return w
+
+
+@pytest.mark.parametrize("lazy", [True, False])
+def test_weight_decay_matches_a_numpy_adamw(lazy):
+  rows = [[0, 1], [0, 1, 1], [2]]
+  rng = np.random.default_rng(0)
+  table = rng.normal(size=(6, 3)).astype(np.float32)
+  target = rng.normal(size=(6, 3)).astype(np.float32)
+  expected = _adamw_rows(table.astype(np.float64), target, rows, lr=0.1,
+                         wd=0.5, lazy=lazy)
+  name = "lazy_adam" if lazy else "adam"
+  got, _ = _train(optimizers.make_optimizer(name, 0.1, weight_decay=0.5),
+                  rows)
+  np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+  if lazy:  # rows 3-5 never used: neither decayed nor moved
+    np.testing.assert_array_equal(got[3:], table[3:])
+
+
+def test_weight_decay_of_small_tables_under_auto_is_keras_adamw():
+  rows = [[0, 1], [0, 1], [2]]
+  auto, _ = _train(optimizers.make_optimizer("auto", 0.1, 0.3), rows)
+  dense, _ = _train(tf.keras.optimizers.Adam(0.1, weight_decay=0.3), rows)
+  np.testing.assert_allclose(auto, dense, rtol=1e-6, atol=1e-6)
+  plain, _ = _train(optimizers.make_optimizer("auto", 0.1), rows)
+  assert not np.allclose(auto, plain)
+
+
+def test_weight_decay_must_not_be_negative():
+  with pytest.raises(ValueError, match="weight_decay must be >= 0"):
+    optimizers.make_optimizer("adam", 0.1, weight_decay=-0.1)

@@ -11,6 +11,7 @@ import tensorflow as tf
 import mic_tf  # noqa: F401
 from mic_tf import cli
 from mic_tf import errors
+from mic_tf import pipeline
 from mic_tf import training
 from mic_tf.data import protocol
 from mic_tf.models.config import MICConfig
@@ -86,6 +87,8 @@ def test_config_validation():
     training.ExperimentConfig(epochs=0)
   with pytest.raises(ValueError, match="dropout"):
     training.ExperimentConfig(dropout=1.0)
+  with pytest.raises(ValueError, match="weight_decay must be >= 0"):
+    training.ExperimentConfig(weight_decay=-1e-3)
   c = training.ExperimentConfig(mic=MICConfig(terms=("uu",)).to_dict())
   assert c.mic.terms == ("uu",)
   assert training.ExperimentConfig.from_dict(
@@ -187,11 +190,31 @@ class ResumeCheckTest(tf.test.TestCase):
   def test_settings_added_later_take_their_defaults(self):
     config = training.ExperimentConfig(dataset="ml-100k")
     directory = self.get_temp_dir()
-    self._stored(directory, config, drop=("optimizer", "strategy"))
+    self._stored(directory, config,
+                 drop=("optimizer", "strategy", "weight_decay"))
     training._check_resumable(config, directory)  # No error.
     other = dataclasses.replace(config, optimizer="lazy_adam")
     with self.assertRaisesRegex(errors.UserError, "optimizer: 'auto' there"):
       training._check_resumable(other, directory)
+
+
+def test_weight_decay_reaches_the_optimizer_and_shrinks_weights(prepared):
+  # Same seed, same batches: the decayed model's tower weights end smaller.
+  norms = {}
+  for decay in (0.0, 20.0):  # 2 % of every weight a step at lr 1e-3
+    config = training.ExperimentConfig(
+        dataset="ml-100k", maxlen=10, max_item_users=10, embedding_dim=16,
+        output_dim=16, hidden_units=(16,), weight_decay=decay,
+        mic=MICConfig.base(projection_dim=16))
+    tf.keras.utils.set_random_seed(0)
+    model = training.build_model(config, prepared.tables)
+    assert (model.optimizer.weight_decay or 0.0) == decay
+    batches = pipeline.training_dataset(prepared.tables, prepared.dataset,
+                                        batch_size=64, seed=0)
+    model.fit(batches.take(3), verbose=0)
+    norms[decay] = float(tf.linalg.global_norm(
+        model.user_tower.trainable_variables))
+  assert norms[20.0] < 0.97 * norms[0.0]
 
 
 def _tower_weights(model):

@@ -1,5 +1,6 @@
 """The tuner: settings applied, trials written, pruning, resume, test once."""
 
+import dataclasses
 import json
 import os
 
@@ -198,6 +199,14 @@ def test_current_params_inverts_apply_params_and_seeds_the_study(prepared,
   assert base_params["learning_rate"] == base.learning_rate
   assert base_params["dropout"] == base.dropout
   assert tuning.apply_params(base, {"dropout": 0.35}).dropout == 0.35
+  assert tuning.apply_params(base, {"weight_decay": 0.01}).weight_decay == (
+      0.01)
+  decayed = dataclasses.replace(base, weight_decay=1e-3)
+  wd_params = tuning.current_params(decayed, tuning.BASE_WD_SPACE)
+  assert wd_params["weight_decay"] == 1e-3
+  assert set(wd_params) == set(tuning.BASE_SPACE) | {"weight_decay"}
+  with pytest.raises(ValueError, match="weight_decay=0.0 is outside"):
+    tuning.current_params(base, tuning.BASE_WD_SPACE)  # 0: not log-scale
   with pytest.raises(ValueError, match="outside the searched range"):
     tuning.current_params(_base(mic=MICConfig(lambda_=0.3)),
                           {"lambda_": tuning.uniform(0.5, 0.95)})
