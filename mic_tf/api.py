@@ -75,8 +75,9 @@ def build_model(data: training.Prepared, tower: str = "dssm",
     seed: Seeds TensorFlow, NumPy and Python before the weights are made.
     **settings: Other ``ExperimentConfig`` fields: ``embedding_dim``,
       ``output_dim``, ``hidden_units``, ``dropout``, ``learning_rate``,
-      ``weight_decay``, ``tower_kwargs``, ``init_order`` (``"towers_first"``: the same initial
-      tower weights for every objective at one seed).
+      ``weight_decay``, ``tower_kwargs``, ``init_order``
+      (``"towers_first"``: the same initial tower weights for every
+      objective at one seed).
 
   Returns:
     The model, compiled with Adam; train it with ``model.fit``.
