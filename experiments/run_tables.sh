@@ -1,25 +1,26 @@
 #!/usr/bin/env bash
-# Trains and evaluates every cell of the README's converged ML-1M tables, one
-# cell at a time (or JOBS at a time, below), seed by seed, so that each
-# finished seed completes a row across all tables before the next starts:
+# Trains and evaluates every cell of the converged ML-1M tables of
+# docs/results.md, one cell at a time (or JOBS at a time, below), seed by
+# seed, so that each finished seed completes a row across all tables before
+# the next starts:
 #
 #   Table 2  DSSM, YouTubeDNN, ComiRec-DR, ComiRec-SA, each base and +MIC
 #   Table 3  DSSM with each subset of the terms (UI, UU, II, pairs)
 #   Mining   DSSM+MIC with nearest-neighbour mining (all+nn)
 #   Sparse   Table 2's rows trained on a fifth of the training users
-#            (--train_user_fraction=0.2, at most 60 epochs; README
-#            "Sparser training data"), in $MIC_TF_TABLES_DIR/sparse20
+#            (--train_user_fraction=0.2, at most 60 epochs; "Sparser
+#            training data"), in $MIC_TF_TABLES_DIR/sparse20
 #   Fractions ComiRec-DR, base and +MIC, on a tenth and on half of the
-#            training users (README "How MIC's gain on ComiRec-DR follows
-#            the amount of training data"), in sparse10/ and sparse50/
+#            training users ("How MIC's gain on ComiRec-DR follows the
+#            amount of training data"), in sparse10/ and sparse50/
 #
 # Every cell: early stopping on valid Recall@50 (patience 3, at most 40
 # epochs), MIC cells with the tuned preset, then the four channels of the
 # test users (exact, alpha chosen on valid users) into the run directory.
 # Finished cells are kept, an interrupted one resumes from its backup: run it
-# again after an interruption. Tables: experiments/channels_table.py (see the
-# README). One cell takes 15-60 min on a 2-core CPU (a sparse one 3-15); all
-# 135 (27 a seed), days.
+# again after an interruption. Tables: experiments/channels_table.py (see
+# docs/results.md). One cell takes 15-60 min on a 2-core CPU (a sparse one
+# 3-15); all 135 (27 a seed), days.
 #
 #   bash experiments/run_tables.sh            # everything, seeds 0-4
 #   SEEDS="0" TABLES="towers" bash experiments/run_tables.sh

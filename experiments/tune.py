@@ -6,7 +6,7 @@ Example (a quick search; DSSM + MIC on MovieLens-1M):
       --space=mic --num_trials=16 --epochs=4 --patience=2 \
       --study_dir=runs/tune_mic
 
-The search near convergence that follows MICConfig.tuned() (the README's
+The search near convergence that follows MICConfig.tuned() (docs/results.md,
 "Tuning"; its first trial is the preset itself, the three best trials are
 re-scored on two more seeds):
 
