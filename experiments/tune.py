@@ -52,7 +52,7 @@ flags.DEFINE_integer("startup_trials", 4, "Random trials before TPE and "
 flags.DEFINE_enum("space", "mic", sorted(tuning.SPACES),
                   "Search space: mic (the MIC objective), base (the base "
                   "model's optimisation, loss and dropout) or base_wd (base "
-                  "plus weight decay).")
+                  "plus weight decay, 0 or 0.001 ... 0.3).")
 flags.DEFINE_bool("enqueue_base", False, "In a new study, the first trial "
                   "is the starting configuration's own values (e.g. "
                   "--mic_preset=tuned), so the search always compares "

@@ -131,9 +131,13 @@ BASE_SPACE: Dict[str, Dimension] = {
 
 # The base space with decoupled weight decay as a second regulariser
 # (``ExperimentConfig.weight_decay``); a space of its own, so that searches
-# over ``BASE_SPACE`` recorded before it existed continue unchanged.
+# over ``BASE_SPACE`` recorded before it existed continue unchanged. The
+# decay is a choice among values spread on a log scale plus 0, so that the
+# undecayed model (the library's default, ``--enqueue_base``'s first trial)
+# is one of the candidates.
 BASE_WD_SPACE: Dict[str, Dimension] = {
-    **BASE_SPACE, "weight_decay": log_uniform(1e-4, 0.3)}
+    **BASE_SPACE,
+    "weight_decay": one_of(0.0, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3)}
 
 SPACES = {"mic": MIC_SPACE, "base": BASE_SPACE, "base_wd": BASE_WD_SPACE}
 

@@ -205,8 +205,12 @@ def test_current_params_inverts_apply_params_and_seeds_the_study(prepared,
   wd_params = tuning.current_params(decayed, tuning.BASE_WD_SPACE)
   assert wd_params["weight_decay"] == 1e-3
   assert set(wd_params) == set(tuning.BASE_SPACE) | {"weight_decay"}
-  with pytest.raises(ValueError, match="weight_decay=0.0 is outside"):
-    tuning.current_params(base, tuning.BASE_WD_SPACE)  # 0: not log-scale
+  # The undecayed default is a candidate, so --enqueue_base can start there.
+  assert tuning.current_params(base, tuning.BASE_WD_SPACE)[
+      "weight_decay"] == 0.0
+  with pytest.raises(ValueError, match="weight_decay=0.005 is outside"):
+    tuning.current_params(dataclasses.replace(base, weight_decay=0.005),
+                          tuning.BASE_WD_SPACE)
   with pytest.raises(ValueError, match="outside the searched range"):
     tuning.current_params(_base(mic=MICConfig(lambda_=0.3)),
                           {"lambda_": tuning.uniform(0.5, 0.95)})
