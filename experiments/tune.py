@@ -107,6 +107,10 @@ def main(argv):
         f"{best['value']:.3f}{mean} (epoch {best['best_epoch']} of "
         f"{best['epochs_run']})")
   print(json.dumps(best["params"], indent=1, sort_keys=True))
+  # To train the selected settings on more seeds or data (train.py,
+  # ablation.py): the search's own flags plus these.
+  print("flags: " + " ".join(cli.flags_for_params(
+      best["params"], tuning.apply_params(base, best["params"]))))
   if FLAGS.evaluate_best:
     out = tuning.evaluate_best(FLAGS.study_dir)
     print("test (evaluated once): " + " ".join(

@@ -20,7 +20,8 @@ import functools
 import os
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import (Any, Callable, Dict, List, Mapping, Optional,
+                    Sequence, Tuple)
 
 from absl import app
 from absl import flags
@@ -462,6 +463,68 @@ def experiment_config_from_flags(f) -> training.ExperimentConfig:
       init_order=f.init_order, output_dir=f.output_dir,
       exclude_history=f.exclude_history, mic=mic_config_from_flags(f),
       mining=mining_config_from_flags(f), tower_kwargs=tower_kwargs)
+
+
+# Settings whose flag has another name (the others are their own flag).
+_FLAG_OF_SETTING = {"lambda_": "mic_lambda", "terms": "mic_terms",
+                    "log_q_correction": "log_q"}
+_EXPERIMENT_FLAGS = ("learning_rate", "weight_decay", "dropout", "batch_size",
+                     "embedding_dim", "output_dim", "hidden_units", "maxlen",
+                     "max_item_users", "optimizer", "init_order")
+_MIC_FLAGS = ("temperature", "basic_loss", "basic_temperature", "weighting",
+              "num_views", "user_attribute_mask", "history_mask",
+              "item_attribute_mask", "item_users_mask", "embedding_dropout",
+              "projection", "projection_dim", "contrastive_batch_size",
+              "contrastive_warmup_steps", "mask_false_negatives")
+
+
+def _flag_value(value: Any) -> str:
+  if isinstance(value, bool):
+    return "true" if value else "false"
+  if isinstance(value, float):
+    return repr(value)  # round-trips exactly
+  if isinstance(value, (list, tuple)):
+    return ",".join(_flag_value(v) for v in value)
+  return str(value)
+
+
+def flags_for_params(params: Mapping[str, Any],
+                     config: training.ExperimentConfig) -> List[str]:
+  """The flags that give a search trial's settings, e.g. to train it again.
+
+  Added to the flags of the search's starting point (``--mic_preset``,
+  ``--tower``, ...), they give ``config`` back. Settings that one flag
+  sets together are written whole from ``config``: any ``w_<term>`` writes
+  the three weights, any ``tau_<term>`` every per-term temperature.
+
+  Args:
+    params: The trial's searched settings (names as in ``mic_tf.tuning``).
+    config: The trial's configuration (``tuning.apply_params``).
+
+  Returns:
+    ``--name=value`` strings, sorted by name.
+
+  Raises:
+    ValueError: On a setting that no flag sets.
+  """
+  mic = config.mic.to_dict()
+  out = {}
+  for name in params:
+    prefix, _, term = name.partition("_")
+    if prefix == "w" and term in TERMS:
+      for t in TERMS:
+        out[f"w_{t}"] = _flag_value(config.mic.weights[t])
+    elif prefix == "tau" and term in TERMS:
+      out["term_temperatures"] = ",".join(
+          f"{t}={v!r}" for t, v in sorted(config.mic.term_temperatures.items()))
+    elif name in mic and (name in _FLAG_OF_SETTING or name in _MIC_FLAGS):
+      out[_FLAG_OF_SETTING.get(name, name)] = _flag_value(mic[name])
+    elif name in _EXPERIMENT_FLAGS:
+      out[name] = _flag_value(getattr(config, name))
+    else:
+      raise ValueError(f"No flag sets the searched setting {name!r}; pass it "
+                       "through the Python API (tuning.apply_params).")
+  return [f"--{k}={v}" for k, v in sorted(out.items())]
 
 
 def make_baseline(name: str, num_items: int, **params):

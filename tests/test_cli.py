@@ -158,3 +158,30 @@ def test_weight_decay_flag(parse):
   assert c.weight_decay == 0.01
   with pytest.raises(flags.IllegalFlagValueError):
     parse("--weight_decay=-1")
+
+
+@pytest.mark.parametrize("space", ["mic", "base", "base_wd"])
+@pytest.mark.parametrize("start", [(), ("--mic_preset=tuned",)])
+def test_flags_for_params_give_the_trial_back(parse, space, start):
+  from mic_tf import tuning  # pylint: disable=g-import-not-at-top
+  start = ("--mic_terms=ui,uu,ii", "--term_temperatures=uu=0.3", *start)
+  base = cli.experiment_config_from_flags(parse(*start))
+  # One value per searched setting, away from every default: the upper
+  # bound of a range, the last choice of a categorical.
+  params = {name: (dim.choices[-1] if dim.kind == "categorical"
+                   else dim.high * 0.9 if dim.kind == "float"
+                   else int(dim.high))
+            for name, dim in tuning.SPACES[space].items()}
+  trial = tuning.apply_params(base, params)
+  argv = cli.flags_for_params(params, trial)
+  assert len(argv) == len({a.split("=")[0] for a in argv})
+  again = cli.experiment_config_from_flags(parse(*start, *argv))
+  assert again.to_dict() == trial.to_dict()
+  assert again.to_dict() != base.to_dict()
+
+
+def test_flags_for_params_refuses_a_setting_without_a_flag(parse):
+  config = cli.experiment_config_from_flags(parse())
+  with pytest.raises(ValueError, match="No flag sets the searched setting "
+                     "'data_seed'"):
+    cli.flags_for_params({"data_seed": 3}, config)

@@ -100,6 +100,10 @@ def test_tune_binary_runs_end_to_end(ml100k, tmp_path):
   assert "selected trial 0" in out.stdout
   assert "mean over seeds [0, 1]" in out.stdout
   assert "test (evaluated once)" in out.stdout
+  # The selected trial as flags: all 14 searched MIC settings.
+  line, = [l for l in out.stdout.splitlines() if l.startswith("flags: ")]
+  assert "--mic_lambda=" in line and "--w_ii=" in line
+  assert len(line.split()) == 1 + 14
 
 
 def _write_trial(study_dir, number, value, state="complete"):
