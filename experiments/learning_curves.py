@@ -2,7 +2,8 @@ r"""Learning curves: valid Recall@50 epoch by epoch, per seed and per group.
 
 Reads each run's per-epoch history (a run directory or a committed copy of its
 metrics.json) and writes one PNG, the curves as JSON and a Markdown table of
-the mean over seeds per epoch (also printed). E.g. the DSSM rows of docs/results.md:
+the mean over seeds per epoch (also printed). E.g. the DSSM rows of
+docs/results.md:
 
   python experiments/learning_curves.py \
       --groups='DSSM=docs/results/converged/dssm_base_s[0-4].json' \
