@@ -348,7 +348,9 @@ def run_study(base: training.ExperimentConfig,
       counting those recorded before (also when the study is rebuilt from
       its JSON records, see ``rebuild_study``).
     seed: Seed of the sampler (TPE; its first ``startup_trials`` trials
-      are random).
+      are random). A resumed study seeds it with ``seed`` plus the number
+      of trials it holds, so that it does not draw its first settings
+      again.
     prepared: Prepared data to reuse across trials.
     startup_trials: Random trials before TPE, and trials before pruning.
     verbose: Keras verbosity inside trials.
@@ -394,6 +396,12 @@ def run_study(base: training.ExperimentConfig,
     study.tell(t.number, state=optuna.trial.TrialState.FAIL)
     study.enqueue_trial(t.params)
     logging.info("trial %d was interrupted: re-queued", t.number)
+  # A resumed study would otherwise draw its random trials again from the
+  # start of the seeded sequence, repeating its first trials' settings.
+  held = len(study.get_trials(deepcopy=False))
+  if held:
+    study.sampler = optuna.samplers.TPESampler(
+        seed=seed + held, n_startup_trials=startup_trials)
 
   def objective(trial):
     params = {name: dim.suggest(trial, name) for name, dim in space.items()}

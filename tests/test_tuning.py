@@ -81,6 +81,21 @@ def test_study_writes_trials_resumes_and_scores_test_once(prepared,
   assert os.path.exists(os.path.join(study_dir, "best.json"))
 
 
+def test_a_resumed_study_does_not_draw_its_first_trials_again(prepared,
+                                                            tmp_path):
+  # Every trial random (startup_trials > trials), one trial a run: without
+  # reseeding, the resumed sampler would repeat trial 0's draw.
+  space = {"lambda_": tuning.uniform(0.6, 0.95),
+           "temperature": tuning.log_uniform(0.05, 0.5)}
+  seen = []
+  for n in (1, 2):
+    tuning.run_study(_base(epochs=1), space, str(tmp_path), num_trials=n,
+                     seed=0, prepared=prepared, startup_trials=10,
+                     on_trial=seen.append)
+  assert [r["number"] for r in seen] == [0, 1]
+  assert seen[1]["params"] != seen[0]["params"]
+
+
 def test_tune_binary_runs_end_to_end(ml100k, tmp_path):
   del ml100k  # fetched into the cache by the fixture
   import subprocess  # pylint: disable=g-import-not-at-top
