@@ -349,8 +349,8 @@ def run_study(base: training.ExperimentConfig,
       its JSON records, see ``rebuild_study``).
     seed: Seed of the sampler (TPE; its first ``startup_trials`` trials
       are random). A resumed study seeds it with ``seed`` plus the number
-      of trials it holds, so that it does not draw its first settings
-      again.
+      of trials it has started, so that it does not draw its first
+      settings again.
     prepared: Prepared data to reuse across trials.
     startup_trials: Random trials before TPE, and trials before pruning.
     verbose: Keras verbosity inside trials.
@@ -397,8 +397,10 @@ def run_study(base: training.ExperimentConfig,
     study.enqueue_trial(t.params)
     logging.info("trial %d was interrupted: re-queued", t.number)
   # A resumed study would otherwise draw its random trials again from the
-  # start of the seeded sequence, repeating its first trials' settings.
-  held = len(study.get_trials(deepcopy=False))
+  # start of the seeded sequence, repeating its first trials' settings. A
+  # new study (at most its enqueued first trial waiting) keeps ``seed``.
+  held = len([t for t in study.get_trials(deepcopy=False)
+              if t.state != optuna.trial.TrialState.WAITING])
   if held:
     study.sampler = optuna.samplers.TPESampler(
         seed=seed + held, n_startup_trials=startup_trials)

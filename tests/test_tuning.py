@@ -94,6 +94,15 @@ def test_a_resumed_study_does_not_draw_its_first_trials_again(prepared,
                      on_trial=seen.append)
   assert [r["number"] for r in seen] == [0, 1]
   assert seen[1]["params"] != seen[0]["params"]
+  # A new study keeps its seed even with its first trial enqueued: its
+  # first draw is the unqueued study's first (searches recorded before the
+  # reseeding repeat exactly).
+  queued = []
+  tuning.run_study(_base(epochs=1), space, str(tmp_path / "queued"),
+                   num_trials=2, seed=0, prepared=prepared,
+                   startup_trials=10, on_trial=queued.append,
+                   enqueue_base=True)
+  assert queued[1]["params"] == seen[0]["params"]
 
 
 def test_tune_binary_runs_end_to_end(ml100k, tmp_path):
