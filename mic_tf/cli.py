@@ -465,17 +465,20 @@ def experiment_config_from_flags(f) -> training.ExperimentConfig:
       mining=mining_config_from_flags(f), tower_kwargs=tower_kwargs)
 
 
-# Settings whose flag has another name (the others are their own flag).
-_FLAG_OF_SETTING = {"lambda_": "mic_lambda", "terms": "mic_terms",
-                    "log_q_correction": "log_q"}
+# The flag of each MICConfig field a flag sets alone, from its value: the
+# preset's fields (``_PRESET_FLAGS``, where renamed flags such as
+# ``mic_lambda`` live; the per-term temperatures are written from
+# ``tau_<term>``) and the others, whose flag has the field's name.
+_FLAG_OF_MIC_SETTING = {
+    **{field: names[0] for field, names in _PRESET_FLAGS.items()
+       if len(names) == 1 and field != "term_temperatures"},
+    "log_q_correction": "log_q",
+    **{field: field for field in (
+        "basic_loss", "basic_temperature", "weighting", "projection",
+        "projection_dim", "mask_false_negatives")}}
 _EXPERIMENT_FLAGS = ("learning_rate", "weight_decay", "dropout", "batch_size",
                      "embedding_dim", "output_dim", "hidden_units", "maxlen",
                      "max_item_users", "optimizer", "init_order")
-_MIC_FLAGS = ("temperature", "basic_loss", "basic_temperature", "weighting",
-              "num_views", "user_attribute_mask", "history_mask",
-              "item_attribute_mask", "item_users_mask", "embedding_dropout",
-              "projection", "projection_dim", "contrastive_batch_size",
-              "contrastive_warmup_steps", "mask_false_negatives")
 
 
 def _flag_value(value: Any) -> str:
@@ -517,8 +520,8 @@ def flags_for_params(params: Mapping[str, Any],
     elif prefix == "tau" and term in TERMS:
       out["term_temperatures"] = ",".join(
           f"{t}={v!r}" for t, v in sorted(config.mic.term_temperatures.items()))
-    elif name in mic and (name in _FLAG_OF_SETTING or name in _MIC_FLAGS):
-      out[_FLAG_OF_SETTING.get(name, name)] = _flag_value(mic[name])
+    elif name in _FLAG_OF_MIC_SETTING:
+      out[_FLAG_OF_MIC_SETTING[name]] = _flag_value(mic[name])
     elif name in _EXPERIMENT_FLAGS:
       out[name] = _flag_value(getattr(config, name))
     else:
