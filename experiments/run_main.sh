@@ -22,7 +22,8 @@ DSSM+MIC is not trained here: with the tuned preset a MIC step costs 1.57x
 a DSSM step and early stopping ends it after 10-14 epochs, past this job's
 10 minutes on 2 cores. Its row (seed 0, early stopping, at most 40 epochs):
   bash experiments/run_main.sh --mic_preset=tuned --epochs=40 --patience=3 --output_dir=runs/main_mic
-The README's five-seed comparison with DSSM: see "MIC against its base".
+Where MIC beats its base and where not: README, "MIC against its base: which
+claims hold"; the evidence: docs/results.md.
 MIC
   ;;
 esac
