@@ -60,6 +60,18 @@ class Dimension:
   log: bool = False
   choices: Sequence[Any] = ()
 
+  _KINDS = ("float", "int", "categorical")
+
+  def __post_init__(self):
+    if self.kind not in self._KINDS:
+      raise ValueError(f"Unknown dimension kind {self.kind!r}; use float, "
+                       "int or categorical.")
+    if self.kind == "categorical" and not self.choices:
+      raise ValueError("A categorical dimension needs at least one choice.")
+    if self.kind != "categorical" and not self.low <= self.high:
+      raise ValueError(f"Dimension low {self.low!r} is above high "
+                       f"{self.high!r}; swap them.")
+
   def distribution(self) -> "optuna.distributions.BaseDistribution":
     """The Optuna distribution that ``suggest`` draws from."""
     if self.kind == "float":
@@ -69,21 +81,16 @@ class Dimension:
       return optuna.distributions.IntDistribution(int(self.low),
                                                   int(self.high),
                                                   log=self.log)
-    if self.kind == "categorical":
-      return optuna.distributions.CategoricalDistribution(list(self.choices))
-    raise ValueError(f"Unknown dimension kind {self.kind!r}; use float, int "
-                     "or categorical.")
+    return optuna.distributions.CategoricalDistribution(list(self.choices))
 
   def suggest(self, trial, name: str) -> Any:
-    if self.kind == "float":
-      return trial.suggest_float(name, self.low, self.high, log=self.log)
-    if self.kind == "int":
-      return trial.suggest_int(name, int(self.low), int(self.high),
-                               log=self.log)
+    """Draws this dimension's value for ``trial`` from ``distribution()``."""
+    dist = self.distribution()
     if self.kind == "categorical":
-      return trial.suggest_categorical(name, list(self.choices))
-    raise ValueError(f"Unknown dimension kind {self.kind!r}; use float, int "
-                     "or categorical.")
+      return trial.suggest_categorical(name, dist.choices)
+    suggest = trial.suggest_float if self.kind == "float" else (
+        trial.suggest_int)
+    return suggest(name, dist.low, dist.high, log=dist.log)
 
 
 def uniform(low: float, high: float) -> Dimension:

@@ -47,6 +47,29 @@ def test_apply_params_routes_each_name():
     tuning.apply_params(_base(), {"lambda_": 1.5})
 
 
+def test_dimensions_draw_from_their_distribution_and_reject_bad_bounds():
+  optuna = pytest.importorskip("optuna")
+  space = {"lr": tuning.log_uniform(1e-4, 1e-2),
+           "dropout": tuning.uniform(0.0, 0.5),
+           "layers": tuning.Dimension("int", 1, 3),
+           "loss": tuning.one_of("softmax", "logistic")}
+  study = optuna.create_study(
+      sampler=optuna.samplers.RandomSampler(seed=0))
+  for _ in range(5):
+    trial = study.ask()
+    params = {name: dim.suggest(trial, name) for name, dim in space.items()}
+    for name, dim in space.items():
+      assert trial.distributions[name] == dim.distribution()
+      assert dim.distribution()._contains(
+          dim.distribution().to_internal_repr(params[name]))
+  with pytest.raises(ValueError, match="Unknown dimension kind 'floats'"):
+    tuning.Dimension("floats", 0.0, 1.0)
+  with pytest.raises(ValueError, match="is above high"):
+    tuning.uniform(1.0, 0.5)
+  with pytest.raises(ValueError, match="at least one choice"):
+    tuning.one_of()
+
+
 def test_study_writes_trials_resumes_and_scores_test_once(prepared,
                                                           tmp_path):
   space = {"lambda_": tuning.uniform(0.6, 0.95),
