@@ -1,0 +1,107 @@
+"""Every channel table in docs/results.md is what its command prints.
+
+docs/results.md shows, under each ```bash block that ends in
+``experiments/channels_table.py``, the tables that command prints from the
+committed JSON in docs/results/. This test runs each such command (through
+``mic_tf.analysis.channel_tables``, the binary's logic) from the repository
+root and checks that every table it prints appears, line for line, in the
+text between that block and the next one. A cell committed without
+regenerating its table, or a table edited by hand, fails here.
+"""
+
+import pathlib
+import re
+import shlex
+
+import pytest
+
+from mic_tf.analysis import channel_tables
+
+_ROOT = pathlib.Path(__file__).resolve().parents[1]
+_DOC = _ROOT / "docs" / "results.md"
+_SCRIPT = "experiments/channels_table.py"
+_BLOCK = re.compile(r"```bash\n(.*?)```", re.S)
+_ASSIGN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)")
+
+
+def _tables(text: str):
+  """The markdown tables of ``text``: runs of lines starting with '|'."""
+  tables, current = [], []
+  for line in text.splitlines() + [""]:
+    if line.startswith("|"):
+      current.append(line.rstrip())
+    elif current:
+      tables.append("\n".join(current))
+      current = []
+  return tables
+
+
+def _commands():
+  """``(args, text shown after the block)`` of every channels_table.py
+  command in docs/results.md; shell variables set earlier in the same block
+  (``S=docs/results``) are expanded."""
+  doc = _DOC.read_text()
+  found = []
+  matches = list(_BLOCK.finditer(doc))
+  for i, match in enumerate(matches):
+    shown_until = (matches[i + 1].start() if i + 1 < len(matches)
+                   else len(doc))
+    shown = doc[match.end():shown_until]
+    variables = {}
+    for line in match.group(1).replace("\\\n", " ").splitlines():
+      line = line.strip()
+      if not line or line.startswith("#"):
+        continue
+      for name, value in variables.items():
+        line = line.replace("$" + name, value)
+      words = shlex.split(line, comments=True)
+      assign = _ASSIGN.fullmatch(words[0]) if len(words) == 1 else None
+      if assign:
+        variables[assign.group(1)] = assign.group(2)
+      elif words[:2] == ["python", _SCRIPT]:
+        found.append((words[2:], shown))
+  return found
+
+
+def _call(args):
+  """Runs the command's flags through the binary's library function."""
+  kwargs = {"specs": [], "pairs": []}
+  for arg in args:
+    name, sep, value = arg.partition("=")
+    assert sep and name.startswith("--"), f"unexpected argument {arg!r}"
+    name = name[2:]
+    if name == "groups":
+      kwargs["specs"].append(value)
+    elif name == "pair":
+      kwargs["pairs"].append(value)
+    elif name == "paired_metrics":
+      kwargs["paired_metrics"] = value.split(",")
+    elif name in ("split", "base", "compact"):
+      kwargs[name] = value
+    else:
+      raise AssertionError(f"flag {name!r} is not handled by this test")
+  return channel_tables.channel_tables(**kwargs)
+
+
+_COMMANDS = _commands()
+
+
+def test_the_doc_has_its_channel_table_commands():
+  # The parser must keep finding them: the Table 2 rows of every tower, the
+  # sparser data, the tuned bases and the amount-of-data sweep.
+  assert len(_COMMANDS) >= 8
+
+
+@pytest.mark.parametrize("args,shown", _COMMANDS,
+                         ids=[f"command{i}" for i in range(len(_COMMANDS))])
+def test_each_table_is_what_its_command_prints(args, shown, monkeypatch):
+  monkeypatch.chdir(_ROOT)
+  printed = _tables(_call(args))
+  assert printed, f"{args} printed no table"
+  shown_tables = _tables(shown)
+  assert shown_tables, "no table follows the command in docs/results.md"
+  for table in printed:
+    assert table in shown_tables, (
+        "docs/results.md does not show this table under its command "
+        f"(regenerate it with `python {_SCRIPT} {shlex.join(args)}`):\n"
+        + table)
