@@ -10,8 +10,6 @@ its tower's base paired by seed (mean ± std of the differences, paired
 t-test p-value, and the 2-pooled-std criterion), and one row per cell.
 """
 
-import json
-
 from absl import app
 from absl import flags
 
@@ -36,22 +34,10 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   if not FLAGS.grid:
     raise app.UsageError("Pass --grid=<output_dir>/grid.json.")
-  rows = []
-  for path in FLAGS.grid:
-    with open(path) as f:
-      rows += json.load(f)
-  if FLAGS.default_max_epochs:
-    for r in rows:
-      r.setdefault("max_epochs", FLAGS.default_max_epochs)
-  print(grid.summary_table(rows, split=FLAGS.split))
-  print()
-  print(grid.EPOCH_LEGEND)
-  print()
-  print(grid.paired_table(rows, split=FLAGS.split,
-                          metrics=FLAGS.paired_metrics,
-                          base_variant=FLAGS.base_variant))
-  print()
-  print(grid.cells_table(rows))
+  print(grid.grid_tables(FLAGS.grid, split=FLAGS.split,
+                         paired_metrics=FLAGS.paired_metrics,
+                         base_variant=FLAGS.base_variant,
+                         default_max_epochs=FLAGS.default_max_epochs))
 
 
 if __name__ == "__main__":

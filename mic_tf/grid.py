@@ -326,6 +326,31 @@ def paired_table(rows: Sequence[Dict[str, Any]], split: str = "test",
   return "\n".join(lines + [""] + notes + [PAIRED_LEGEND])
 
 
+def grid_tables(paths: Sequence[str], split: str = "test",
+                paired_metrics: Sequence[str] = ("recall@50",),
+                base_variant: str = "base",
+                default_max_epochs: Optional[int] = None) -> str:
+  """The tables of ``experiments/grid_table.py`` for grid.json files.
+
+  Summary (mean ± std per variant), the epoch legend, the per-seed paired
+  comparison with ``base_variant`` and one row per cell, as markdown.
+  ``default_max_epochs`` fills ``max_epochs`` of rows written before it was
+  recorded.
+  """
+  rows = []
+  for path in paths:
+    with open(path) as f:
+      rows += json.load(f)
+  if default_max_epochs:
+    for r in rows:
+      r.setdefault("max_epochs", default_max_epochs)
+  return "\n\n".join([
+      summary_table(rows, split=split), EPOCH_LEGEND,
+      paired_table(rows, split=split, metrics=paired_metrics,
+                   base_variant=base_variant),
+      cells_table(rows)])
+
+
 def channel_summary_table(groups: Dict[str, Sequence[Dict[str, Any]]],
                           metrics: Sequence[str] = METRICS) -> str:
   """Mean ± std over seeds of per-channel reports.

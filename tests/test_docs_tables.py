@@ -1,12 +1,12 @@
-"""Every channel table in docs/results.md is what its command prints.
+"""Every results table in docs/results.md is what its command prints.
 
 docs/results.md shows, under each ```bash block that ends in
-``experiments/channels_table.py``, the tables that command prints from the
-committed JSON in docs/results/. This test runs each such command (through
-``mic_tf.analysis.channel_tables``, the binary's logic) from the repository
-root and checks that every table it prints appears, line for line, in the
-text between that block and the next one. A cell committed without
-regenerating its table, or a table edited by hand, fails here.
+``experiments/channels_table.py`` or ``experiments/grid_table.py``, the
+tables that command prints from the committed JSON in docs/results/. This
+test runs each such command (through the binary's library function) from
+the repository root and checks that every table it prints appears, line for
+line, in the text between that block and the next one. A cell committed
+without regenerating its table, or a table edited by hand, fails here.
 """
 
 import pathlib
@@ -15,11 +15,12 @@ import shlex
 
 import pytest
 
+from mic_tf import grid
 from mic_tf.analysis import channel_tables
 
 _ROOT = pathlib.Path(__file__).resolve().parents[1]
 _DOC = _ROOT / "docs" / "results.md"
-_SCRIPT = "experiments/channels_table.py"
+_SCRIPTS = ("experiments/channels_table.py", "experiments/grid_table.py")
 _BLOCK = re.compile(r"```bash\n(.*?)```", re.S)
 _ASSIGN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)")
 
@@ -37,8 +38,8 @@ def _tables(text: str):
 
 
 def _commands():
-  """``(args, text shown after the block)`` of every channels_table.py
-  command in docs/results.md; shell variables set earlier in the same block
+  """``(script, args, text shown after the block)`` of every table command
+  in docs/results.md; shell variables set earlier in the same block
   (``S=docs/results``) are expanded."""
   doc = _DOC.read_text()
   found = []
@@ -58,50 +59,68 @@ def _commands():
       assign = _ASSIGN.fullmatch(words[0]) if len(words) == 1 else None
       if assign:
         variables[assign.group(1)] = assign.group(2)
-      elif words[:2] == ["python", _SCRIPT]:
-        found.append((words[2:], shown))
+      elif words[0] == "python" and words[1] in _SCRIPTS:
+        found.append((words[1], words[2:], shown))
   return found
 
 
-def _call(args):
+# Flag -> (keyword of the library function, how the flag is read).
+_REPEATED, _LIST, _ONE = "repeated", "list", "one"
+_FLAGS = {
+    "experiments/channels_table.py": (channel_tables.channel_tables, {
+        "groups": ("specs", _REPEATED), "pair": ("pairs", _REPEATED),
+        "paired_metrics": ("paired_metrics", _LIST),
+        "split": ("split", _ONE), "base": ("base", _ONE),
+        "compact": ("compact", _ONE)}),
+    "experiments/grid_table.py": (grid.grid_tables, {
+        "grid": ("paths", _REPEATED),
+        "paired_metrics": ("paired_metrics", _LIST),
+        "split": ("split", _ONE), "base_variant": ("base_variant", _ONE),
+        "default_max_epochs": ("default_max_epochs", int)}),
+}
+
+
+def _call(script, args):
   """Runs the command's flags through the binary's library function."""
-  kwargs = {"specs": [], "pairs": []}
+  function, flags = _FLAGS[script]
+  kwargs = {}
   for arg in args:
     name, sep, value = arg.partition("=")
     assert sep and name.startswith("--"), f"unexpected argument {arg!r}"
-    name = name[2:]
-    if name == "groups":
-      kwargs["specs"].append(value)
-    elif name == "pair":
-      kwargs["pairs"].append(value)
-    elif name == "paired_metrics":
-      kwargs["paired_metrics"] = value.split(",")
-    elif name in ("split", "base", "compact"):
-      kwargs[name] = value
+    assert name[2:] in flags, f"{script}: flag {name} is not handled here"
+    keyword, kind = flags[name[2:]]
+    if kind == _REPEATED:
+      kwargs.setdefault(keyword, []).append(value)
+    elif kind == _LIST:
+      kwargs[keyword] = value.split(",")
+    elif kind == _ONE:
+      kwargs[keyword] = value
     else:
-      raise AssertionError(f"flag {name!r} is not handled by this test")
-  return channel_tables.channel_tables(**kwargs)
+      kwargs[keyword] = kind(value)
+  return function(**kwargs)
 
 
 _COMMANDS = _commands()
 
 
 def test_the_doc_has_its_channel_table_commands():
-  # The parser must keep finding them: the Table 2 rows of every tower, the
-  # sparser data, the tuned bases and the amount-of-data sweep.
-  assert len(_COMMANDS) >= 8
+  # The parser must keep finding them: the Table 2 rows of every tower,
+  # Table 3, the sparser data, the tuned bases and the amount-of-data sweep.
+  scripts = [script for script, _, _ in _COMMANDS]
+  assert scripts.count(_SCRIPTS[0]) >= 8 and scripts.count(_SCRIPTS[1]) >= 1
 
 
-@pytest.mark.parametrize("args,shown", _COMMANDS,
+@pytest.mark.parametrize("script,args,shown", _COMMANDS,
                          ids=[f"command{i}" for i in range(len(_COMMANDS))])
-def test_each_table_is_what_its_command_prints(args, shown, monkeypatch):
+def test_each_table_is_what_its_command_prints(script, args, shown,
+                                               monkeypatch):
   monkeypatch.chdir(_ROOT)
-  printed = _tables(_call(args))
+  printed = _tables(_call(script, args))
   assert printed, f"{args} printed no table"
   shown_tables = _tables(shown)
   assert shown_tables, "no table follows the command in docs/results.md"
   for table in printed:
     assert table in shown_tables, (
         "docs/results.md does not show this table under its command "
-        f"(regenerate it with `python {_SCRIPT} {shlex.join(args)}`):\n"
+        f"(regenerate it with `python {script} {shlex.join(args)}`):\n"
         + table)
