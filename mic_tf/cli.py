@@ -183,9 +183,14 @@ def define_training_flags() -> None:
                        "stopping ends training sooner; see --patience).",
                        lower_bound=1)
   flags.DEFINE_integer("patience", 3, "Early stopping: stop after this many "
-                       "epochs without a new best valid Recall@50 and keep "
-                       "the best epoch; 0 trains every epoch.",
+                       "epochs without a new best valid score (--select_on) "
+                       "and keep the best epoch; 0 trains every epoch.",
                        lower_bound=0)
+  flags.DEFINE_list("select_on", ["u2i"], "Channels whose valid Recall@50 "
+                    "selects the epoch and early-stops, averaged (any of "
+                    "u2i,u2u,i2i,fused): select on the channel you serve. "
+                    "Channels other than u2i are evaluated exactly after "
+                    "every epoch, with their default settings.")
   flags.DEFINE_enum("init_order", "lazy", list(training.INIT_ORDERS),
                     "towers_first: create the towers and heads before the "
                     "objective draws anything, so the base model and MIC "
@@ -451,7 +456,7 @@ def experiment_config_from_flags(f) -> training.ExperimentConfig:
       dataset=f.dataset, data_dir=f.data_dir,
       dataset_kwargs=dataset_kwargs_from_flags(f),
       tower=f.tower, epochs=f.epochs, patience=f.patience or None,
-      batch_size=f.batch_size,
+      select_on=tuple(f.select_on), batch_size=f.batch_size,
       learning_rate=f.learning_rate, optimizer=f.optimizer,
       weight_decay=f.weight_decay, strategy=f.strategy,
       embedding_dim=f.embedding_dim,

@@ -36,9 +36,12 @@ from mic_tf import console
 from mic_tf import distribute
 from mic_tf import errors
 from mic_tf import features as F
+from mic_tf import names
 from mic_tf import optimizers
 from mic_tf import pipeline
 from mic_tf import run_record
+from mic_tf.channels.assets import ChannelAssets
+from mic_tf.channels.evaluate import evaluate_channels
 from mic_tf.channels.evaluate import evaluate_u2i  # the U2I channel, exact
 from mic_tf.data import protocol
 from mic_tf.data import registry as data_registry
@@ -68,8 +71,14 @@ class ExperimentConfig:
     epochs: Maximum training epochs (training stops earlier when the
       validation metric has not improved for ``patience`` epochs).
     patience: Early stopping: stop after this many epochs without a new best
-      validation Recall@50; the best epoch's weights are restored. ``None``
-      trains all ``epochs``.
+      validation score (``select_on``); the best epoch's weights are
+      restored. ``None`` trains all ``epochs``.
+    select_on: The channels whose valid Recall@{max cutoff} selects the
+      epoch (and early-stops): their mean. ``("u2i",)`` (default): the U2I
+      channel alone. Any other channel (``"u2u"``, ``"i2i"``, ``"fused"``)
+      is also evaluated after every epoch, exactly, with its default
+      ``ChannelConfig``; its metrics join the history as ``<channel>_<metric>``
+      and the score as ``selection`` (``selection_metric``).
     batch_size: Training batch size (paper: 1024).
     learning_rate: Adam learning rate (paper: 1e-3).
     optimizer: ``"auto"`` (Adam; embedding tables of 100k rows or more get
@@ -144,6 +153,7 @@ class ExperimentConfig:
   train_user_fraction: float = 1.0
   output_dir: Optional[str] = None
   cutoffs: Tuple[int, ...] = (20, 50)
+  select_on: Tuple[str, ...] = (names.U2I,)
   exclude_history: bool = True
   eval_batch_size: int = 1024
   mic: MICConfig = dataclasses.field(default_factory=MICConfig.base)
@@ -187,6 +197,17 @@ class ExperimentConfig:
       self.mining = MiningConfig.from_dict(self.mining)
     self.hidden_units = tuple(self.hidden_units)
     self.cutoffs = tuple(self.cutoffs)
+    self.select_on = tuple(self.select_on)
+    unknown = [c for c in self.select_on if c not in names.CHANNELS]
+    if not self.select_on or unknown or (
+        len(set(self.select_on)) < len(self.select_on)):
+      raise ValueError(f"select_on must name distinct channels of "
+                       f"{names.CHANNELS}, got {list(self.select_on)}.")
+
+  @property
+  def selection_metric(self) -> str:
+    """The key of the valid score that selects the epoch (``select_on``)."""
+    return selection_metric(self.select_on, self.cutoffs)
 
   @property
   def towers_first(self) -> bool:
@@ -287,10 +308,23 @@ def build_model(config: ExperimentConfig, tables: F.FeatureTables,
   return model
 
 
+SELECTION = "selection"
+
+
+def selection_metric(select_on: Sequence[str],
+                     cutoffs: Sequence[int]) -> str:
+  """``recall@K`` when U2I alone selects, else ``"selection"``."""
+  if tuple(select_on) == (names.U2I,):
+    return f"recall@{max(cutoffs)}"
+  return SELECTION
+
+
 class EvaluationCallback(tf.keras.callbacks.Callback):
   """Evaluates valid users after each epoch; keeps the best weights.
 
-  The selection metric is ``recall@{max cutoff}`` on valid users. With a
+  The selection metric is ``recall@{max cutoff}`` of U2I on valid users, or
+  with ``select_on`` the mean of that of the named channels (built from
+  ``tables`` and ``dataset``, exact, default settings). With a
   ``patience``, training stops once ``patience`` epochs in a row bring no
   new best (early stopping); the caller then restores the best weights with
   ``restore_best``. Metrics
@@ -304,8 +338,17 @@ class EvaluationCallback(tf.keras.callbacks.Callback):
   def __init__(self, users: F.EvalUsers, cutoffs: Sequence[int],
                exclude_history: bool, batch_size: int,
                checkpoint_path: Optional[str], resume: bool = False,
-               patience: Optional[int] = None):
+               patience: Optional[int] = None,
+               select_on: Sequence[str] = (names.U2I,),
+               tables: Optional[F.FeatureTables] = None,
+               dataset: Optional[ProcessedDataset] = None):
     super().__init__()
+    self.select_on = tuple(select_on)
+    self._other_channels = [c for c in self.select_on if c != names.U2I]
+    if self._other_channels and (tables is None or dataset is None):
+      raise ValueError(f"Selecting on {self._other_channels} needs the "
+                       "run's tables and dataset.")
+    self.tables, self.dataset = tables, dataset
     self.patience = patience
     self.stopped_epoch = None
     self.users = users
@@ -313,7 +356,7 @@ class EvaluationCallback(tf.keras.callbacks.Callback):
     self.exclude_history = exclude_history
     self.batch_size = batch_size
     self.checkpoint_path = checkpoint_path
-    self.monitor = f"recall@{max(self.cutoffs)}"
+    self.monitor = selection_metric(self.select_on, self.cutoffs)
     self.best = -np.inf
     self.best_epoch = -1
     self.best_weights = None
@@ -346,9 +389,26 @@ class EvaluationCallback(tf.keras.callbacks.Callback):
   def on_epoch_begin(self, epoch, logs=None):
     self._epoch_start = time.perf_counter()
 
-  def on_epoch_end(self, epoch, logs=None):
+  def _evaluate(self) -> Dict[str, float]:
     metrics = evaluate_u2i(self.model, self.users, self.cutoffs,
                            self.exclude_history, self.batch_size)
+    if not self._other_channels:
+      return metrics
+    assets = ChannelAssets(self.model, self.tables, self.dataset,
+                           self.batch_size)
+    others, _ = evaluate_channels(assets, self.users, self._other_channels,
+                                  cutoffs=self.cutoffs,
+                                  exclude_history=self.exclude_history)
+    for channel, values in others.items():
+      metrics.update({f"{channel}_{k}": v for k, v in values.items()})
+    recall = f"recall@{max(self.cutoffs)}"
+    metrics[SELECTION] = float(np.mean([
+        metrics[recall if c == names.U2I else f"{c}_{recall}"]
+        for c in self.select_on]))
+    return metrics
+
+  def on_epoch_end(self, epoch, logs=None):
+    metrics = self._evaluate()
     self.history = [h for h in self.history if h["epoch"] != epoch + 1]
     # Wall seconds of the epoch (training and this validation): they
     # survive a resume, so a resumed run still reports its whole time.
@@ -475,7 +535,9 @@ def run_experiment(config: ExperimentConfig,
   evaluator = EvaluationCallback(prepared.valid, config.cutoffs,
                                  config.exclude_history,
                                  config.eval_batch_size, ckpt, resume=resume,
-                                 patience=config.patience)
+                                 patience=config.patience,
+                                 select_on=config.select_on, tables=tables,
+                                 dataset=prepared.dataset)
   all_callbacks = [evaluator]
   if config.mining.enabled:
     all_callbacks.insert(0, MiningCallback(verbose=verbose > 0))

@@ -229,7 +229,8 @@ def current_params(base: training.ExperimentConfig,
 
 
 class _Reporter(tf.keras.callbacks.Callback):
-  """Reports validation Recall@50 to Optuna each epoch; prunes on request."""
+  """Reports the valid selection score to Optuna each epoch; prunes on
+  request."""
 
   def __init__(self, trial, monitor: str):
     super().__init__()
@@ -373,7 +374,7 @@ def run_study(base: training.ExperimentConfig,
                       " (or pip install optuna).")
   os.makedirs(os.path.join(study_dir, "trials"), exist_ok=True)
   prepared = prepared or training.prepare_data(base)
-  monitor = f"recall@{max(base.cutoffs)}"
+  monitor = base.selection_metric
   optuna.logging.set_verbosity(optuna.logging.WARNING)
   study = optuna.create_study(
       study_name="mic", direction="maximize",
@@ -540,7 +541,7 @@ def rescore_top_trials(study_dir: str,
     if config.seed in seeds:
       raise ValueError(f"seed {config.seed} is the search's own seed: "
                        "re-score on other seeds.")
-    monitor = f"recall@{max(config.cutoffs)}"
+    monitor = config.selection_metric
     previous = existing.get(record["number"], {})
     by_seed = {int(k): v for k, v in previous.get("valid_by_seed",
                                                     {}).items()}

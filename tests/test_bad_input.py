@@ -189,6 +189,9 @@ CASES = {
     "mining a base model": (
         "ablation", lambda t, c: ["--variants=base+nn"],
         "Mining needs contrastive terms"),
+    "unknown selection channel": (
+        "train", lambda t, c: ["--dataset=ml-100k", "--select_on=u2i,u2x"],
+        "select_on must name distinct channels"),
     "training user fraction above 1": (
         "train", lambda t, c: ["--dataset=ml-100k", "--train_user_fraction=2"],
         "train_user_fraction must be in (0, 1]"),

@@ -177,6 +177,36 @@ def test_early_stopping_keeps_the_best_epoch_and_flags_convergence(
   assert capped["best_epoch"] == 1 and not capped["converged"]
 
 
+def test_select_on_other_channels_selects_their_mean_and_restores_it(
+    prepared, tmp_path):
+  from mic_tf.channels.assets import ChannelAssets
+  from mic_tf.channels.evaluate import evaluate_channels
+  config = _config(tmp_path, epochs=4, patience=2, steps_per_epoch=20,
+                   learning_rate=3e-2, select_on=("u2i", "u2u"))
+  assert config.selection_metric == "selection"
+  results = training.run_experiment(config, prepared, verbose=0)
+  history = results["history"]
+  for h in history:
+    assert h["selection"] == pytest.approx(
+        (h["recall@50"] + h["u2u_recall@50"]) / 2)
+  # The selected epoch is the best mean, not the best U2I.
+  best = max(history, key=lambda h: h["selection"])
+  assert results["best_epoch"] == best["epoch"]
+  assert results["valid"]["selection"] == best["selection"]
+  # The restored weights are that epoch's: U2U of the returned model on the
+  # valid users is what the history recorded for it.
+  assets = ChannelAssets(results["model"], prepared.tables,
+                         prepared.dataset)
+  again, _ = evaluate_channels(assets, prepared.valid, ["u2u"])
+  assert again["u2u"]["recall@50"] == pytest.approx(
+      best["u2u_recall@50"], abs=1e-6)
+  with pytest.raises(ValueError, match="select_on must name distinct"):
+    _config(tmp_path, select_on=("u2x",))
+  with pytest.raises(ValueError, match="select_on must name distinct"):
+    _config(tmp_path, select_on=("u2u", "u2u"))
+  assert _config(tmp_path).selection_metric == "recall@50"
+
+
 class ResumeCheckTest(tf.test.TestCase):
   """``_check_resumable``: settings added after a run started."""
 
