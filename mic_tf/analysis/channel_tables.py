@@ -51,7 +51,10 @@ def load_run_info(run_dir: str) -> dict:
           "max_epochs": metrics["config"]["epochs"],
           "epochs_run": metrics.get("epochs_run", len(metrics["history"])),
           "train_seconds": training.whole_train_seconds(metrics)}
-  valid = metrics.get("valid", {}).get("recall@50")
+  # The score that selected the epoch: valid U2I Recall@50, or the mean of
+  # the channels of ``select_on`` when the run selected on others.
+  valid = metrics.get("valid", {})
+  valid = valid.get(training.SELECTION, valid.get("recall@50"))
   if valid is not None:
     info[grid.VALID_KEY] = valid
   return info
