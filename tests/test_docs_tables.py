@@ -127,3 +127,17 @@ def test_each_table_is_what_its_command_prints(script, args, shown,
         "docs/results.md does not show this table under its command "
         f"(regenerate it with `python {script} {shlex.join(args)}`):\n"
         + table)
+
+
+def test_every_mean_and_std_of_the_readme_claims_is_in_the_evidence():
+  # The README's claims section summarises docs/results.md, whose tables
+  # are checked above: each "mean ± std" it states must be one of theirs.
+  readme = (_ROOT / "README.md").read_text()
+  start = readme.index("### MIC against its base: which claims hold")
+  end = readme.index("\n### ", start + 1)
+  stated = re.findall(r"[+\-−]?\d+\.\d+ ± \d+\.\d+", readme[start:end])
+  assert len(stated) >= 20  # the claims table and its summary
+  evidence = _DOC.read_text().replace("−", "-")
+  missing = [n for n in stated if n.replace("−", "-") not in evidence]
+  assert not missing, ("README states these mean ± std values that "
+                       f"docs/results.md does not show: {missing}")
