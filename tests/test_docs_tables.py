@@ -1,5 +1,8 @@
 """Every results table in docs/results.md is what its command prints.
 
+Also: each learning curve in docs/curves/ is the history of the committed
+runs it names, and the README's claims quote the checked tables.
+
 docs/results.md shows, under each ```bash block that ends in
 ``experiments/channels_table.py`` or ``experiments/grid_table.py``, the
 tables that command prints from the committed JSON in docs/results/. This
@@ -12,6 +15,8 @@ cell committed later (a seed the table does not show yet) leaves them as
 they are until the table is regenerated with it.
 """
 
+import dataclasses
+import json
 import pathlib
 import re
 import shlex
@@ -20,6 +25,7 @@ import pytest
 
 from mic_tf import grid
 from mic_tf.analysis import channel_tables
+from mic_tf.analysis import learning_curves
 
 _ROOT = pathlib.Path(__file__).resolve().parents[1]
 _DOC = _ROOT / "docs" / "results.md"
@@ -141,3 +147,30 @@ def test_every_mean_and_std_of_the_readme_claims_is_in_the_evidence():
   missing = [n for n in stated if n.replace("−", "-") not in evidence]
   assert not missing, ("README states these mean ± std values that "
                        f"docs/results.md does not show: {missing}")
+
+
+_CURVES = sorted((_ROOT / "docs" / "curves").glob("*.json"))
+
+
+def test_the_learning_curves_are_found():
+  assert len(_CURVES) >= 9
+
+
+@pytest.mark.parametrize("path", _CURVES, ids=[p.stem for p in _CURVES])
+def test_each_learning_curve_is_its_committed_runs(path, monkeypatch):
+  # docs/curves/<name>.json names the committed run of every curve; the
+  # curve must be that run's history, and <name>.md the table the library
+  # prints for them (experiments/learning_curves.py writes both).
+  monkeypatch.chdir(_ROOT)
+  record = json.loads(path.read_text())
+  groups = {}
+  for label, entries in record["groups"].items():
+    groups[label] = []
+    for entry in entries:
+      curve = learning_curves.load(entry["source"], record["metric"])
+      assert dataclasses.asdict(curve) == entry, (
+          f"{path.name}: {label} seed {entry['seed']} is not the history "
+          f"of {entry['source']} (regenerate the curves)")
+      groups[label].append(curve)
+  table = learning_curves.curves_table(groups, record["metric"])
+  assert path.with_suffix(".md").read_text() == table + "\n"
