@@ -13,6 +13,19 @@
 #   Fractions ComiRec-DR, base and +MIC, on a tenth and on half of the
 #            training users ("How MIC's gain on ComiRec-DR follows the
 #            amount of training data"), in sparse10/ and sparse50/
+#   Tuned_base (not in the default TABLES) MIC on its tuned base's settings:
+#            for each tower of TUNED_TOWERS, a search of the base's
+#            settings on valid users (experiments/tune.py --space=base
+#            --enqueue_base, TUNED_TRIALS trials, resumable; it runs once,
+#            then reports its selection), then the base and +MIC trained on
+#            the selected trial's settings ("flags: ..." of tune.py). On
+#            TUNED_FRACTION of the training users (default 0.2: study in
+#            tune_base_<tower>_sparse20/, cells in sparse20_tuned_base/, at
+#            most 60 epochs; 1: tune_base_<tower>/ and tuned_base/, at most
+#            40). With RESULTS_DIR the trial records are copied to
+#            RESULTS_DIR/tuning_base_<tower>[_sparse20]/trials after the
+#            search, and a study that is not on this machine is rebuilt
+#            from them there.
 #
 # Every cell: early stopping on valid Recall@50 (patience 3, at most 40
 # epochs), MIC cells with the tuned preset, then the four channels of the
@@ -37,6 +50,9 @@
 #                         # (<tower>_<variant>_s<seed>.json and channels_...)
 #                         # at once, ready to commit; without RESULTS_DIR
 #                         # every cell is trained (a reproduction)
+#   TABLES=tuned_base TUNED_FRACTION=1 TUNED_TOWERS=comirec_dr \
+#     bash experiments/run_tables.sh
+#                         # the tuned-base recipe on all of ML-1M
 #   JOBS=2 bash experiments/run_tables.sh
 #                         # two cells at a time, each with --threads=(cores
 #                         # / JOBS), its output in $MIC_TF_TABLES_DIR/logs/;
@@ -55,6 +71,22 @@ COMMON=(--dataset=ml-1m --epochs=40 --patience=3 --verbose=2)
 read -r -a EXTRA <<< "${EXTRA_FLAGS:-}"
 JOBS="${JOBS:-1}"
 RESULTS_DIR="${RESULTS_DIR:-}"
+TUNED_TOWERS="${TUNED_TOWERS:-dssm youtube_dnn comirec_dr comirec_sa}"
+TUNED_TRIALS="${TUNED_TRIALS:-12}"
+TUNED_FRACTION="${TUNED_FRACTION:-0.2}"
+if ! TUNED_PERCENT=$(awk -v f="$TUNED_FRACTION" 'BEGIN {
+    if (f !~ /^(0?\.[0-9]+|1(\.0*)?)$/ || f + 0 <= 0) exit 1
+    printf "%d", f * 100 + 0.5 }'); then
+  echo "run_tables.sh: TUNED_FRACTION='$TUNED_FRACTION' is not a fraction" \
+       "in (0, 1]; use e.g. TUNED_FRACTION=0.2 or 1." >&2
+  exit 2
+fi
+if (( TUNED_PERCENT == 100 )); then  # all training users, as Table 2
+  TUNED_SUFFIX="" TUNED_OUT=tuned_base TUNED_DATA=() TUNED_EPOCHS=40
+else  # as the sparse tables
+  TUNED_SUFFIX="_sparse$TUNED_PERCENT" TUNED_OUT="sparse${TUNED_PERCENT}_tuned_base"
+  TUNED_DATA=(--train_user_fraction="$TUNED_FRACTION" --epochs=60) TUNED_EPOCHS=60
+fi
 if ! [[ "$JOBS" =~ ^[1-9][0-9]*$ ]]; then
   echo "run_tables.sh: JOBS='$JOBS' is not a positive integer; use e.g." \
        "JOBS=2." >&2
@@ -80,7 +112,8 @@ run() {
 
 results_of() {  # output dir -> its folder under RESULTS_DIR
   case $(basename "$1") in
-    sparse10|sparse20|sparse50) echo "$RESULTS_DIR/$(basename "$1")" ;;
+    sparse10|sparse20|sparse50|*tuned_base)
+      echo "$RESULTS_DIR/$(basename "$1")" ;;
     *) echo "$RESULTS_DIR/converged" ;;
   esac
 }
@@ -136,11 +169,49 @@ cell() {  # output dir, tower, variant, seed, [cell flags...]
   PIDS+=($!)
 }
 
+tuned_flags() {  # tower -> TUNED_FLAGS: the selected base trial's flags
+  local tower=$1 study="$OUT/tune_base_${1}${TUNED_SUFFIX}"
+  local records="$RESULTS_DIR/tuning_base_${1}${TUNED_SUFFIX}/trials"
+  local log="$OUT/logs/tune_base_${1}${TUNED_SUFFIX}.log"
+  if [ -n "$RESULTS_DIR" ] && [ ! -e "$study/study.db" ] \
+      && compgen -G "$records/[0-9]*.json" > /dev/null; then
+    run mkdir -p "$study/trials"
+    run cp "$records"/[0-9]*.json "$study/trials/"
+  fi
+  TUNED_FLAGS=("<flags of $tower's selected trial>")
+  local search=("$PY" experiments/tune.py --dataset=ml-1m --tower="$tower"
+                --space=base --enqueue_base --num_trials="$TUNED_TRIALS"
+                --epochs="$TUNED_EPOCHS" --patience=3 --study_dir="$study"
+                --evaluate_best=false ${TUNED_DATA[@]+"${TUNED_DATA[@]}"}
+                ${THREADS[@]+"${THREADS[@]}"}
+                ${EXTRA[@]+"${EXTRA[@]}"})
+  if [ -n "${DRY_RUN:-}" ]; then
+    echo "${search[*]}"
+    return 0
+  fi
+  mkdir -p "$OUT/logs"
+  echo "$(date '+%F %T') $tower: base search (log: $log)"
+  if ! "${search[@]}" >> "$log" 2>&1; then
+    echo "run_tables.sh: the $tower base search failed: see $log." >&2
+    return 1
+  fi
+  if [ -n "$RESULTS_DIR" ]; then
+    mkdir -p "$records"
+    cp "$study/trials"/[0-9]*.json "$records/"
+  fi
+  grep "^selected trial" "$log" | tail -n 1
+  read -r -a TUNED_FLAGS <<< "$(sed -n 's/^flags: //p' "$log" | tail -n 1)"
+  if (( ${#TUNED_FLAGS[@]} == 0 )); then
+    echo "run_tables.sh: the $tower search printed no flags: see $log." >&2
+    return 1
+  fi
+}
+
 for table in $TABLES; do
   case $table in
-    towers|table3|mining|sparse|fractions) ;;
+    towers|table3|mining|sparse|fractions|tuned_base) ;;
     *) echo "run_tables.sh: unknown table '$table' in TABLES; use towers," \
-            "table3, mining, sparse or fractions." >&2; exit 2 ;;
+            "table3, mining, sparse, fractions or tuned_base." >&2; exit 2 ;;
   esac
 done
 
@@ -172,6 +243,14 @@ for seed in $SEEDS; do
           for variant in base all; do
             cell "$OUT/sparse$percent" comirec_dr "$variant" "$seed" \
               --train_user_fraction="0.$percent" --epochs=60
+          done
+        done ;;
+      tuned_base)
+        for tower in $TUNED_TOWERS; do
+          tuned_flags "$tower" || { FAILED=$((FAILED + 1)); continue; }
+          for variant in base all; do
+            cell "$OUT/$TUNED_OUT" "$tower" "$variant" "$seed" \
+              ${TUNED_DATA[@]+"${TUNED_DATA[@]}"} "${TUNED_FLAGS[@]}"
           done
         done ;;
     esac

@@ -236,3 +236,66 @@ def test_run_tables_continues_from_committed_cells_and_keeps_new_ones(
   assert not any(l.startswith("cp ") for l in plain.stdout.splitlines())
   assert len([l for l in plain.stdout.splitlines()
               if "experiments/ablation.py" in l]) == 16
+
+
+def test_run_tables_tuned_base_trains_both_models_on_the_selected_flags(
+    tmp_path):
+  """TABLES=tuned_base: one search per tower, its "flags:" line reaches
+  the base and the MIC cell; with RESULTS_DIR the trial records are kept
+  and a study that is only committed is rebuilt from them."""
+  events = tmp_path / "events.log"
+  stub = tmp_path / "python"
+  stub.write_text(f"""#!/usr/bin/env bash
+arg() {{ printf '%s\\n' "$@" | grep -- "^--$1=" | tail -n 1 | cut -d= -f2-; }}
+case " $* " in
+  *tune.py*)
+    study=$(arg study_dir "$@")
+    echo "tune $(arg tower "$@") $(ls "$study/trials" 2>/dev/null | wc -l)" >> {events}
+    mkdir -p "$study/trials"; echo '{{}}' > "$study/trials/001.json"
+    echo "selected trial 1: valid recall@50 19.000 (epoch 9 of 12)"
+    echo "flags: --dropout=0.3 --learning_rate=0.002" ;;
+  *ablation.py*)
+    echo "train $*" >> {events}
+    run="$(arg output_dir "$@")/$(arg towers "$@")_$(arg variants "$@")_s$(arg seeds "$@")"
+    mkdir -p "$run"; echo '{{}}' > "$run/metrics.json"
+    echo '{{}}' > "$run/channels_test.json" ;;
+esac
+""")
+  stub.chmod(0o755)
+  results = tmp_path / "results"
+  committed = results / "tuning_base_comirec_dr_sparse20" / "trials"
+  committed.mkdir(parents=True)
+  (committed / "000.json").write_text("{}")
+  done = subprocess.run(
+      ["bash", str(_ROOT / "experiments" / "run_tables.sh")],
+      env=dict(os.environ, MIC_TF_TABLES_DIR=str(tmp_path / "out"),
+               PYTHON_BIN=str(stub), SEEDS="0 1", TABLES="tuned_base",
+               TUNED_TOWERS="comirec_dr", RESULTS_DIR=str(results)),
+      capture_output=True, text=True, timeout=60, check=False)
+  assert done.returncode == 0, done.stderr
+  lines = events.read_text().splitlines()
+  # The committed record was copied into the study before the first run.
+  assert lines[0] == "tune comirec_dr 1"
+  trains = [l for l in lines if l.startswith("train ")]
+  assert len(trains) == 4  # base and MIC, seeds 0 and 1
+  assert all(l.endswith("--train_user_fraction=0.2 --epochs=60 "
+                        "--dropout=0.3 --learning_rate=0.002")
+             for l in trains)
+  assert sum("--mic_preset=tuned" in l for l in trains) == 2
+  assert "selected trial 1" in done.stdout
+  assert sorted(p.name for p in committed.iterdir()) == ["000.json",
+                                                         "001.json"]
+  kept = results / "sparse20_tuned_base"
+  assert (kept / "channels_comirec_dr_all_s1.json").exists()
+  # A search that prints no flags fails that tower, loudly.
+  stub.write_text("#!/usr/bin/env bash\necho 'no flags'\n")
+  failed = subprocess.run(
+      ["bash", str(_ROOT / "experiments" / "run_tables.sh")],
+      env=dict(os.environ, MIC_TF_TABLES_DIR=str(tmp_path / "out2"),
+               PYTHON_BIN=str(stub), SEEDS="0", TABLES="tuned_base",
+               TUNED_TOWERS="dssm"),
+      capture_output=True, text=True, timeout=60, check=False)
+  assert failed.returncode == 1
+  assert "the dssm search printed no flags" in failed.stderr
+  bad = _tables_plan(tmp_path, TABLES="tuned_base", TUNED_FRACTION="0")
+  assert bad.returncode == 2 and "is not a fraction in (0, 1]" in bad.stderr
