@@ -60,3 +60,54 @@ def retrieve(channel, exclude=None, batch_size=256):
   lists = None if exclude is None else [np.asarray(e, np.int64)
                                         for e in exclude]
   return channel.retrieve(channel.encoder.features(), lists, batch_size)
+
+
+class ChannelQueries:
+  """Hand-made users: queries, history and exclusion lists."""
+
+  def __init__(self, shared, space, history, exclude):
+    self.shared, self.space = shared, space
+    self.history, self.exclude = np.asarray(history), list(exclude)
+
+
+class ChannelFactory:
+  """Builds a channel for the users and the ``k`` of each call.
+
+  ``channel_class(encoder, *args, k, exclude_history=False)``: ``args`` are
+  the channel's own vectors and config (history exclusion is the tests'
+  own ``exclude`` lists).
+  """
+
+  def __init__(self, channel_class, *args):
+    self.channel_class, self.args = channel_class, args
+
+  def build(self, queries, k):
+    num_items = len(self.args[-2])  # item_shared comes before the config
+    return self.channel_class(
+        TableEncoder(queries.shared, queries.space, queries.history,
+                     num_items), *self.args, k, exclude_history=False)
+
+  def retrieve(self, queries, k):
+    return retrieve(self.build(queries, k), queries.exclude, batch_size=3)
+
+
+def blend_reference(total, exclude, shared, item_shared, alpha, k):
+  """The numpy reference of ranking a U2U / I2I channel's candidates.
+
+  ``total``: candidate item -> collaborative score S. Excluded items are
+  dropped; each candidate scores ``alpha * S / max S + (1 - alpha) * c``
+  with ``c`` the user's best cosine with the item in the shared space;
+  the top ``k`` ``(score, item)`` pairs, ties by item id.
+  """
+  total = {int(i): s for i, s in total.items()
+           if int(i) not in {int(e) for e in exclude}}
+  if not total:
+    return []
+  top = max(total.values())
+  scored = []
+  for item, s in total.items():
+    cf = s / top if top > 0 else 0.0
+    cos = max(shared @ item_shared[item])
+    scored.append((alpha * cf + (1 - alpha) * cos, item))
+  scored.sort(key=lambda t: (-t[0], t[1]))
+  return scored[:k]

@@ -33,53 +33,18 @@ def _reference(history, shared, item_space, item_shared, exclude, config, k):
       for j in order[:config.num_similar_items]:
         w = sims[j] ** config.gamma if sims[j] > 0 else 0.0
         total[j] = total.get(j, 0.0) + config.recency_decay ** p * w
-    for item in exclude[u]:
-      total.pop(int(item), None)
-    if not total:
-      out.append([])
-      continue
-    top = max(total.values())
-    scored = []
-    for j, s in total.items():
-      cf = s / top if top > 0 else 0.0
-      cos = max(shared[u] @ item_shared[j])
-      scored.append((config.alpha * cf + (1 - config.alpha) * cos, int(j)))
-    scored.sort(key=lambda t: (-t[0], t[1]))
-    out.append(scored[:k])
+    out.append(lib.blend_reference(total, exclude[u], shared[u],
+                                   item_shared, config.alpha, k))
   return out
 
 
 def _channel(item_space, item_shared, config):
-  return _Factory(item_space, item_shared, config)
+  return lib.ChannelFactory(I2IChannel, item_space, item_shared, config)
 
 
 def _queries(history, shared, exclude):
-  return ChannelQueries(shared, np.zeros((len(history), 2), np.float32),
-                        np.asarray(history), (exclude))
-
-
-class ChannelQueries:
-  """Hand-made users: queries, history and exclusion lists."""
-
-  def __init__(self, shared, space, history, exclude):
-    self.shared, self.space = shared, space
-    self.history, self.exclude = np.asarray(history), list(exclude)
-
-
-class _Factory:
-  """Builds the channel for the users and the ``k`` of each call."""
-
-  def __init__(self, *args):
-    self.item_space, self.item_shared, self.config = args
-
-  def build(self, queries, k):
-    encoder = lib.TableEncoder(queries.shared, queries.space, queries.history,
-                               len(self.item_shared))
-    return I2IChannel(encoder, self.item_space, self.item_shared, self.config, k,
-                         exclude_history=False)
-
-  def retrieve(self, queries, k):
-    return lib.retrieve(self.build(queries, k), queries.exclude, batch_size=3)
+  return lib.ChannelQueries(shared, np.zeros((len(history), 2), np.float32),
+                            np.asarray(history), exclude)
 
 
 class I2IChannelTest(tf.test.TestCase, parameterized.TestCase):

@@ -33,48 +33,14 @@ def _reference(user_space, shared, train_space, sequences, item_shared,
         seq = seq[-config.history_len:]
       for item in set(int(i) for i in seq if i > 0):
         total[item] = total.get(item, 0.0) + w
-    for item in exclude[u]:
-      total.pop(int(item), None)
-    if not total:
-      out.append([])
-      continue
-    top = max(total.values())
-    scored = []
-    for item, s in total.items():
-      cf = s / top if top > 0 else 0.0
-      cos = max(shared[u] @ item_shared[item])
-      scored.append((config.alpha * cf + (1 - config.alpha) * cos, item))
-    scored.sort(key=lambda t: (-t[0], t[1]))
-    out.append(scored[:k])
+    out.append(lib.blend_reference(total, exclude[u], shared[u],
+                                   item_shared, config.alpha, k))
   return out
 
 
 def _channel(train_space, sequences, item_shared, config):
-  return _Factory(train_space, sequences, item_shared, config)
-
-
-class ChannelQueries:
-  """Hand-made users: queries, history and exclusion lists."""
-
-  def __init__(self, shared, space, history, exclude):
-    self.shared, self.space = shared, space
-    self.history, self.exclude = np.asarray(history), list(exclude)
-
-
-class _Factory:
-  """Builds the channel for the users and the ``k`` of each call."""
-
-  def __init__(self, *args):
-    self.train_space, self.sequences, self.item_shared, self.config = args
-
-  def build(self, queries, k):
-    encoder = lib.TableEncoder(queries.shared, queries.space, queries.history,
-                               len(self.item_shared))
-    return U2UChannel(encoder, self.train_space, self.sequences, self.item_shared, self.config, k,
-                         exclude_history=False)
-
-  def retrieve(self, queries, k):
-    return lib.retrieve(self.build(queries, k), queries.exclude, batch_size=3)
+  return lib.ChannelFactory(U2UChannel, train_space, sequences, item_shared,
+                            config)
 
 
 class U2UChannelTest(tf.test.TestCase, parameterized.TestCase):
@@ -91,7 +57,7 @@ class U2UChannelTest(tf.test.TestCase, parameterized.TestCase):
     self.item_shared = _unit([[1, 0], [0.1, 0.995], [0.0, 1.0], [0.9, 0.436],
                               [1.0, 0.0]]).astype(np.float32)
     self.item_shared[0] = 0.0
-    self.query = lambda exclude: ChannelQueries(
+    self.query = lambda exclude: lib.ChannelQueries(
         np.array([[[0.0, 1.0]]], np.float32),
         np.array([[1.0, 0.0]], np.float32), np.zeros((1, 4), np.int64),
         ([exclude]))
@@ -149,7 +115,7 @@ class U2UChannelTest(tf.test.TestCase, parameterized.TestCase):
                for _ in range(7)]
     channel = _channel(train_space, sequences, item_shared.astype(np.float32),
                        config)
-    queries = ChannelQueries(shared, user_space, np.zeros((7, 3), np.int64),
+    queries = lib.ChannelQueries(shared, user_space, np.zeros((7, 3), np.int64),
                              (exclude))
     ids, scores = channel.retrieve(queries, 6)
     want = _reference(user_space, shared, train_space, sequences,
