@@ -3,7 +3,7 @@ r"""Checks or rewrites the tables a results document shows under its commands.
 docs/results.md shows, under each table command (experiments/channels_table.py
 or grid_table.py on the committed JSON), what that command prints. After new
 cells are committed, widen the command's globs to the seeds it should show,
-then, from the repository root:
+then:
 
   python experiments/docs_tables.py            # list the tables that differ
   python experiments/docs_tables.py --write    # rewrite them from the commands
@@ -13,6 +13,7 @@ mic_tf/analysis/doc_tables.py; tests/test_docs_tables.py fails on any table
 that differs.
 """
 
+import os
 import sys
 
 from absl import app
@@ -30,12 +31,15 @@ flags.DEFINE_bool("write", False, "Rewrite the tables that differ from what "
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  with open(FLAGS.doc) as f:
+  path = os.path.abspath(FLAGS.doc)
+  with open(path) as f:
     doc = f.read()
+  # The commands' paths are relative to the repository root.
+  os.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   if FLAGS.write:
     new = doc_tables.refresh(doc)
     if new != doc:
-      with open(FLAGS.doc, "w") as f:
+      with open(path, "w") as f:
         f.write(new)
     print(f"{FLAGS.doc}: {'rewritten' if new != doc else 'up to date'} "
           f"({len(doc_tables.commands(doc))} table commands).")
