@@ -45,6 +45,9 @@ flags.DEFINE_string("compact", None, "Print one table of this metric only "
                     "instead of every metric.")
 flags.DEFINE_list("paired_metrics", ["recall@50"],
                   "Metrics of the paired comparison.")
+flags.DEFINE_bool("sign_test", False, "Also pool every --pair and paired "
+                  "seed into one sign test per channel (is the variant "
+                  "higher more often than chance, across models).")
 
 
 def main(argv):
@@ -52,7 +55,8 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   print(channel_tables.channel_tables(
       FLAGS.groups, split=FLAGS.split, base=FLAGS.base, pairs=FLAGS.pair,
-      compact=FLAGS.compact, paired_metrics=FLAGS.paired_metrics))
+      compact=FLAGS.compact, paired_metrics=FLAGS.paired_metrics,
+      sign_test=FLAGS.sign_test))
 
 
 if __name__ == "__main__":

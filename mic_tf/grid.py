@@ -533,5 +533,67 @@ def channel_paired_table(groups: Dict[str, Sequence[Dict[str, Any]]],
   return "\n".join(lines + ["", PAIRED_LEGEND])
 
 
+SIGN_LEGEND = (
+    "Pooled over every pair above and each of its paired seeds: how many "
+    "per-seed differences Δ are above / below zero, and the two-sided sign "
+    "test of those counts (scipy.stats.binomtest, p = 1/2, ties dropped). It "
+    "asks whether the variants are higher more often than chance across "
+    "models, not by how much; it treats seeds of different models as "
+    "independent.")
+
+
+def channel_sign_table(groups: Dict[str, Sequence[Dict[str, Any]]],
+                       pairs: Sequence[Tuple[str, str]],
+                       metric: str = "recall@50") -> str:
+  """The sign test of each (index, channel), pooled over ``pairs``.
+
+  Args:
+    groups: As ``channel_paired_table``.
+    pairs: ``(variant, base)`` labels, e.g. each tower+MIC with its tower.
+    metric: The compared metric.
+
+  Returns:
+    A Markdown table and its legend.
+
+  Raises:
+    ValueError: On no pairs, or a label that is not a group.
+  """
+  if not pairs:
+    raise ValueError("The sign test pools (variant, base) pairs: pass some.")
+  for label in sorted({l for pair in pairs for l in pair}):
+    if label not in groups:
+      raise ValueError(f"Group {label!r} is not among the groups "
+                       f"{sorted(groups)}; pass one of them.")
+  header = ["index", "channel", "pairs", "paired seeds", f"Δ {metric} > 0",
+            f"Δ {metric} < 0", "p (sign test)", "p < 0.05"]
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  indexes = sorted({i for rs in groups.values() for r in rs
+                    for i in r["results"]})
+  for index in indexes:
+    for channel in _channels_of(groups, index):
+      differences, used = [], []
+      for label, base_of in pairs:
+        values = {}
+        for name in (label, base_of):
+          values[name] = {r["run"]["seed"]: r["results"][index][channel][metric]
+                          for r in groups[name]
+                          if channel in r["results"].get(index, {})}
+        seeds = sorted(set(values[label]) & set(values[base_of]))
+        if seeds:
+          used.append(label)
+          differences += [values[label][s] - values[base_of][s]
+                          for s in seeds]
+      if not differences:
+        continue
+      test = stats.sign_test(differences)
+      p_text = "n/a" if math.isnan(test.p_value) else f"{test.p_value:.3g}"
+      significant = ("n/a" if math.isnan(test.p_value) else
+                     "yes" if test.p_value < 0.05 else "no")
+      lines.append("| " + " | ".join([
+          index, channel, str(len(used)), str(len(differences)),
+          str(test.higher), str(test.lower), p_text, significant]) + " |")
+  return "\n".join(lines + ["", SIGN_LEGEND])
+
+
 def _mean_std(values: Sequence[float]) -> str:
   return stats.format_mean_std(values)

@@ -8,6 +8,9 @@
   the mean difference exceeds 2 pooled standard deviations, with
   ``pooled std = sqrt((s_base^2 + s_variant^2) / 2)`` (the seeds' spread of
   each model, not of the differences), and ``p < alpha``.
+* ``sign_test``: over many paired differences (e.g. every seed of every
+  tower), how many are above and below zero, and the two-sided binomial
+  test of those signs (``scipy.stats.binomtest``, p = 1/2; ties dropped).
 * ``is_converged``: a cell whose selected (best validation) epoch is the last
   epoch it was allowed to train was still improving, so it is flagged.
 
@@ -134,6 +137,30 @@ def paired_comparison(variant: Mapping[int, float], base: Mapping[int, float],
       p_value = float(scipy_stats.ttest_rel(v, b).pvalue)
   return PairedComparison(seeds, tuple(d.tolist()), mean, std, base_std,
                           variant_std, pooled, p_value, alpha)
+
+
+@dataclasses.dataclass(frozen=True)
+class SignTest:
+  """Signs of paired differences and their two-sided binomial test."""
+  higher: int
+  lower: int
+  ties: int
+  p_value: float  # ``nan`` when every difference is a tie
+
+
+def sign_test(differences: Sequence[float]) -> SignTest:
+  """Counts ``d > 0`` and ``d < 0`` and tests them against a fair coin.
+
+  Raises:
+    ValueError: On no differences.
+  """
+  d = np.asarray(differences, dtype=np.float64)
+  if d.size == 0:
+    raise ValueError("sign_test needs at least one difference.")
+  higher, lower = int((d > 0).sum()), int((d < 0).sum())
+  p_value = (float(scipy_stats.binomtest(higher, higher + lower).pvalue)
+             if higher + lower else math.nan)
+  return SignTest(higher, lower, int(d.size) - higher - lower, p_value)
 
 
 def is_converged(best_epoch: Optional[int],

@@ -114,6 +114,22 @@ def _report(recall, seed, best_epoch=3):
                   "train_seconds": 50.0}}
 
 
+def test_channel_sign_table_pools_every_pair_and_seed():
+  groups = {"A": [_report(10.0, s) for s in range(3)],
+            "A+MIC": [_report(r, s) for s, r in enumerate((11.0, 12.0, 9.0))],
+            "B": [_report(5.0, s) for s in range(2)],
+            "B+MIC": [_report(6.0, s) for s in range(3)]}  # seed 2 unpaired
+  table = grid.channel_sign_table(groups, [("A+MIC", "A"), ("B+MIC", "B")])
+  # 5 paired seeds: 4 higher (A s0, s1; B s0, s1), 1 lower (A s2);
+  # p = 2 * (C(5,4) + C(5,5)) / 2^5 = 0.375.
+  assert "| exact | u2i | 2 | 5 | 4 | 1 | 0.375 | no |" in table
+  assert "| exact | u2u | 2 | 5 | 4 | 1 | 0.375 | no |" in table
+  with pytest.raises(ValueError, match="pools \\(variant, base\\) pairs"):
+    grid.channel_sign_table(groups, [])
+  with pytest.raises(ValueError, match="Group 'C' is not among"):
+    grid.channel_sign_table(groups, [("A+MIC", "C")])
+
+
 def test_channel_tables_with_runs():
   groups = {"DSSM": [_report(r, s) for s, r in enumerate((10.0, 12.0, 11.0))],
             "MIC": [_report(r, s, best_epoch=5 if s == 0 else 2)

@@ -75,3 +75,20 @@ def test_is_converged():
 def test_one_value_shows_no_spread():
   assert stats.format_mean_std([24.189]) == "24.19"
   assert stats.format_mean_std([1.0, 2.0, 3.0]) == "2.00 ± 1.00"
+
+
+def test_sign_test_counts_signs_and_matches_the_binomial_by_hand():
+  # 11 of 11 above zero: two-sided p = 2 * (1/2)^11.
+  every = stats.sign_test([0.1] * 11)
+  assert (every.higher, every.lower, every.ties) == (11, 0, 0)
+  assert every.p_value == pytest.approx(2 * 0.5 ** 11)
+  # 5 above, 6 below, 1 tie (dropped): p = 1 (the most likely split).
+  mixed = stats.sign_test([1, 2, 3, 4, 5, -1, -2, -3, -4, -5, -6, 0])
+  assert (mixed.higher, mixed.lower, mixed.ties) == (5, 6, 1)
+  assert mixed.p_value == pytest.approx(1.0)
+  # 8 of 10: p = 2 * sum_{k>=8} C(10, k) / 2^10 = 2 * 56 / 1024.
+  assert stats.sign_test([1] * 8 + [-1] * 2).p_value == pytest.approx(
+      2 * 56 / 1024)
+  assert math.isnan(stats.sign_test([0.0, 0.0]).p_value)
+  with pytest.raises(ValueError, match="at least one difference"):
+    stats.sign_test([])

@@ -91,7 +91,8 @@ def load_groups(specs: Sequence[str], split: str = "test") -> dict:
 def channel_tables(specs: Sequence[str], split: str = "test",
                    base: Optional[str] = None, pairs: Sequence[str] = (),
                    compact: Optional[str] = None,
-                   paired_metrics: Sequence[str] = ("recall@50",)) -> str:
+                   paired_metrics: Sequence[str] = ("recall@50",),
+                   sign_test: bool = False) -> str:
   """The tables of ``experiments/channels_table.py``, as markdown text.
 
   Args:
@@ -101,6 +102,8 @@ def channel_tables(specs: Sequence[str], split: str = "test",
     pairs: ``"VARIANT:BASE"`` comparisons, each variant with its own base.
     compact: One metric only: a row per group, a column per channel.
     paired_metrics: Metrics of the paired comparison.
+    sign_test: Also the sign test of each channel pooled over ``pairs``
+      (first paired metric).
 
   Raises:
     ValueError: On a malformed group or pair, or an unknown label.
@@ -114,4 +117,6 @@ def channel_tables(specs: Sequence[str], split: str = "test",
     parts.append(grid.channel_paired_table(groups, base,
                                            metrics=paired_metrics,
                                            pairs=pairs))
+  if sign_test:
+    parts.append(grid.channel_sign_table(groups, pairs, paired_metrics[0]))
   return "\n\n".join(parts)

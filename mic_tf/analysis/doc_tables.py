@@ -31,7 +31,7 @@ _FLAGS: Dict[str, Tuple[Callable[..., str], Dict[str, tuple]]] = {
         "groups": ("specs", _REPEATED), "pair": ("pairs", _REPEATED),
         "paired_metrics": ("paired_metrics", _LIST),
         "split": ("split", _ONE), "base": ("base", _ONE),
-        "compact": ("compact", _ONE)}),
+        "compact": ("compact", _ONE), "sign_test": ("sign_test", bool)}),
     SCRIPTS[1]: (grid.grid_tables, {
         "grid": ("paths", _REPEATED),
         "paired_metrics": ("paired_metrics", _LIST),
@@ -96,9 +96,13 @@ def run(command: Command) -> str:
   kwargs = {}
   for arg in command.args:
     name, sep, value = arg.partition("=")
-    if not sep or name[2:] not in flags or not name.startswith("--"):
+    if name[2:] not in flags or not name.startswith("--") or not (
+        sep or flags[name[2:]][1] is bool):
       raise ValueError(f"{command.script} takes no argument {arg!r} here.")
     keyword, kind = flags[name[2:]]
+    if kind is bool:  # --flag, --flag=true / false
+      kwargs[keyword] = value.lower() in ("", "true", "1")
+      continue
     if kind == _REPEATED:
       kwargs.setdefault(keyword, []).append(value)
     elif kind == _LIST:
