@@ -169,7 +169,12 @@ cell() {  # output dir, tower, variant, seed, [cell flags...]
   PIDS+=($!)
 }
 
+declare -A TUNED_DONE=()  # tower -> its selected flags, once searched
 tuned_flags() {  # tower -> TUNED_FLAGS: the selected base trial's flags
+  if [ -n "${TUNED_DONE[$1]+set}" ]; then
+    read -r -a TUNED_FLAGS <<< "${TUNED_DONE[$1]}"
+    return 0
+  fi
   local tower=$1 study="$OUT/tune_base_${1}${TUNED_SUFFIX}"
   local records="$RESULTS_DIR/tuning_base_${1}${TUNED_SUFFIX}/trials"
   local log="$OUT/logs/tune_base_${1}${TUNED_SUFFIX}.log"
@@ -187,6 +192,7 @@ tuned_flags() {  # tower -> TUNED_FLAGS: the selected base trial's flags
                 ${EXTRA[@]+"${EXTRA[@]}"})
   if [ -n "${DRY_RUN:-}" ]; then
     echo "${search[*]}"
+    TUNED_DONE[$tower]="${TUNED_FLAGS[*]}"
     return 0
   fi
   mkdir -p "$OUT/logs"
@@ -205,6 +211,7 @@ tuned_flags() {  # tower -> TUNED_FLAGS: the selected base trial's flags
     echo "run_tables.sh: the $tower search printed no flags: see $log." >&2
     return 1
   fi
+  TUNED_DONE[$tower]="${TUNED_FLAGS[*]}"
 }
 
 for table in $TABLES; do

@@ -17,7 +17,7 @@ import json
 import math
 import os
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from absl import logging
 import numpy as np
@@ -488,11 +488,8 @@ def channel_paired_table(groups: Dict[str, Sequence[Dict[str, Any]]],
   if not pairs and base_label is None:
     raise ValueError("Nothing to compare: pass a base group or "
                      "(variant, base) pairs.")
-  for label in sorted({l for pair in pairs for l in pair} |
-                      ({base_label} if base_label is not None else set())):
-    if label not in groups:
-      raise ValueError(f"Group {label!r} is not among the groups "
-                       f"{sorted(groups)}; pass one of them.")
+  _check_labels(groups, {l for pair in pairs for l in pair} |
+                ({base_label} if base_label is not None else set()))
   for label, reports in groups.items():
     for r in reports:
       if "seed" not in r.get("run", {}):
@@ -517,9 +514,8 @@ def channel_paired_table(groups: Dict[str, Sequence[Dict[str, Any]]],
         if not base_kept or not kept:
           continue
         comparisons = [stats.paired_comparison(
-            {r["run"]["seed"]: r["results"][index][channel][m] for r in kept},
-            {r["run"]["seed"]: r["results"][index][channel][m]
-             for r in base_kept}) for m in metrics]
+            _by_seed(kept, index, channel, m),
+            _by_seed(base_kept, index, channel, m)) for m in metrics]
         seeds = comparisons[0].seeds
         line = [index, channel, label, base_of,
                 ", ".join(str(s) for s in seeds),
@@ -560,10 +556,7 @@ def channel_sign_table(groups: Dict[str, Sequence[Dict[str, Any]]],
   """
   if not pairs:
     raise ValueError("The sign test pools (variant, base) pairs: pass some.")
-  for label in sorted({l for pair in pairs for l in pair}):
-    if label not in groups:
-      raise ValueError(f"Group {label!r} is not among the groups "
-                       f"{sorted(groups)}; pass one of them.")
+  _check_labels(groups, {l for pair in pairs for l in pair})
   header = ["index", "channel", "pairs", "paired seeds", f"Δ {metric} > 0",
             f"Δ {metric} < 0", "p (sign test)", "p < 0.05"]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -573,16 +566,11 @@ def channel_sign_table(groups: Dict[str, Sequence[Dict[str, Any]]],
     for channel in _channels_of(groups, index):
       differences, used = [], []
       for label, base_of in pairs:
-        values = {}
-        for name in (label, base_of):
-          values[name] = {r["run"]["seed"]: r["results"][index][channel][metric]
-                          for r in groups[name]
-                          if channel in r["results"].get(index, {})}
-        seeds = sorted(set(values[label]) & set(values[base_of]))
-        if seeds:
+        variant = _by_seed(groups[label], index, channel, metric)
+        base = _by_seed(groups[base_of], index, channel, metric)
+        if set(variant) & set(base):
           used.append(label)
-          differences += [values[label][s] - values[base_of][s]
-                          for s in seeds]
+          differences += stats.paired_comparison(variant, base).differences
       if not differences:
         continue
       test = stats.sign_test(differences)
@@ -593,6 +581,20 @@ def channel_sign_table(groups: Dict[str, Sequence[Dict[str, Any]]],
           index, channel, str(len(used)), str(len(differences)),
           str(test.higher), str(test.lower), p_text, significant]) + " |")
   return "\n".join(lines + ["", SIGN_LEGEND])
+
+
+def _check_labels(groups: Mapping[str, Any], labels) -> None:
+  for label in sorted(labels):
+    if label not in groups:
+      raise ValueError(f"Group {label!r} is not among the groups "
+                       f"{sorted(groups)}; pass one of them.")
+
+
+def _by_seed(reports: Sequence[Dict[str, Any]], index: str, channel: str,
+             metric: str) -> Dict[int, float]:
+  """Seed -> ``metric`` of ``channel`` for the reports that have it."""
+  return {r["run"]["seed"]: r["results"][index][channel][metric]
+          for r in reports if channel in r["results"].get(index, {})}
 
 
 def _mean_std(values: Sequence[float]) -> str:
