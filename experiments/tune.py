@@ -35,6 +35,7 @@ from absl import flags
 
 import mic_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TF loads Keras)
 from mic_tf import cli
+from mic_tf import training
 from mic_tf import tuning
 
 FLAGS = flags.FLAGS
@@ -67,19 +68,11 @@ flags.DEFINE_bool("evaluate_best", True, "After the search, evaluate the "
                   "test users once with the selected trial.")
 
 
-def score_name():
-  """What ranks the trials: valid U2I Recall@50, or the mean over the
-  --select_on channels."""
-  if FLAGS.select_on == ["u2i"]:
-    return "recall@50"
-  return f"recall@50 (mean of {','.join(FLAGS.select_on)})"
-
-
-def print_trial(record):
+def print_trial(record, score_name):
   """One line per finished trial: its state, value, epochs and time."""
   state = (f"pruned after epoch {record['pruned_at_epoch']}"
            if record["state"] == "pruned" else "complete")
-  print(f"trial {record['number']} {state}: valid {score_name()} "
+  print(f"trial {record['number']} {state}: valid {score_name} "
         f"{record['value']:.3f} (epoch {record['best_epoch']} of "
         f"{record['epochs_run']}, {record['seconds'] / 60:.0f} min)",
         flush=True)
@@ -90,13 +83,16 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   base = cli.experiment_config_from_flags(FLAGS)
   base.output_dir = None
+  # What ranks the trials: valid U2I Recall@50, or the --select_on mean.
+  score_name = training.selection_description(base.select_on, base.cutoffs)
   space = tuning.SPACES[FLAGS.space]
   if FLAGS.space == "mic" and not base.mic.terms:
     raise ValueError("--space=mic searches the MIC objective: pass "
                      "--mic_terms (e.g. ui,uu,ii).")
   tuning.run_study(base, space, FLAGS.study_dir, FLAGS.num_trials,
                    seed=FLAGS.tune_seed, startup_trials=FLAGS.startup_trials,
-                   enqueue_base=FLAGS.enqueue_base, on_trial=print_trial)
+                   enqueue_base=FLAGS.enqueue_base,
+                   on_trial=lambda r: print_trial(r, score_name))
   if FLAGS.rescore_top:
     try:
       seeds = [int(s) for s in FLAGS.rescore_seeds]
@@ -105,13 +101,13 @@ def main(argv):
                            ": give integers, e.g. --rescore_seeds=1,2") from e
     for r in tuning.rescore_top_trials(FLAGS.study_dir, FLAGS.rescore_top,
                                        seeds):
-      print(f"trial {r['number']}: valid {score_name()} by seed " + ", ".join(
+      print(f"trial {r['number']}: valid {score_name} by seed " + ", ".join(
           f"{k}: {v:.3f}" for k, v in r["valid_by_seed"].items())
             + f"; mean {r['mean']:.3f}")
   best = tuning.best_trial_record(FLAGS.study_dir)
   mean = (f", mean over seeds {best['rescore']['seeds']}: "
           f"{best['rescore']['mean']:.3f}" if "rescore" in best else "")
-  print(f"selected trial {best['number']}: valid {score_name()} "
+  print(f"selected trial {best['number']}: valid {score_name} "
         f"{best['value']:.3f}{mean} (epoch {best['best_epoch']} of "
         f"{best['epochs_run']})")
   print(json.dumps(best["params"], indent=1, sort_keys=True))

@@ -319,6 +319,15 @@ def selection_metric(select_on: Sequence[str],
   return SELECTION
 
 
+def selection_description(select_on: Sequence[str],
+                          cutoffs: Sequence[int]) -> str:
+  """The selection score in words, e.g. ``recall@50 (mean of u2i,u2u)``."""
+  recall = f"recall@{max(cutoffs)}"
+  if selection_metric(select_on, cutoffs) == recall:
+    return recall
+  return f"{recall} (mean of {','.join(select_on)})"
+
+
 class EvaluationCallback(tf.keras.callbacks.Callback):
   """Evaluates valid users after each epoch; keeps the best weights.
 

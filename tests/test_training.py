@@ -205,6 +205,9 @@ def test_select_on_other_channels_selects_their_mean_and_restores_it(
   with pytest.raises(ValueError, match="select_on must name distinct"):
     _config(tmp_path, select_on=("u2u", "u2u"))
   assert _config(tmp_path).selection_metric == "recall@50"
+  assert training.selection_description(("u2i",), (20, 50)) == "recall@50"
+  assert training.selection_description(("u2i", "u2u"), (10,)) == (
+      "recall@10 (mean of u2i,u2u)")
 
 
 class ResumeCheckTest(tf.test.TestCase):
