@@ -48,6 +48,9 @@ flags.DEFINE_list("paired_metrics", ["recall@50"],
 flags.DEFINE_bool("sign_test", False, "Also pool every --pair and paired "
                   "seed into one sign test per channel (is the variant "
                   "higher more often than chance, across models).")
+flags.DEFINE_bool("per_seed", False, "Also print each comparison's "
+                  "difference on every paired seed, per channel, with the "
+                  "epochs both runs selected.")
 
 
 def main(argv):
@@ -56,7 +59,7 @@ def main(argv):
   print(channel_tables.channel_tables(
       FLAGS.groups, split=FLAGS.split, base=FLAGS.base, pairs=FLAGS.pair,
       compact=FLAGS.compact, paired_metrics=FLAGS.paired_metrics,
-      sign_test=FLAGS.sign_test))
+      sign_test=FLAGS.sign_test, per_seed=FLAGS.per_seed))
 
 
 if __name__ == "__main__":

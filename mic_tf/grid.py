@@ -460,6 +460,16 @@ def _channels_of(groups, index) -> List[str]:
                  for rs in groups.values() for r in rs)]
 
 
+def comparison_pairs(groups: Mapping[str, Any], base_label: Optional[str],
+                pairs: Sequence[Tuple[str, str]] = ()
+                ) -> List[Tuple[str, str]]:
+  """``(variant, base)`` pairs: every other group against ``base_label``
+  (when given), then ``pairs``."""
+  first = ([] if base_label is None else
+           [(label, base_label) for label in groups if label != base_label])
+  return first + list(pairs)
+
+
 def channel_paired_table(groups: Dict[str, Sequence[Dict[str, Any]]],
                          base_label: Optional[str] = None,
                          metrics: Sequence[str] = ("recall@50",),
@@ -481,10 +491,7 @@ def channel_paired_table(groups: Dict[str, Sequence[Dict[str, Any]]],
     ValueError: If no comparison is asked for, a label is not a group, or a
       report has no seed.
   """
-  pairs = list(pairs)
-  if base_label is not None:
-    pairs = [(label, base_label) for label in groups
-             if label != base_label] + pairs
+  pairs = comparison_pairs(groups, base_label, pairs)
   if not pairs and base_label is None:
     raise ValueError("Nothing to compare: pass a base group or "
                      "(variant, base) pairs.")
@@ -581,6 +588,61 @@ def channel_sign_table(groups: Dict[str, Sequence[Dict[str, Any]]],
           index, channel, str(len(used)), str(len(differences)),
           str(test.higher), str(test.lower), p_text, significant]) + " |")
   return "\n".join(lines + ["", SIGN_LEGEND])
+
+
+SEED_LEGEND = (
+    "One row per paired seed: Δ is variant − base on that seed, per channel "
+    "(`-`: the channel is missing from one of the two reports); `epoch sel / "
+    "run` the epoch each of the two runs selected on validation users / the "
+    "epochs it ran.")
+
+
+def channel_seed_table(groups: Dict[str, Sequence[Dict[str, Any]]],
+                       pairs: Sequence[Tuple[str, str]],
+                       metric: str = "recall@50") -> str:
+  """Each pair's per-seed differences, a row per (index, pair, seed).
+
+  The per-seed view behind ``channel_paired_table``'s means: which seeds
+  gained and which lost, with the epochs both runs selected.
+
+  Args:
+    groups: As ``channel_paired_table``.
+    pairs: ``(variant, base)`` labels.
+    metric: The compared metric.
+
+  Returns:
+    A Markdown table and its legend.
+
+  Raises:
+    ValueError: On no pairs, or a label that is not a group.
+  """
+  if not pairs:
+    raise ValueError("The per-seed table compares (variant, base) pairs: "
+                     "pass some.")
+  _check_labels(groups, {l for pair in pairs for l in pair})
+  indexes = sorted({i for rs in groups.values() for r in rs
+                    for i in r["results"]})
+  channels = [c for c in names.CHANNELS
+              if any(c in _channels_of(groups, i) for i in indexes)]
+  header = (["index", "model", "vs", "seed", "epoch sel / run (model; vs)"]
+            + [f"Δ {c} {metric}" for c in channels])
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  for index in indexes:
+    for label, base_of in pairs:
+      variant = {r["run"]["seed"]: r for r in groups[label]
+                 if index in r["results"]}
+      base = {r["run"]["seed"]: r for r in groups[base_of]
+              if index in r["results"]}
+      for seed in sorted(set(variant) & set(base)):
+        v, b = variant[seed]["results"][index], base[seed]["results"][index]
+        epochs = "; ".join(f"{r['run']['best_epoch']} / "
+                           f"{r['run'].get('epochs_run', '?')}"
+                           for r in (variant[seed], base[seed]))
+        deltas = [f"{v[c][metric] - b[c][metric]:+.2f}"
+                  if c in v and c in b else "-" for c in channels]
+        lines.append("| " + " | ".join(
+            [index, label, base_of, str(seed), epochs] + deltas) + " |")
+  return "\n".join(lines + ["", SEED_LEGEND])
 
 
 def _check_labels(groups: Mapping[str, Any], labels) -> None:

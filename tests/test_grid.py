@@ -130,6 +130,34 @@ def test_channel_sign_table_pools_every_pair_and_seed():
     grid.channel_sign_table(groups, [("A+MIC", "C")])
 
 
+def test_channel_seed_table_lists_each_paired_seed_of_each_pair():
+  groups = {"A": [_report(10.0, s) for s in range(3)],
+            "A+MIC": [_report(r, s, best_epoch=4)
+                      for s, r in enumerate((11.0, 12.5, 9.0))],
+            "B": [_report(5.0, s) for s in range(2)],
+            "B+MIC": [_report(6.0, s) for s in range(3)]}  # seed 2 unpaired
+  del groups["B+MIC"][1]["results"]["exact"]["u2u"]
+  groups["A+MIC"][0]["run"]["epochs_run"] = 7
+  table = grid.channel_seed_table(groups, [("A+MIC", "A"), ("B+MIC", "B")])
+  lines = table.splitlines()
+  assert lines[0] == ("| index | model | vs | seed | epoch sel / run "
+                      "(model; vs) | Δ u2i recall@50 | Δ u2u recall@50 |")
+  assert lines[2:7] == [
+      "| exact | A+MIC | A | 0 | 4 / 7; 3 / ? | +1.00 | +1.00 |",
+      "| exact | A+MIC | A | 1 | 4 / ?; 3 / ? | +2.50 | +2.50 |",
+      "| exact | A+MIC | A | 2 | 4 / ?; 3 / ? | -1.00 | -1.00 |",
+      "| exact | B+MIC | B | 0 | 3 / ?; 3 / ? | +1.00 | +1.00 |",
+      "| exact | B+MIC | B | 1 | 3 / ?; 3 / ? | +1.00 | - |"]
+  assert lines[7] == "" and lines[8] == grid.SEED_LEGEND
+  # A base label compares every other group with it, then the pairs.
+  assert grid.comparison_pairs(groups, "A", [("B+MIC", "B")]) == [
+      ("A+MIC", "A"), ("B", "A"), ("B+MIC", "A"), ("B+MIC", "B")]
+  with pytest.raises(ValueError, match="pass some"):
+    grid.channel_seed_table(groups, [])
+  with pytest.raises(ValueError, match="Group 'C' is not among"):
+    grid.channel_seed_table(groups, [("A+MIC", "C")])
+
+
 def test_channel_tables_with_runs():
   groups = {"DSSM": [_report(r, s) for s, r in enumerate((10.0, 12.0, 11.0))],
             "MIC": [_report(r, s, best_epoch=5 if s == 0 else 2)

@@ -92,7 +92,7 @@ def channel_tables(specs: Sequence[str], split: str = "test",
                    base: Optional[str] = None, pairs: Sequence[str] = (),
                    compact: Optional[str] = None,
                    paired_metrics: Sequence[str] = ("recall@50",),
-                   sign_test: bool = False) -> str:
+                   sign_test: bool = False, per_seed: bool = False) -> str:
   """The tables of ``experiments/channels_table.py``, as markdown text.
 
   Args:
@@ -104,6 +104,8 @@ def channel_tables(specs: Sequence[str], split: str = "test",
     paired_metrics: Metrics of the paired comparison.
     sign_test: Also the sign test of each channel pooled over ``pairs``
       (first paired metric).
+    per_seed: Also each comparison's difference on every paired seed
+      (first paired metric), with the epochs both runs selected.
 
   Raises:
     ValueError: On a malformed group or pair, or an unknown label.
@@ -119,4 +121,7 @@ def channel_tables(specs: Sequence[str], split: str = "test",
                                            pairs=pairs))
   if sign_test:
     parts.append(grid.channel_sign_table(groups, pairs, paired_metrics[0]))
+  if per_seed:
+    parts.append(grid.channel_seed_table(
+        groups, grid.comparison_pairs(groups, base, pairs), paired_metrics[0]))
   return "\n\n".join(parts)

@@ -31,7 +31,8 @@ _FLAGS: Dict[str, Tuple[Callable[..., str], Dict[str, tuple]]] = {
         "groups": ("specs", _REPEATED), "pair": ("pairs", _REPEATED),
         "paired_metrics": ("paired_metrics", _LIST),
         "split": ("split", _ONE), "base": ("base", _ONE),
-        "compact": ("compact", _ONE), "sign_test": ("sign_test", bool)}),
+        "compact": ("compact", _ONE), "sign_test": ("sign_test", bool),
+        "per_seed": ("per_seed", bool)}),
     SCRIPTS[1]: (grid.grid_tables, {
         "grid": ("paths", _REPEATED),
         "paired_metrics": ("paired_metrics", _LIST),
