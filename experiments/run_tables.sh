@@ -37,6 +37,7 @@
 #
 #   bash experiments/run_tables.sh            # everything, seeds 0-4
 #   SEEDS="0" TABLES="towers" bash experiments/run_tables.sh
+#   SEEDS=3,4 TABLES=towers bash experiments/run_tables.sh   # (or "3 4")
 #   DRY_RUN=1 bash experiments/run_tables.sh  # print the commands only
 #   EXTRA_FLAGS="--patience=5 --init_order=towers_first" \
 #     MIC_TF_TABLES_DIR=runs/rerun bash experiments/run_tables.sh
@@ -66,6 +67,14 @@ cd "$ROOT"
 PY="${PYTHON_BIN:-$ROOT/.venv/bin/python}"
 OUT="${MIC_TF_TABLES_DIR:-runs}"
 SEEDS="${SEEDS:-0 1 2 3 4}"
+SEEDS="${SEEDS//,/ }"  # "2 3 4" or "2,3,4" (ablation.py's --seeds form)
+for seed in $SEEDS; do
+  if ! [[ "$seed" =~ ^[0-9]+$ ]]; then
+    echo "run_tables.sh: SEEDS has '$seed', not a seed; give non-negative" \
+         "integers, e.g. SEEDS=\"3 4\" or SEEDS=3,4." >&2
+    exit 2
+  fi
+done
 TABLES="${TABLES:-towers table3 mining sparse fractions}"
 COMMON=(--dataset=ml-1m --epochs=40 --patience=3 --verbose=2)
 read -r -a EXTRA <<< "${EXTRA_FLAGS:-}"

@@ -144,6 +144,17 @@ def test_run_tables_refuses_an_unknown_table(tmp_path):
   assert done.stdout == ""
 
 
+def test_run_tables_takes_seeds_with_commas_or_spaces(tmp_path):
+  spaces = _tables_plan(tmp_path, SEEDS="3 4", TABLES="mining")
+  commas = _tables_plan(tmp_path, SEEDS="3,4", TABLES="mining")
+  assert spaces.returncode == commas.returncode == 0, commas.stderr
+  assert commas.stdout == spaces.stdout
+  assert "--seeds=3 " in commas.stdout and "--seeds=4 " in commas.stdout
+  bad = _tables_plan(tmp_path, SEEDS="3;4", TABLES="mining")
+  assert bad.returncode == 2 and bad.stdout == ""
+  assert "SEEDS has '3;4', not a seed" in bad.stderr
+
+
 def test_run_tables_passes_extra_flags_to_every_training_command(tmp_path):
   done = _tables_plan(tmp_path, SEEDS="0", TABLES="mining",
                       EXTRA_FLAGS="--patience=5 --init_order=towers_first")
