@@ -26,6 +26,7 @@ from absl import flags
 import mic_tf  # noqa: F401
 from mic_tf import cli
 from mic_tf import grid
+from mic_tf.analysis import tables
 
 FLAGS = flags.FLAGS
 cli.define_data_flags()
@@ -52,14 +53,14 @@ def main(argv):
                          "e.g. --seeds=0,1,2.") from None
   rows = grid.run_grid(base, FLAGS.towers, FLAGS.variants, seeds,
                        FLAGS.output_dir, verbose=FLAGS.verbose)
-  print(grid.summary_table(rows))
+  print(tables.summary_table(rows))
   print()
-  print(grid.EPOCH_LEGEND)
+  print(tables.EPOCH_LEGEND)
   if "base" in FLAGS.variants and len(FLAGS.variants) > 1:
     print()
-    print(grid.paired_table(rows))
+    print(tables.paired_table(rows))
   print()
-  print(grid.cells_table(rows))
+  print(tables.cells_table(rows))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from absl import app
 from absl import flags
 
 from mic_tf import cli
-from mic_tf import grid
+from mic_tf.analysis import tables
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("grid", [], "grid.json file(s) of finished grids.")
@@ -34,7 +34,7 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   if not FLAGS.grid:
     raise app.UsageError("Pass --grid=<output_dir>/grid.json.")
-  print(grid.grid_tables(FLAGS.grid, split=FLAGS.split,
+  print(tables.grid_tables(FLAGS.grid, split=FLAGS.split,
                          paired_metrics=FLAGS.paired_metrics,
                          base_variant=FLAGS.base_variant,
                          default_max_epochs=FLAGS.default_max_epochs))

@@ -13,9 +13,9 @@ import json
 import os
 from typing import Optional, Sequence, Tuple
 
-from mic_tf import grid
 from mic_tf import training
 from mic_tf.analysis import groups as groups_lib
+from mic_tf.analysis import tables
 
 
 def committed_copy(path: str) -> bool:
@@ -56,7 +56,7 @@ def load_run_info(run_dir: str) -> dict:
   valid = metrics.get("valid", {})
   valid = valid.get(training.SELECTION, valid.get("recall@50"))
   if valid is not None:
-    info[grid.VALID_KEY] = valid
+    info[tables.VALID_KEY] = valid
   return info
 
 
@@ -113,15 +113,15 @@ def channel_tables(specs: Sequence[str], split: str = "test",
   """
   pairs = [parse_pair(spec) for spec in pairs]
   groups = load_groups(specs, split)
-  parts = [grid.channel_metric_table(groups, compact) if compact
-           else grid.channel_summary_table(groups), grid.EPOCH_LEGEND]
+  parts = [tables.channel_metric_table(groups, compact) if compact
+           else tables.channel_summary_table(groups), tables.EPOCH_LEGEND]
   if base or pairs:
-    parts.append(grid.channel_paired_table(groups, base,
+    parts.append(tables.channel_paired_table(groups, base,
                                            metrics=paired_metrics,
                                            pairs=pairs))
   if sign_test:
-    parts.append(grid.channel_sign_table(groups, pairs, paired_metrics[0]))
+    parts.append(tables.channel_sign_table(groups, pairs, paired_metrics[0]))
   if per_seed:
-    parts.append(grid.channel_seed_table(
-        groups, grid.comparison_pairs(groups, base, pairs), paired_metrics[0]))
+    parts.append(tables.channel_seed_table(
+        groups, tables.comparison_pairs(groups, base, pairs), paired_metrics[0]))
   return "\n\n".join(parts)

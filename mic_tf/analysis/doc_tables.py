@@ -17,8 +17,8 @@ import re
 import shlex
 from typing import Callable, Dict, List, Tuple
 
-from mic_tf import grid
 from mic_tf.analysis import channel_tables
+from mic_tf.analysis import tables as tables_lib
 
 SCRIPTS = ("experiments/channels_table.py", "experiments/grid_table.py")
 _BLOCK = re.compile(r"```bash\n(.*?)```", re.S)
@@ -33,7 +33,7 @@ _FLAGS: Dict[str, Tuple[Callable[..., str], Dict[str, tuple]]] = {
         "split": ("split", _ONE), "base": ("base", _ONE),
         "compact": ("compact", _ONE), "sign_test": ("sign_test", bool),
         "per_seed": ("per_seed", bool)}),
-    SCRIPTS[1]: (grid.grid_tables, {
+    SCRIPTS[1]: (tables_lib.grid_tables, {
         "grid": ("paths", _REPEATED),
         "paired_metrics": ("paired_metrics", _LIST),
         "split": ("split", _ONE), "base_variant": ("base_variant", _ONE),
