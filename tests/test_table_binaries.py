@@ -48,13 +48,15 @@ def test_grid_table_and_channels_table(tmp_path):
          "s2 | +2.00 ± 1.00 | 1.41 | 0.0742 | no | no | n.s. |" in out
   assert "NOT CONVERGED" in out
 
-  out = _run("channels_table.py", "--base=DSSM", "--per_seed",
+  out = _run("channels_table.py", "--base=DSSM", "--per_seed", "--sign_test",
              f"--groups=DSSM={tmp_path}/dssm_base_s*",
              f"--groups=MIC={tmp_path}/dssm_ui_s*")
   assert "| exact | u2i | MIC | 3 | 13.00 ± 1.73 |" in out
   # --per_seed: each paired seed's difference and both selected epochs.
   assert "| exact | MIC | DSSM | 0 | 4 / 4; 4 / 4 | +1.00 |" in out
   assert "| exact | MIC | DSSM | 2 | 2 / 4; 2 / 4 | +3.00 |" in out
+  # --sign_test pools --base's comparisons too: 3 seeds higher, p = 2/8.
+  assert "| exact | u2i | 1 | 3 | 3 | 0 | 0.25 | no |" in out
   assert "| 4, 2, 2 / 4 | 1/3: s0 | 7 |" in out
   assert "| exact | u2i | MIC | DSSM | 0, 1, 2 | 1/3: s0; 1/3: s0 | " \
          "+2.00 ± 1.00 |" in out

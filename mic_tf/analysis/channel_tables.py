@@ -102,8 +102,8 @@ def channel_tables(specs: Sequence[str], split: str = "test",
     pairs: ``"VARIANT:BASE"`` comparisons, each variant with its own base.
     compact: One metric only: a row per group, a column per channel.
     paired_metrics: Metrics of the paired comparison.
-    sign_test: Also the sign test of each channel pooled over ``pairs``
-      (first paired metric).
+    sign_test: Also the sign test of each channel pooled over the
+      comparisons (those of ``base`` and ``pairs``; first paired metric).
     per_seed: Also each comparison's difference on every paired seed
       (first paired metric), with the epochs both runs selected.
 
@@ -117,11 +117,13 @@ def channel_tables(specs: Sequence[str], split: str = "test",
            else tables.channel_summary_table(groups), tables.EPOCH_LEGEND]
   if base or pairs:
     parts.append(tables.channel_paired_table(groups, base,
-                                           metrics=paired_metrics,
-                                           pairs=pairs))
+                                             metrics=paired_metrics,
+                                             pairs=pairs))
+  compared = tables.comparison_pairs(groups, base, pairs)
   if sign_test:
-    parts.append(tables.channel_sign_table(groups, pairs, paired_metrics[0]))
+    parts.append(tables.channel_sign_table(groups, compared,
+                                           paired_metrics[0]))
   if per_seed:
-    parts.append(tables.channel_seed_table(
-        groups, tables.comparison_pairs(groups, base, pairs), paired_metrics[0]))
+    parts.append(tables.channel_seed_table(groups, compared,
+                                           paired_metrics[0]))
   return "\n\n".join(parts)

@@ -417,7 +417,8 @@ def channel_sign_table(groups: Dict[str, Sequence[Dict[str, Any]]],
     ValueError: On no pairs, or a label that is not a group.
   """
   if not pairs:
-    raise ValueError("The sign test pools (variant, base) pairs: pass some.")
+    raise ValueError("The sign test pools (variant, base) pairs: pass some "
+                     "(channels_table.py: --pair=VARIANT:BASE or --base).")
   _check_labels(groups, {l for pair in pairs for l in pair})
   header = ["index", "channel", "pairs", "paired seeds", f"Δ {metric} > 0",
             f"Δ {metric} < 0", "p (sign test)", "p < 0.05"]
@@ -473,7 +474,8 @@ def channel_seed_table(groups: Dict[str, Sequence[Dict[str, Any]]],
   """
   if not pairs:
     raise ValueError("The per-seed table compares (variant, base) pairs: "
-                     "pass some.")
+                     "pass some (channels_table.py: --pair=VARIANT:BASE or "
+                     "--base).")
   _check_labels(groups, {l for pair in pairs for l in pair})
   indexes = sorted({i for rs in groups.values() for r in rs
                     for i in r["results"]})
