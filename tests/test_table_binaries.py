@@ -6,6 +6,10 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
+from mic_tf.analysis import channel_tables
+
 _ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -61,8 +65,12 @@ def test_grid_table_and_channels_table(tmp_path):
   assert "| exact | u2i | MIC | DSSM | 0, 1, 2 | 1/3: s0; 1/3: s0 | " \
          "+2.00 ± 1.00 |" in out
 
-  out = _run("channels_table.py", "--compact=recall@50",
-             f"--groups=DSSM={tmp_path}/dssm_base_s*")
+  # The rest through the binary's library function (one process: each
+  # binary start costs seconds of TensorFlow import).
+  def tables(*groups, **kwargs):
+    return channel_tables.channel_tables(list(groups), **kwargs)
+
+  out = tables(f"DSSM={tmp_path}/dssm_base_s*", compact="recall@50")
   assert "| DSSM | 3 | 11.00 ± 1.00 | 21.00 ± 1.00 | 4, 2, 2 / 4 |" in out
 
   # The committed copies (metrics.json as <cell>.json beside
@@ -74,25 +82,17 @@ def test_grid_table_and_channels_table(tmp_path):
         (run / "metrics.json").read_text())
     (docs / f"channels_{run.name}.json").write_text(
         (run / "channels_test.json").read_text())
-  from_runs = _run("channels_table.py", "--base=DSSM",
-                   f"--groups=DSSM={tmp_path}/dssm_base_s*",
-                   f"--groups=MIC={tmp_path}/dssm_ui_s*")
-  from_docs = _run("channels_table.py", "--base=DSSM",
-                   f"--groups=DSSM={docs}/dssm_base_s*.json",
-                   f"--groups=MIC={docs}/dssm_ui_s*.json")
+  from_runs = tables(f"DSSM={tmp_path}/dssm_base_s*",
+                     f"MIC={tmp_path}/dssm_ui_s*", base="DSSM")
+  from_docs = tables(f"DSSM={docs}/dssm_base_s*.json",
+                     f"MIC={docs}/dssm_ui_s*.json", base="DSSM")
   assert from_docs == from_runs
   # --pair compares a variant with its own base: the same rows as --base.
-  paired = _run("channels_table.py", "--pair=MIC:DSSM",
-                f"--groups=DSSM={docs}/dssm_base_s*.json",
-                f"--groups=MIC={docs}/dssm_ui_s*.json")
+  paired = tables(f"DSSM={docs}/dssm_base_s*.json",
+                  f"MIC={docs}/dssm_ui_s*.json", pairs=["MIC:DSSM"])
   assert paired == from_docs
-  env = dict(os.environ, PYTHONPATH=str(_ROOT))
-  done = subprocess.run(
-      [sys.executable, str(_ROOT / "experiments" / "channels_table.py"),
-       "--split=valid", f"--groups=DSSM={docs}/dssm_base_s*.json"],
-      capture_output=True, text=True, env=env, timeout=300)
-  assert done.returncode == 2
-  assert "only test reports are committed" in done.stderr
+  with pytest.raises(ValueError, match="only test reports are committed"):
+    tables(f"DSSM={docs}/dssm_base_s*.json", split="valid")
 
 
 def _tables_plan(tmp_path, **env):
