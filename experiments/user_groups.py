@@ -42,44 +42,16 @@ def main(argv):
   if not FLAGS.groups:
     raise app.UsageError("Give at least one --groups=LABEL=GLOB.")
   dirs = groups_lib.parse(FLAGS.groups, dirs_only=True)
-  prepared, runs, check = None, {}, []
-  for label, run_dirs in dirs.items():
-    runs[label] = []
-    for run_dir in run_dirs:
-      run, prepared = user_groups.run_recall(run_dir, FLAGS.split,
-                                             FLAGS.channels,
-                                             prepared=prepared)
-      runs[label].append(run)
-      for channel, values in run.recall.items():
-        check.append((run_dir, channel, float(values.mean()),
-                      run.report[channel]))
-  stale = [(d, c, m, r) for d, c, m, r in check if abs(m - r) > 1e-6]
-  if stale:
-    d, c, m, r = stale[0]
-    raise ValueError(
-        f"{d}: its {c} users average to recall {m:.4f} but its saved report "
-        f"says {r:.4f}; the report is stale: run experiments/evaluate.py on "
-        "it again.")
-  users = getattr(prepared, FLAGS.split)
-  lengths = user_groups.history_lengths(users)
-  edges = user_groups.group_edges(lengths, FLAGS.num_groups)
-  groups = user_groups.assign_groups(lengths, edges)
-  labels = user_groups.group_labels(edges)
-  rows = user_groups.group_rows(runs, groups, labels, FLAGS.base)
-  table = user_groups.format_rows(rows)
-  print(f"{len(users.users)} {FLAGS.split} users; history lengths "
-        f"(distinct items) grouped as {labels}; every run's users average "
-        "to its saved report")
+  record = user_groups.compare_by_history(
+      dirs, FLAGS.split, FLAGS.channels, FLAGS.num_groups, FLAGS.base)
+  table = record.pop("table")
+  print(f"{record.pop('num_users')} {FLAGS.split} users; history lengths "
+        f"(distinct items) grouped as {record['labels']}; every run's users "
+        "average to its saved report")
   print(table)
   if FLAGS.output:
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)),
                 exist_ok=True)
-    record = {"split": FLAGS.split, "groups": dict(dirs),
-              "base": FLAGS.base, "edges": edges.tolist(),
-              "labels": labels, "rows": rows,
-              "check_against_reports": [
-                  {"run_dir": d, "channel": c, "mean_of_users": m,
-                   "report": r} for d, c, m, r in check]}
     with open(FLAGS.output, "w") as f:
       json.dump(record, f, indent=1)
     with open(os.path.splitext(FLAGS.output)[0] + ".md", "w") as f:

@@ -209,3 +209,59 @@ def format_rows(rows: Sequence[Mapping]) -> str:
       cells += ["", "", ""]
     out.append("| " + " | ".join(cells) + " |")
   return "\n".join(out)
+
+
+def compare_by_history(dirs: Mapping[str, Sequence[str]], split: str = "test",
+                       channels: Optional[Sequence[str]] = None,
+                       num_groups: int = 3, base: Optional[str] = None,
+                       prepared: Optional[training.Prepared] = None) -> Dict:
+  """Every run's channels per history-length group, models paired by seed.
+
+  Each run's users must average to its saved report (a stale report, one
+  the model no longer gives, is refused rather than averaged).
+
+  Args:
+    dirs: Label -> run directories (``mic_tf.analysis.groups.parse``).
+    split: ``"test"`` or ``"valid"``.
+    channels: Channels to score (default: each run's report).
+    num_groups: Groups of about equal size by history length.
+    base: Label every other model is compared with.
+    prepared: The prepared data, if already loaded (same dataset).
+
+  Returns:
+    The record ``experiments/user_groups.py`` writes: ``split``,
+    ``groups`` (the run dirs), ``base``, ``edges``, ``labels``, ``rows``
+    (``group_rows``), ``check_against_reports``, plus ``num_users`` and the
+    Markdown ``table``.
+
+  Raises:
+    ValueError: On a stale report, and as ``run_recall`` and
+      ``group_rows``.
+    FileNotFoundError: On a run without its report.
+  """
+  runs, check = {}, []
+  for label, run_dirs in dirs.items():
+    runs[label] = []
+    for run_dir in run_dirs:
+      run, prepared = run_recall(run_dir, split, channels, prepared=prepared)
+      runs[label].append(run)
+      check += [{"run_dir": run_dir, "channel": c,
+                 "mean_of_users": float(values.mean()),
+                 "report": run.report[c]} for c, values in run.recall.items()]
+  for c in check:
+    if abs(c["mean_of_users"] - c["report"]) > 1e-6:
+      raise ValueError(
+          f"{c['run_dir']}: its {c['channel']} users average to recall "
+          f"{c['mean_of_users']:.4f} but its saved report says "
+          f"{c['report']:.4f}; the report is stale: run "
+          "experiments/evaluate.py on it again.")
+  users = getattr(prepared, split)
+  lengths = history_lengths(users)
+  edges = group_edges(lengths, num_groups)
+  labels = group_labels(edges)
+  rows = group_rows(runs, assign_groups(lengths, edges), labels, base)
+  return {"split": split, "groups": {k: list(v) for k, v in dirs.items()},
+          "base": base, "edges": edges.tolist(), "labels": labels,
+          "rows": rows, "check_against_reports": check,
+          "num_users": len(users.users), "table": format_rows(rows)}
+

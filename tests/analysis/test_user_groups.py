@@ -11,6 +11,7 @@ import analysis_test_lib as lib
 import numpy as np
 import pytest
 
+from mic_tf.analysis import groups as groups_lib
 from mic_tf.analysis import user_groups
 
 _ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -88,7 +89,7 @@ def _binary(*args):
 
 def test_binary_writes_the_table_and_refuses_bad_input(evaluated_runs,
                                                        tmp_path):
-  root, _ = evaluated_runs
+  root, prepared = evaluated_runs
   out = tmp_path / "groups.json"
   done = _binary(f"--groups=Base={root}/base_s*", f"--groups=UU={root}/uu_s*",
                  "--base=Base", "--num_groups=2", f"--output={out}")
@@ -100,21 +101,20 @@ def test_binary_writes_the_table_and_refuses_bad_input(evaluated_runs,
   assert len(record["rows"]) == 8
   assert all(len(r["values"]) == 2 for r in record["rows"])
   assert (tmp_path / "groups.md").read_text().startswith("| channel |")
-  # A run never evaluated: one line naming the fix.
+  # Bad input, through the binary's library function (one process).
+  # A run never evaluated: the error names the fix.
   fresh = tmp_path / "unevaluated"
   shutil.copytree(root / "base_s0", fresh)
   os.remove(fresh / "channels_test.json")
-  done = _binary(f"--groups=X={fresh}")
-  assert done.returncode == 2
-  assert "run experiments/evaluate.py" in done.stderr
-  assert len(done.stderr.strip().splitlines()) == 1
-  done = _binary(f"--groups=X={tmp_path}/nothing*")
-  assert done.returncode == 2 and "No run directory matches" in done.stderr
+  with pytest.raises(FileNotFoundError, match="run experiments/evaluate.py"):
+    user_groups.compare_by_history({"X": [str(fresh)]}, prepared=prepared)
+  with pytest.raises(ValueError, match="No run directory matches"):
+    groups_lib.parse([f"X={tmp_path}/nothing*"], dirs_only=True)
   # A report that no longer matches the model is refused, not averaged.
   report = json.loads((root / "base_s1" / "channels_test.json").read_text())
   stale = tmp_path / "stale"
   shutil.copytree(root / "base_s1", stale)
   report["results"]["exact"]["u2i"]["recall@50"] += 1.0
   (stale / "channels_test.json").write_text(json.dumps(report))
-  done = _binary(f"--groups=X={stale}")
-  assert done.returncode == 2 and "the report is stale" in done.stderr
+  with pytest.raises(ValueError, match="the report is stale"):
+    user_groups.compare_by_history({"X": [str(stale)]}, prepared=prepared)
