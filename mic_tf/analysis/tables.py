@@ -416,10 +416,7 @@ def channel_sign_table(groups: Dict[str, Sequence[Dict[str, Any]]],
   Raises:
     ValueError: On no pairs, or a label that is not a group.
   """
-  if not pairs:
-    raise ValueError("The sign test pools (variant, base) pairs: pass some "
-                     "(channels_table.py: --pair=VARIANT:BASE or --base).")
-  _check_labels(groups, {l for pair in pairs for l in pair})
+  _check_pairs(groups, pairs, "The sign test pools")
   header = ["index", "channel", "pairs", "paired seeds", f"Δ {metric} > 0",
             f"Δ {metric} < 0", "p (sign test)", "p < 0.05"]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -472,11 +469,7 @@ def channel_seed_table(groups: Dict[str, Sequence[Dict[str, Any]]],
   Raises:
     ValueError: On no pairs, or a label that is not a group.
   """
-  if not pairs:
-    raise ValueError("The per-seed table compares (variant, base) pairs: "
-                     "pass some (channels_table.py: --pair=VARIANT:BASE or "
-                     "--base).")
-  _check_labels(groups, {l for pair in pairs for l in pair})
+  _check_pairs(groups, pairs, "The per-seed table compares")
   indexes = sorted({i for rs in groups.values() for r in rs
                     for i in r["results"]})
   channels = [c for c in names.CHANNELS
@@ -500,6 +493,14 @@ def channel_seed_table(groups: Dict[str, Sequence[Dict[str, Any]]],
         lines.append("| " + " | ".join(
             [index, label, base_of, str(seed), epochs] + deltas) + " |")
   return "\n".join(lines + ["", SEED_LEGEND])
+
+
+def _check_pairs(groups: Mapping[str, Any],
+                 pairs: Sequence[Tuple[str, str]], what: str) -> None:
+  if not pairs:
+    raise ValueError(f"{what} (variant, base) pairs: pass some "
+                     "(channels_table.py: --pair=VARIANT:BASE or --base).")
+  _check_labels(groups, {l for pair in pairs for l in pair})
 
 
 def _check_labels(groups: Mapping[str, Any], labels) -> None:
