@@ -595,17 +595,38 @@ def run_experiment(config: ExperimentConfig,
       "num_valid_users": int(len(prepared.valid.users)),
       "config": config.to_dict(),
   }
-  console.status(
-      f"Kept epoch {evaluator.best_epoch} of {epochs_run} run (max "
-      f"{config.epochs}; valid {evaluator.monitor} = {evaluator.best:.3f})"
-      + ("." if results["converged"] else
-         ": the last allowed epoch, NOT converged (raise --epochs)."))
+  console.status(kept_epoch_message(
+      evaluator.best_epoch, epochs_run, config.epochs, config.patience,
+      results["stopped_early"], evaluator.monitor, evaluator.best))
   if test is not None:
     logging.info("test %s", _fmt(test))
   if out_dir and chief:
     _write_json(os.path.join(out_dir, "metrics.json"), results)
   results["model"] = model
   return results
+
+
+def kept_epoch_message(best_epoch: int, epochs_run: int, max_epochs: int,
+                       patience: Optional[int], stopped_early: bool,
+                       monitor: str, best: float) -> str:
+  """The console line on the epoch a run kept, and how sure its peak is.
+
+  Three cases: the last allowed epoch (still improving: not converged);
+  early stopping ended the run (the peak is confirmed); or the ``--epochs``
+  cap ended it after its best but before ``patience`` epochs without a new
+  best had run, so a later epoch might still have beaten it.
+  """
+  line = (f"Kept epoch {best_epoch} of {epochs_run} run (max {max_epochs}; "
+          f"valid {monitor} = {best:.3f})")
+  if best_epoch >= max_epochs:
+    return line + ": the last allowed epoch, NOT converged (raise --epochs)."
+  if patience is not None and not stopped_early:
+    after = epochs_run - best_epoch
+    return line + (
+        f": the --epochs cap ended the run {after} epoch"
+        f"{'' if after == 1 else 's'} after it, before --patience={patience}"
+        f" confirmed the peak (raise --epochs to confirm it).")
+  return line + "."
 
 
 def _check_resumable(config: ExperimentConfig, out_dir: str) -> None:

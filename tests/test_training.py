@@ -1,6 +1,7 @@
 """End to end on real MovieLens-100k: train, select, evaluate, reload."""
 
 import dataclasses
+import functools
 import json
 import os
 
@@ -175,6 +176,22 @@ def test_early_stopping_keeps_the_best_epoch_and_flags_convergence(
   capped = training.run_experiment(
       _config(tmp_path / "capped", epochs=1, patience=2), prepared, verbose=0)
   assert capped["best_epoch"] == 1 and not capped["converged"]
+
+
+def test_kept_epoch_line_says_whether_the_peak_was_confirmed():
+  line = functools.partial(training.kept_epoch_message, monitor="recall@50",
+                           best=24.33)
+  assert line(9, 10, 10, 2, False) == (
+      "Kept epoch 9 of 10 run (max 10; valid recall@50 = 24.330): the "
+      "--epochs cap ended the run 1 epoch after it, before --patience=2 "
+      "confirmed the peak (raise --epochs to confirm it).")
+  assert "3 epochs after it" in line(7, 10, 10, 5, False)
+  assert line(10, 10, 10, 2, False).endswith(
+      ": the last allowed epoch, NOT converged (raise --epochs).")
+  assert line(7, 9, 40, 2, True) == (
+      "Kept epoch 7 of 9 run (max 40; valid recall@50 = 24.330).")
+  # No early stopping asked for: every epoch ran, the best is interior.
+  assert line(7, 10, 10, None, False).endswith("= 24.330).")
 
 
 def test_select_on_other_channels_selects_their_mean_and_restores_it(
