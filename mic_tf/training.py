@@ -40,6 +40,7 @@ from mic_tf import names
 from mic_tf import optimizers
 from mic_tf import pipeline
 from mic_tf import run_record
+from mic_tf import stats
 from mic_tf.channels.assets import ChannelAssets
 from mic_tf.channels.evaluate import evaluate_channels
 from mic_tf.channels.evaluate import evaluate_u2i  # the U2I channel, exact
@@ -580,7 +581,7 @@ def run_experiment(config: ExperimentConfig,
       # The best epoch is interior (the metric fell afterwards): the run is
       # converged in the early-stopping sense. A best epoch equal to the
       # last allowed one means training was cut while still improving.
-      "converged": evaluator.best_epoch < config.epochs,
+      "converged": stats.is_converged(evaluator.best_epoch, config.epochs),
       "valid": {k: v for k, v in valid.items()
                 if k not in ("epoch", HISTORY_SECONDS)},
       "test": test, "history": evaluator.history,
@@ -618,7 +619,7 @@ def kept_epoch_message(best_epoch: int, epochs_run: int, max_epochs: int,
   """
   line = (f"Kept epoch {best_epoch} of {epochs_run} run (max {max_epochs}; "
           f"valid {monitor} = {best:.3f})")
-  if best_epoch >= max_epochs:
+  if not stats.is_converged(best_epoch, max_epochs):
     return line + ": the last allowed epoch, NOT converged (raise --epochs)."
   if patience is not None and not stopped_early:
     after = epochs_run - best_epoch
