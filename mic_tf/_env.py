@@ -14,8 +14,10 @@ flag is parsed; a variable the user already set is never changed:
   line), else ``2``; ``0`` when the command line asks for detail
   (``--verbosity=1`` or ``--v=1``).
 * With ``--deterministic`` on the command line, or ``MIC_TF_DETERMINISTIC=1``
-  in the environment: ``ONEDNN_MAX_CPU_ISA=AVX2`` (see
-  ``mic_tf.reproducibility``).
+  in the environment: ``ONEDNN_MAX_CPU_ISA=AVX2`` and
+  ``TF_ENABLE_ONEDNN_OPTS=1`` (see ``mic_tf.reproducibility``). These two are
+  pinned: deterministic mode replaces another value the user set, says so on
+  stderr, and the run record keeps what was replaced (``PINNED_OVERRIDES``).
 """
 
 import os
@@ -29,6 +31,16 @@ DETERMINISTIC_ENV = "MIC_TF_DETERMINISTIC"
 # The oneDNN instruction set of --deterministic (mic_tf.reproducibility
 # explains why): every x86-64 CPU TensorFlow 2.20 runs on fast has AVX2.
 DETERMINISTIC_ISA = "AVX2"
+# What --deterministic pins before TensorFlow loads. TensorFlow turns its
+# oneDNN graph rewrites on by default on some CPUs only, so the default of
+# TF_ENABLE_ONEDNN_OPTS differs between machines; the pin removes that.
+DETERMINISTIC_ENVIRONMENT = {
+    "ONEDNN_MAX_CPU_ISA": DETERMINISTIC_ISA,
+    "TF_ENABLE_ONEDNN_OPTS": "1",
+}
+# Variable -> the user's value that deterministic mode replaced (this
+# process); mic_tf.reproducibility.describe records it.
+PINNED_OVERRIDES: Dict[str, str] = {}
 
 _VERBOSITY = re.compile(r"^--?(?:v|verbosity)(?:=(-?\d+))?$")
 _NVIDIA_DEVICES = ("/dev/nvidiactl", "/dev/dxg")
@@ -69,7 +81,11 @@ def requested_determinism(argv: Sequence[str],
 def startup_environment(argv: Sequence[str],
                         environ: Optional[Dict[str, str]] = None,
                         has_gpu: Optional[bool] = None) -> Dict[str, str]:
-  """The variables to set before TensorFlow loads (user values win)."""
+  """The variables to set before TensorFlow loads.
+
+  User values win, except for the settings deterministic mode pins
+  (``DETERMINISTIC_ENVIRONMENT``), which replace any other value.
+  """
   environ = os.environ if environ is None else environ
   if has_gpu is None:
     has_gpu = any(os.path.exists(p) for p in _NVIDIA_DEVICES)
@@ -79,13 +95,37 @@ def startup_environment(argv: Sequence[str],
     wanted["TF_CPP_MIN_LOG_LEVEL"] = "0"
   else:
     wanted["TF_CPP_MIN_LOG_LEVEL"] = "2" if has_gpu else "3"
+  out = {k: v for k, v in wanted.items() if k not in environ}
   if requested_determinism(argv, environ):
-    wanted["ONEDNN_MAX_CPU_ISA"] = DETERMINISTIC_ISA
-  return {k: v for k, v in wanted.items() if k not in environ}
+    for name, value in DETERMINISTIC_ENVIRONMENT.items():
+      if environ.get(name, "").upper() != value:
+        out[name] = value
+  return out
+
+
+def pinned_overrides(wanted: Dict[str, str],
+                     environ: Optional[Dict[str, str]] = None
+                     ) -> Dict[str, str]:
+  """The user's values that ``wanted`` replaces among the pinned settings."""
+  environ = os.environ if environ is None else environ
+  return {k: environ[k] for k in DETERMINISTIC_ENVIRONMENT
+          if k in wanted and k in environ and environ[k] != wanted[k]}
+
+
+def apply_startup_environment(argv: Sequence[str]) -> None:
+  """Sets ``startup_environment(argv)``; says on stderr what it replaced."""
+  wanted = startup_environment(argv)
+  replaced = pinned_overrides(wanted)
+  for name, old in replaced.items():
+    print(f"mic_tf: deterministic mode sets {name}={wanted[name]} (was "
+          f"{old!r} in the environment): the same numbers on every x86-64 "
+          "CPU need it.", file=sys.stderr, flush=True)
+  PINNED_OVERRIDES.update(replaced)
+  os.environ.update(wanted)
 
 
 if "tensorflow" not in sys.modules:
-  os.environ.update(startup_environment(sys.argv))
+  apply_startup_environment(sys.argv)
 
 
 def check_keras() -> None:

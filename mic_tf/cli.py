@@ -59,7 +59,8 @@ def define_run_flags() -> None:
                     "errors (bad flags, files, run directories) too.")
   flags.DEFINE_bool("deterministic", False, "The same numbers on any x86-64 "
                     "CPU with AVX2: oneDNN kernels capped at "
-                    f"{reproducibility.DETERMINISTIC_ISA} and deterministic "
+                    f"{reproducibility.DETERMINISTIC_ISA}, oneDNN graph "
+                    "rewrites pinned on, and deterministic "
                     "TensorFlow ops (see mic_tf.reproducibility and the "
                     "README).")
   flags.DEFINE_integer("threads", 0, "Threads TensorFlow may use inside one "

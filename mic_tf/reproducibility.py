@@ -6,21 +6,30 @@ initialisation, the shuffling, the example subset and every perturbation
 order (``deterministic=True``), and the CPU kernels reduce in a fixed order
 on a fixed machine.
 
-Across machines it need not. TensorFlow's matrix products on x86 run in
-oneDNN, which picks its kernels at run time for the CPU's instruction set
-(AVX-512 on one EPYC generation, AVX2 on another; a VM may only say "AMD
-EPYC"). The kernels sum in different orders, so float32 results differ in
-the last bits, and training amplifies that into different metrics. This
-holds with ``TF_ENABLE_ONEDNN_OPTS=0`` too: TensorFlow's own matmul then
-still calls oneDNN's sgemm. The number of threads did not change any
-number here (1 or 2 cores, oneDNN on or off).
+Across machines it need not, for two reasons:
+
+* TensorFlow's matrix products on x86 run in oneDNN, which picks its
+  kernels at run time for the CPU's instruction set (AVX-512 on one EPYC
+  generation, AVX2 on another; a VM may only say "AMD EPYC"). The kernels
+  sum in different orders, so float32 results differ in the last bits, and
+  training amplifies that into different metrics. This holds with
+  ``TF_ENABLE_ONEDNN_OPTS=0`` too: TensorFlow's own matmul then still calls
+  oneDNN's sgemm.
+* TensorFlow turns its oneDNN graph rewrites (``TF_ENABLE_ONEDNN_OPTS``) on
+  by default on some CPUs only. The rewritten graph fuses ops and rounds
+  differently, so a machine whose default is off trains another model.
+
+The number of threads did not change any number here (1 or 2 cores, oneDNN
+on or off).
 
 ``--deterministic`` (or ``MIC_TF_DETERMINISTIC=1`` in the environment before
 ``mic_tf`` is imported) takes the instruction set out:
 
 * ``ONEDNN_MAX_CPU_ISA=AVX2``: the same oneDNN kernels on every x86-64 CPU
-  with AVX2 (every EPYC, every Intel CPU since 2013); set by
-  ``mic_tf._env`` before TensorFlow loads;
+  with AVX2 (every EPYC, every Intel CPU since 2013);
+* ``TF_ENABLE_ONEDNN_OPTS=1``: the same graph rewrites on every CPU;
+* both are set by ``mic_tf._env`` before TensorFlow loads, replacing a
+  value the user set (it says so on stderr; the run record keeps it);
 * ``tf.config.experimental.enable_op_determinism()``: TensorFlow raises on
   an op without a deterministic implementation instead of running it.
 
@@ -51,8 +60,9 @@ def enable_determinism() -> None:
   """Turns on deterministic ops; checks the start-up settings.
 
   Raises:
-    UserError: If ``ONEDNN_MAX_CPU_ISA`` is not ``AVX2`` (TensorFlow was
-      started without ``--deterministic`` / ``MIC_TF_DETERMINISTIC=1``).
+    UserError: If ``ONEDNN_MAX_CPU_ISA`` is not ``AVX2`` or oneDNN's graph
+      rewrites are off (TensorFlow was started without ``--deterministic``
+      / ``MIC_TF_DETERMINISTIC=1``).
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   isa = os.environ.get("ONEDNN_MAX_CPU_ISA")
@@ -63,6 +73,13 @@ def enable_determinism() -> None:
         "--deterministic on the command line, or set "
         f"{DETERMINISTIC_ENV}=1 in the environment before importing "
         "tensorflow or mic_tf.")
+  if not onednn_enabled():
+    raise errors.UserError(
+        "Deterministic mode needs oneDNN's graph rewrites on, and this "
+        "TensorFlow started with them off (TF_ENABLE_ONEDNN_OPTS="
+        f"{os.environ.get('TF_ENABLE_ONEDNN_OPTS')!r}): pass --deterministic "
+        f"on the command line, or set {DETERMINISTIC_ENV}=1 in the "
+        "environment before importing tensorflow or mic_tf.")
   tf.config.experimental.enable_op_determinism()
 
 
@@ -102,9 +119,12 @@ def describe() -> Dict[str, Any]:
   isa = os.environ.get("ONEDNN_MAX_CPU_ISA")
   return {
       "deterministic_mode": bool(op_determinism) and (
-          (isa or "").upper() == DETERMINISTIC_ISA),
+          (isa or "").upper() == DETERMINISTIC_ISA) and onednn_enabled(),
       "onednn_opts": onednn_enabled(),
+      "onednn_opts_env": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
       "onednn_max_cpu_isa": isa,
+      # The user's values that deterministic mode replaced at start-up.
+      "pinned_overrides": dict(_env.PINNED_OVERRIDES),
       "op_determinism": op_determinism,
       # 0: TensorFlow's default (one thread per core).
       "intra_op_threads":

@@ -58,11 +58,19 @@ def test_startup_environment_quiet_by_default_detail_on_request():
 def test_startup_environment_deterministic():
   from mic_tf import _env  # pylint: disable=g-import-not-at-top
   start = _env.startup_environment
-  det = {"ONEDNN_MAX_CPU_ISA": "AVX2"}
+  det = {"ONEDNN_MAX_CPU_ISA": "AVX2", "TF_ENABLE_ONEDNN_OPTS": "1"}
   assert det.items() <= start(["t", "--deterministic"], {}).items()
   assert det.items() <= start(["t"], {"MIC_TF_DETERMINISTIC": "1"}).items()
-  assert "ONEDNN_MAX_CPU_ISA" not in start(["t"], {})
-  assert "ONEDNN_MAX_CPU_ISA" not in start(
-      ["t", "--deterministic", "--nodeterministic"], {})
-  assert "ONEDNN_MAX_CPU_ISA" not in start(
-      ["t", "--deterministic"], {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"})
+  for argv in (["t"], ["t", "--deterministic", "--nodeterministic"]):
+    out = start(argv, {})
+    assert "ONEDNN_MAX_CPU_ISA" not in out
+    assert "TF_ENABLE_ONEDNN_OPTS" not in out
+  # Deterministic mode pins both, replacing what the user set ...
+  user = {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE", "TF_ENABLE_ONEDNN_OPTS": "0"}
+  out = start(["t", "--deterministic"], user)
+  assert det.items() <= out.items()
+  assert _env.pinned_overrides(out, user) == user
+  # ... and leaves an equal value alone.
+  assert start(["t", "--deterministic"], dict(det)).keys().isdisjoint(det)
+  # Without it, the user's values win.
+  assert start(["t"], user).keys().isdisjoint(user)

@@ -150,3 +150,48 @@ def test_threads_are_set_before_tensorflow_runs_or_refused():
   (tf.constant(1.0) + 1.0).numpy()  # the runtime has started
   with pytest.raises(errors.UserError, match="before building data"):
     reproducibility.set_threads(1)
+
+
+def test_deterministic_mode_pins_onednn_on_cpus_of_either_default(tmp_path):
+  """TensorFlow turns oneDNN's graph rewrites on by default on some CPUs
+  only. ``TF_ENABLE_ONEDNN_OPTS=0`` stands for a CPU whose default is off:
+  without ``--deterministic`` it trains another model here; with it, the
+  setting is pinned and both give the same numbers to the last digit."""
+  # The default model sizes: at tiny widths the two settings can round alike.
+  flags = ["--dataset=ml-100k", "--epochs=1", "--examples_per_epoch=8192",
+           "--seed=0", "--verbose=0"]
+  base = dict(os.environ, PYTHONPATH=str(_ROOT))
+  for name in ("TF_ENABLE_ONEDNN_OPTS", "ONEDNN_MAX_CPU_ISA",
+               "MIC_TF_DETERMINISTIC"):
+    base.pop(name, None)
+
+  def invocation(args):
+    name, extra, env = args
+    done = subprocess.run(
+        [sys.executable, str(_ROOT / "experiments" / "train.py"), *flags,
+         *extra, f"--output_dir={tmp_path / name}"], env=env,
+        capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with open(tmp_path / name / "metrics.json") as f:
+      metrics = json.load(f)
+    with open(tmp_path / name / "run_record.json") as f:
+      numerics = json.load(f)["numerics"]
+    return metrics["valid"], metrics["test"], numerics, done.stderr
+
+  off = dict(base, TF_ENABLE_ONEDNN_OPTS="0")
+  runs = [("default_det", ["--deterministic"], base),
+          ("off_det", ["--deterministic"], off),
+          ("off", [], off),
+          ("default_isa", [], dict(base, ONEDNN_MAX_CPU_ISA="AVX2"))]
+  with concurrent.futures.ThreadPoolExecutor(2) as pool:
+    (det, det_off, plain_off, plain_on) = pool.map(invocation, runs)
+  assert det[:2] == det_off[:2]
+  assert det[2]["deterministic_mode"] and det_off[2]["deterministic_mode"]
+  assert det_off[2]["onednn_opts"] and det_off[2]["onednn_opts_env"] == "1"
+  assert det_off[2]["pinned_overrides"] == {"TF_ENABLE_ONEDNN_OPTS": "0"}
+  assert "sets TF_ENABLE_ONEDNN_OPTS=1 (was '0'" in det_off[3]
+  assert det[2]["pinned_overrides"] == {}
+  # The pin is what makes them agree: the two oneDNN settings alone, at
+  # the deterministic instruction set, train different models.
+  assert not plain_off[2]["onednn_opts"] and plain_on[2]["onednn_opts"]
+  assert plain_off[:2] != plain_on[:2]
