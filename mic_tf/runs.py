@@ -13,6 +13,8 @@ writes ``<run_dir>/channels_<split>.json``::
   {"split": "test", "cutoffs": [20, 50], "channels": [...],
    "channel_config": {...},          # the settings used (tuned if asked)
    "num_users": 604,
+   "left_out": [],                   # channels the catalogue is too big for
+   "fusion": {"rule": "rrf u2u:1 ease:2", "channels": ["u2u", "ease"]},
    "results": {"exact": {"u2i": {"recall@20": ..}, ..}, "scann": {..}},
    "tuning": {"metric": "recall@50", "users": "valid",
               "channels": {"u2u": {"best_params": .., "best_value": ..,
@@ -70,9 +72,10 @@ def evaluate_run(run_dir: str, split: str = "test",
     index: ``"exact"``, ``"scann"`` or ``"both"``.
     channel_config: ``ChannelConfig`` (defaults if None); the starting
       point of the tuning when ``tune_grids`` is given.
-    tune_grids: Optional ``{"u2u" | "i2i" | "fused": {field: [values]}}``
-      tuned on the valid users (exact index) before evaluating
-      (``mic_tf.channels.DEFAULT_GRIDS`` is the default of the binary).
+    tune_grids: Optional ``{channel: {field: [values]}}`` (channels of
+      ``mic_tf.channels.tuning.TUNABLE``) tuned on the valid users (exact
+      index) before evaluating (``mic_tf.channels.DEFAULT_GRIDS`` is the
+      default of the binary).
     tune_metric: Metric the tuning maximises.
     prepared: The run's prepared data, if already loaded.
     write: Write ``<run_dir>/channels_<split>.json``.

@@ -20,6 +20,7 @@ measures them, ``tuning`` picks their settings on validation users,
 ``raw_ids`` maps the data's raw ids to the protocol's ids for serving.
 """
 
+from mic_tf.channels.assets import available_channels
 from mic_tf.channels.assets import build_channels
 from mic_tf.channels.assets import ChannelAssets
 from mic_tf.channels.base import Channel

@@ -93,8 +93,12 @@ class GridSearchResult:
     best_value: Its metric value.
     rows: Every grid point with its metrics, in grid order.
     summary: For the fusion: the best single channel and the best true mix
-      (``{"best_single": .., "best_single_value": .., "best_mix": ..,
-      "best_mix_value": .., "mix_wins": ..}``); empty otherwise.
+      of the grid (``{"best_single": .., "best_single_value": ..,
+      "best_mix": .., "best_mix_value": .., "mix_wins": ..}``), the grid's
+      best rule (``grid_best``, ``grid_best_value``), the chosen one after
+      ``refine_fusion`` (``chosen``, ``chosen_value``, ``refined``), the
+      channels it uses (``channels_used``) and the channels left out of the
+      search (``left_out``); empty otherwise.
   """
   best_config: ChannelConfig
   best_params: Dict[str, Any]
@@ -246,9 +250,11 @@ def grid_search(assets: ChannelAssets, users: F.EvalUsers, channel: str,
   Args:
     assets: The model's ``ChannelAssets``.
     users: The users to tune on (``prepared.valid``).
-    channel: ``"u2u"``, ``"i2i"`` or ``"fused"``.
-    grid: Field of ``U2UConfig`` / ``I2IConfig`` / ``FusionConfig`` ->
-      candidate values; every combination is tried.
+    channel: One of ``TUNABLE``.
+    grid: Field of the channel's config section (``U2UConfig``,
+      ``I2IConfig``, ``ItemKNNConfig``, ``UserKNNConfig``, ``EASEConfig``,
+      ``FusionConfig``) -> candidate values; every combination is tried
+      (for the fusion: every distinct rule, then ``refine_fusion``).
     base: Settings of everything not in the grid (defaults if None).
     metric: Metric to maximise (a ``mic_tf.metrics`` name, e.g.
       ``"recall@50"``); ties keep the earlier grid point.
@@ -262,7 +268,6 @@ def grid_search(assets: ChannelAssets, users: F.EvalUsers, channel: str,
   Raises:
     ValueError: On an unknown channel, field or metric, or an empty grid.
   """
-  # Fusion: ``refine_fusion`` then improves the best rule's weights.
   if channel not in TUNABLE:
     raise ValueError(f"channel must be one of {TUNABLE}, got {channel!r}.")
   cutoffs = metric_lib.check_cutoffs(cutoffs)
@@ -431,15 +436,17 @@ def tune_channels(assets: ChannelAssets, users: F.EvalUsers,
                   cutoffs: Sequence[int] = (20, 50),
                   exclude_history: bool = True
                   ) -> Tuple[ChannelConfig, Dict[str, GridSearchResult]]:
-  """Tunes several channels one after the other (U2U, I2I, then fusion).
+  """Tunes several channels one after the other (``TUNABLE`` order).
 
-  Each channel's grid search starts from the settings chosen so far, so the
-  fusion is tuned on the tuned U2U and I2I lists.
+  U2U, I2I, ItemKNN, UserKNN, EASE, then the fusion; each grid search starts
+  from the settings chosen so far, so the fusion is tuned on the tuned
+  channels' lists. A channel the catalogue is too large for (EASE above its
+  item limit) is skipped with one console line.
 
   Args:
     assets: The model's ``ChannelAssets``.
     users: The users to tune on (``prepared.valid``).
-    grids: Channel (``"u2u"``, ``"i2i"``, ``"fused"``) -> grid.
+    grids: Channel (any of ``TUNABLE``) -> grid.
     base: Starting settings (defaults if None).
     metric: Metric to maximise.
     cutoffs: Metric cutoffs.
