@@ -9,8 +9,8 @@ then:
   python experiments/docs_tables.py --write    # rewrite them from the commands
 
 The prose around a table is not touched: read it again. The logic lives in
-mic_tf/analysis/doc_tables.py; tests/test_docs_tables.py fails on any table
-that differs.
+experiments/mic_harness/doc_tables.py; tests/harness/test_docs_tables.py fails
+on any table that differs.
 """
 
 import os
@@ -20,7 +20,7 @@ from absl import app
 from absl import flags
 
 from mic_tf import cli
-from mic_tf.analysis import doc_tables
+from mic_harness import doc_tables
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("doc", "docs/results.md", "The markdown document.")

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from mic_tf.analysis import channel_tables
+from mic_harness import channel_tables
 
-_ROOT = pathlib.Path(__file__).resolve().parents[1]
+_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def _run(script, *args):

@@ -5,7 +5,7 @@ said to help users with little history and cost the heavy ones. This module
 splits the evaluated users into groups of (about) equal size by the number
 of distinct items in their input history, and reports each channel's
 Recall@50 per group, per run, and for a variant against its base paired by
-seed (``mic_tf.stats``).
+seed (``mic_harness.stats``).
 
 Each run's lists come from ``mic_tf.channels.evaluate_channels``, the code
 behind ``experiments/evaluate.py`` and the served channels, with the channel
@@ -23,7 +23,7 @@ import numpy as np
 
 from mic_tf import features as F
 from mic_tf import metrics as metric_lib
-from mic_tf import stats
+from mic_harness import stats
 from mic_tf import training
 from mic_tf.channels import ChannelAssets
 from mic_tf.channels import ChannelConfig
@@ -221,7 +221,7 @@ def compare_by_history(dirs: Mapping[str, Sequence[str]], split: str = "test",
   the model no longer gives, is refused rather than averaged).
 
   Args:
-    dirs: Label -> run directories (``mic_tf.analysis.groups.parse``).
+    dirs: Label -> run directories (``mic_harness.groups.parse``).
     split: ``"test"`` or ``"valid"``.
     channels: Channels to score (default: each run's report).
     num_groups: Groups of about equal size by history length.

@@ -3,7 +3,7 @@
 import pytest
 
 import mic_tf  # noqa: F401
-from mic_tf import grid
+from mic_harness import grid
 
 
 def test_parse_variant():

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from mic_tf import stats
+from mic_harness import stats
 
 
 def test_mean_std_is_sample_std():
@@ -61,15 +61,6 @@ def test_paired_comparison_edge_cases():
   assert same.p_value == 1.0 and same.verdict == "n.s."
   with pytest.raises(ValueError, match="No common seed"):
     stats.paired_comparison({0: 1.0}, {1: 1.0})
-
-
-def test_is_converged():
-  assert stats.is_converged(3, 10) is True
-  assert stats.is_converged(10, 10) is False
-  assert stats.is_converged(None, 10) is None
-  assert stats.is_converged(2, None) is None
-  with pytest.raises(ValueError, match="outside 1 .. 3"):
-    stats.is_converged(4, 3)
 
 
 def test_one_value_shows_no_spread():

@@ -5,12 +5,12 @@ validation users against the most epochs allowed, and flags the cells
 whose selected epoch is the last allowed one ("not converged": still
 improving when training stopped).
 
-* Grid rows (``mic_tf.grid.run_grid``, ``grid.json``): ``summary_table``,
+* Grid rows (``mic_harness.grid.run_grid``, ``grid.json``): ``summary_table``,
   ``paired_table`` (each variant against its tower's base, paired by seed;
-  ``mic_tf.stats.paired_comparison``), ``cells_table``; ``grid_tables``
+  ``mic_harness.stats.paired_comparison``), ``cells_table``; ``grid_tables``
   prints all of them for ``experiments/grid_table.py``.
 * Channel reports (``experiments/evaluate.py``, grouped by
-  ``mic_tf.analysis.channel_tables``): ``channel_summary_table``,
+  ``mic_harness.channel_tables``): ``channel_summary_table``,
   ``channel_metric_table`` (one metric, a column per channel),
   ``channel_paired_table``, ``channel_sign_table`` (pooled over pairs) and
   ``channel_seed_table`` (each paired seed).
@@ -23,7 +23,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from mic_tf import names
-from mic_tf import stats
+from mic_tf import training
+from mic_harness import stats
 
 METRICS = ("recall@20", "ndcg@20", "hr@20", "recall@50", "ndcg@50", "hr@50")
 
@@ -41,7 +42,7 @@ def _epochs_text(cells: Sequence[Dict[str, Any]]) -> str:
 
 def _not_converged_text(cells: Sequence[Dict[str, Any]]) -> str:
   """``"0/3"``, ``"2/3: s0, s2"`` or ``"?"`` when the limit is unknown."""
-  flags = [stats.is_converged(c.get("best_epoch"), c.get("max_epochs"))
+  flags = [training.is_converged(c.get("best_epoch"), c.get("max_epochs"))
            for c in cells]
   if any(f is None for f in flags):
     return "?"
@@ -101,7 +102,7 @@ def cells_table(rows: Sequence[Dict[str, Any]],
             "converged", "train s", f"valid {metric}", f"test {metric}"]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for c in rows:
-    ok = stats.is_converged(c.get("best_epoch"), c.get("max_epochs"))
+    ok = training.is_converged(c.get("best_epoch"), c.get("max_epochs"))
     lines.append("| " + " | ".join([
         c["label"], str(c.get("seed", "?")), str(c.get("best_epoch", "?")),
         str(c.get("max_epochs", "?")), str(c.get("epochs_run", "?")),

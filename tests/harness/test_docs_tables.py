@@ -6,7 +6,7 @@ runs it names, and the README's claims quote the checked tables.
 docs/results.md shows, under each ```bash block that ends in
 ``experiments/channels_table.py`` or ``experiments/grid_table.py``, the
 tables that command prints from the committed JSON in docs/results/. This
-test runs each such command (``mic_tf.analysis.doc_tables``) from the
+test runs each such command (``mic_harness.doc_tables``) from the
 repository root and checks that every table it prints appears, line for
 line, in the text between that block and the next one
 (``python experiments/docs_tables.py --write`` rewrites them). A cell committed
@@ -23,10 +23,10 @@ import re
 
 import pytest
 
-from mic_tf.analysis import doc_tables
-from mic_tf.analysis import learning_curves
+from mic_harness import doc_tables
+from mic_harness import learning_curves
 
-_ROOT = pathlib.Path(__file__).resolve().parents[1]
+_ROOT = pathlib.Path(__file__).resolve().parents[2]
 _DOC = _ROOT / "docs" / "results.md"
 _COMMANDS = doc_tables.commands(_DOC.read_text())
 

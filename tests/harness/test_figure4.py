@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mic_tf import training
-from mic_tf.analysis import figure4
+from mic_harness import figure4
 
 _ROOT = pathlib.Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mic_tf.analysis import alignment_uniformity as au
+from mic_harness import alignment_uniformity as au
 
 
 def _unit(x):

@@ -1,8 +1,8 @@
-"""mic_tf.analysis.groups: the LABEL=GLOB[,GLOB...] specs of run groups."""
+"""mic_harness.groups: the LABEL=GLOB[,GLOB...] specs of run groups."""
 
 import pytest
 
-from mic_tf.analysis import groups
+from mic_harness import groups
 
 
 def _tree(tmp_path):

@@ -11,8 +11,6 @@
 * ``sign_test``: over many paired differences (e.g. every seed of every
   tower), how many are above and below zero, and the two-sided binomial
   test of those signs (``scipy.stats.binomtest``, p = 1/2; ties dropped).
-* ``is_converged``: a cell whose selected (best validation) epoch is the last
-  epoch it was allowed to train was still improving, so it is flagged.
 
 Pure numpy/scipy; no TensorFlow.
 """
@@ -161,23 +159,3 @@ def sign_test(differences: Sequence[float]) -> SignTest:
   p_value = (float(scipy_stats.binomtest(higher, higher + lower).pvalue)
              if higher + lower else math.nan)
   return SignTest(higher, lower, int(d.size) - higher - lower, p_value)
-
-
-def is_converged(best_epoch: Optional[int],
-                 max_epochs: Optional[int]) -> Optional[bool]:
-  """``False`` when the selected epoch is the last allowed one.
-
-  Args:
-    best_epoch: The epoch selected on validation users (1-based).
-    max_epochs: The most epochs the cell was allowed (``config.epochs``).
-
-  Returns:
-    ``True``/``False``, or ``None`` when either is unknown.
-  """
-  if best_epoch is None or max_epochs is None:
-    return None
-  if best_epoch < 1 or best_epoch > max_epochs:
-    raise ValueError(
-        f"Selected epoch {best_epoch} is outside 1 .. {max_epochs} (the "
-        "allowed epochs); the run's metrics.json is inconsistent.")
-  return best_epoch < max_epochs

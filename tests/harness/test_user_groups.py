@@ -11,8 +11,8 @@ import analysis_test_lib as lib
 import numpy as np
 import pytest
 
-from mic_tf.analysis import groups as groups_lib
-from mic_tf.analysis import user_groups
+from mic_harness import groups as groups_lib
+from mic_harness import user_groups
 
 _ROOT = pathlib.Path(__file__).resolve().parents[2]
 

@@ -2,7 +2,7 @@
 
 For each finished run (a Table 3 variant: base, UI, UU, II, UI+UU, UI+II,
 UU+II, all) ``run_geometry`` measures, on the valid or test users, the
-alignment and uniformity (``mic_tf.analysis.alignment_uniformity``, whose
+alignment and uniformity (``mic_harness.alignment_uniformity``, whose
 docstring defines the positive pairs) of the three spaces:
 
 * ``ui_align``, ``ui_user_uniform``, ``ui_item_uniform``: shared space (U2I);
@@ -26,7 +26,7 @@ import numpy as np
 
 from mic_tf import features as F
 from mic_tf import training
-from mic_tf.analysis import alignment_uniformity as au
+from mic_harness import alignment_uniformity as au
 from mic_tf.models import encode
 
 GEOMETRY = ("ui_align", "ui_user_uniform", "ui_item_uniform", "uu_align",

@@ -6,7 +6,7 @@ with its selected epoch, the most epochs allowed, its training time and its
 valid and test metrics (``run_grid``; ``<output_dir>/grid.json``). A finished
 cell is kept and an interrupted one resumes. ``experiments/ablation.py``
 runs a grid; the tables of finished grids (mean ± std over seeds, paired
-comparisons) are in ``mic_tf.analysis.tables``.
+comparisons) are in ``mic_harness.tables``.
 """
 
 import dataclasses

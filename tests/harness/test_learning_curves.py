@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from mic_tf.analysis import groups as groups_lib
-from mic_tf.analysis import learning_curves
+from mic_harness import groups as groups_lib
+from mic_harness import learning_curves
 
 _ROOT = pathlib.Path(__file__).resolve().parents[2]
 

@@ -31,7 +31,7 @@ space, each from the full input history) and on every real item (UI: shared
 space, II: item space).
 
 Everything here is numpy on arrays (TF eager tensors are converted); the
-model-side encoding lives in ``mic_tf.analysis.figure4``.
+model-side encoding lives in ``mic_harness.figure4``.
 """
 
 from typing import List, Optional, Sequence, Tuple

@@ -1,6 +1,6 @@
 """The per-channel tables of groups of runs (``experiments/channels_table.py``).
 
-A group is one model over several seeds (``mic_tf.analysis.groups``); each
+A group is one model over several seeds (``mic_harness.groups``); each
 of its runs is a run directory evaluated by ``experiments/evaluate.py`` or a
 committed copy of one (``docs/results/.../<cell>.json``, with the channel
 report beside it as ``channels_<cell>.json``). ``channel_tables`` returns
@@ -14,8 +14,8 @@ import os
 from typing import Optional, Sequence, Tuple
 
 from mic_tf import training
-from mic_tf.analysis import groups as groups_lib
-from mic_tf.analysis import tables
+from mic_harness import groups as groups_lib
+from mic_harness import tables
 
 
 def committed_copy(path: str) -> bool:
@@ -96,7 +96,7 @@ def channel_tables(specs: Sequence[str], split: str = "test",
   """The tables of ``experiments/channels_table.py``, as markdown text.
 
   Args:
-    specs: ``LABEL=GLOB`` groups (``mic_tf.analysis.groups``).
+    specs: ``LABEL=GLOB`` groups (``mic_harness.groups``).
     split: ``"test"`` or ``"valid"`` (run dirs only).
     base: Label of the group every other group is compared with.
     pairs: ``"VARIANT:BASE"`` comparisons, each variant with its own base.

@@ -3,9 +3,9 @@
 import pytest
 
 import mic_tf  # noqa: F401
-from mic_tf import grid
-from mic_tf import stats
-from mic_tf.analysis import tables
+from mic_harness import grid
+from mic_harness import stats
+from mic_harness import tables
 
 
 def test_summary_table_mean_and_sample_std():

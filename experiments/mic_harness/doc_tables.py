@@ -7,9 +7,9 @@ the markdown tables that command prints. ``commands`` finds those commands
 expanded), ``run`` prints their tables through the binaries' library
 functions, ``stale`` lists every printed table the document does not show
 under its command, and ``refresh`` rewrites the shown tables from the
-commands (``experiments/docs_tables.py``; tests/test_docs_tables.py checks
-that nothing is stale). Paths in the commands are relative to the
-repository root: call these from there.
+commands (``experiments/docs_tables.py``;
+tests/harness/test_docs_tables.py checks that nothing is stale). Paths in
+the commands are relative to the repository root: call these from there.
 """
 
 import dataclasses
@@ -17,8 +17,8 @@ import re
 import shlex
 from typing import Callable, Dict, List, Tuple
 
-from mic_tf.analysis import channel_tables
-from mic_tf.analysis import tables as tables_lib
+from mic_harness import channel_tables
+from mic_harness import tables as tables_lib
 
 SCRIPTS = ("experiments/channels_table.py", "experiments/grid_table.py")
 _BLOCK = re.compile(r"```bash\n(.*?)```", re.S)
