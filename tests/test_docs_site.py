@@ -9,6 +9,7 @@ one-page site.
 
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -73,3 +74,14 @@ def test_strict_fails_on_a_missing_object_or_a_broken_link(
   else:
     assert result.returncode != 0, f"strict build passed with {reason}"
     assert reason in output, output
+
+
+def test_the_readme_links_resolve():
+  # The README is read on the repository's front page, outside the site:
+  # each of its relative links must name a file of the repository.
+  readme = (_ROOT / "README.md").read_text()
+  targets = [t for t in re.findall(r"\]\(([^)\s#]+)(?:#[^)]*)?\)", readme)
+             if "://" not in t]
+  assert len(targets) >= 10
+  missing = [t for t in targets if not (_ROOT / t).exists()]
+  assert not missing, f"README.md links to missing files: {missing}"

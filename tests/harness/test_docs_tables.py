@@ -83,6 +83,7 @@ def _evidence() -> str:
 
 
 @pytest.mark.parametrize("path, start, least", [
+    ("README.md", "## The paper's claims, as measured", 8),
     ("docs/results.md", "# ", 20),
 ])
 def test_every_mean_and_std_of_the_claims_is_in_the_evidence(
