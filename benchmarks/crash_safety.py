@@ -14,7 +14,8 @@ command and classifies what the second run did:
   (``backup/chief/ckpt-*_temp/``).
 * ``wrap-up``: after the last epoch (training is over, the test users are
   being evaluated and ``metrics.json`` written), a random delay after the
-  last epoch's line.
+  last epoch's line (up to half the time an uninterrupted run takes from
+  that line to its exit).
 
 Before the rerun the script records the epochs the killed run had finished:
 those in ``checkpoints/best.history.json`` (the run's own record) and those
@@ -210,9 +211,9 @@ def _kill_when(proc, out_dir, log_path, point, rng, ref, epochs, timeout):
     trigger = lambda text: _backup_temp(out_dir)
     delay = rng.uniform(0, 0.002)
     skip = rng.randrange(epochs)
-  else:  # wrap-up
+  else:  # wrap-up (its second half is mostly the interpreter's exit)
     trigger = lambda text: len(_printed_epochs(text)) >= epochs
-    delay = rng.uniform(0, ref["wrap_up"])
+    delay = rng.uniform(0, ref["wrap_up"] / 2)
     skip = 0
   seen, was_on = 0, False
   while proc.poll() is None:
@@ -222,8 +223,12 @@ def _kill_when(proc, out_dir, log_path, point, rng, ref, epochs, timeout):
     if on and not was_on:
       if seen == skip:
         end = time.monotonic() + delay
-        while time.monotonic() < end and proc.poll() is None:
-          pass
+        while proc.poll() is None:
+          left = end - time.monotonic()
+          if left <= 0:
+            break
+          if left > 0.005:  # sleep through long delays, spin the last ms
+            time.sleep(min(left - 0.004, 0.01))
         return True
       seen += 1
     was_on = on
@@ -381,6 +386,33 @@ def _plan(trials: int, quick: bool, rng: random.Random):
   return plan
 
 
+def make_report(trials, planned, ref, wall) -> str:
+  flags_used = " ".join(a for a in sys.argv[1:] if not a.startswith(
+      ("--work_dir", "--output")))
+  done = (f"{len(trials)} trials" if len(trials) == planned else
+          f"{len(trials)} of {planned} planned trials (interrupted)")
+  return "\n".join([
+      f"# python benchmarks/crash_safety.py {flags_used}".rstrip(),
+      f"# hardware: {hardware()}",
+      "# each trial: python experiments/train.py "
+      + " ".join(train_flags(FLAGS.epochs)) + " --output_dir=<trial dir>,",
+      "# killed at the point below, then the same command rerun "
+      "(see the docstring of benchmarks/crash_safety.py).",
+      f"# uninterrupted run: training {ref['training']:.1f} s, wrap-up "
+      f"{ref['wrap_up']:.1f} s; {done}, wall time {wall:.0f} s",
+      "",
+      table(trials),
+      "",
+      "# per trial: signal, point, kill time (s after start), epochs "
+      "finished before the kill, first epoch the rerun trained, outcome",
+  ] + [
+      f"{t['trial']:3d} {t['signal']} {t['point']:<12} "
+      f"{t.get('kill_s', '-')!s:>7} finished={t.get('finished_before', '-')}"
+      f" first={t.get('first_epoch', '-')} {t['outcome']}"
+      + (f" ({t['why']})" if t.get("why") else "")
+      for t in trials])
+
+
 def main(argv):
   del argv
   rng = random.Random(FLAGS.seed)
@@ -394,38 +426,17 @@ def main(argv):
         flush=True)
   verifier = Verifier()
   trials = []
-  for i, (sig, point) in enumerate(_plan(FLAGS.trials, FLAGS.quick, rng)):
+  plan = _plan(FLAGS.trials, FLAGS.quick, rng)
+  for i, (sig, point) in enumerate(plan):
     t = run_trial(work, i, sig, point, rng, ref, FLAGS.epochs,
                   FLAGS.timeout, verifier)
     trials.append(t)
     print(json.dumps(t, sort_keys=True), flush=True)
-  flags_used = " ".join(a for a in sys.argv[1:] if not a.startswith(
-      ("--work_dir", "--output")))
-  report = "\n".join([
-      f"# python benchmarks/crash_safety.py {flags_used}".rstrip(),
-      f"# hardware: {hardware()}",
-      "# each trial: python experiments/train.py "
-      + " ".join(train_flags(FLAGS.epochs)) + " --output_dir=<trial dir>,",
-      "# killed at the point below, then the same command rerun "
-      "(see the docstring of benchmarks/crash_safety.py).",
-      f"# uninterrupted run: training {ref['training']:.1f} s, wrap-up "
-      f"{ref['wrap_up']:.1f} s; benchmark wall time "
-      f"{time.monotonic() - started:.0f} s",
-      "",
-      table(trials),
-      "",
-      "# per trial: signal, point, kill time (s after start), epochs "
-      "finished before the kill, first epoch the rerun trained, outcome",
-  ] + [
-      f"{t['trial']:3d} {t['signal']} {t['point']:<12} "
-      f"{t.get('kill_s', '-')!s:>7} finished={t.get('finished_before', '-')}"
-      f" first={t.get('first_epoch', '-')} {t['outcome']}"
-      + (f" ({t['why']})" if t.get("why") else "")
-      for t in trials])
+    report = make_report(trials, len(plan), ref, time.monotonic() - started)
+    if FLAGS.output:  # after every trial: an interrupted run still reports
+      with open(FLAGS.output, "w") as f:
+        f.write(report + "\n")
   print("\n" + report)
-  if FLAGS.output:
-    with open(FLAGS.output, "w") as f:
-      f.write(report + "\n")
   if own_work and not any(t["outcome"] == "broken" for t in trials):
     shutil.rmtree(work, ignore_errors=True)
   elif any(t["outcome"] == "broken" for t in trials):
