@@ -16,7 +16,9 @@ one the channel evaluation and the exported servers run. Writes:
     feature_spec.json   the FeatureSpec
     metrics.json        valid + test metrics, per epoch history, timings
     checkpoints/best    weights of the selected epoch (tf.train.Checkpoint)
-    backup/             BackupAndRestore state (resume after a crash)
+    backup/             BackupAndRestore state: a crashed or killed run
+                        resumes from it; removed once metrics.json is
+                        written
     tensorboard/        TensorBoard logs (every loss term, valid metrics)
 
 A notebook can call the same functions the binaries call.
