@@ -6,6 +6,8 @@ import json
 import os
 import re
 
+import pytest
+
 import mic_tf  # noqa: F401
 
 _README = os.path.join(os.path.dirname(__file__), "..", "README.md")
@@ -19,6 +21,7 @@ def _quickstart():
   return blocks[0]
 
 
+@pytest.mark.slow
 def test_readme_quickstart_runs(ml100k, tmp_path, monkeypatch):
   del ml100k  # the fixture makes sure the files are in the cache
   code = _quickstart()
