@@ -8,7 +8,8 @@ Run experiments/evaluate.py on each run directory first, then e.g.:
 
 A GLOB may also match the committed copies in docs/results/ (each run's
 metrics.json copied as <cell>.json beside channels_<cell>.json), so the
-tables of docs/results.md regenerate from a clone without the run directories:
+tables of the results pages (docs/experiments/) regenerate from a clone
+without the run directories:
 
   python experiments/channels_table.py --split=test \
       --groups='DSSM=docs/results/converged/dssm_base_s[0-4].json' \

@@ -3,7 +3,7 @@ r"""Learning curves: valid Recall@50 epoch by epoch, per seed and per group.
 Reads each run's per-epoch history (a run directory or a committed copy of its
 metrics.json) and writes one PNG, the curves as JSON and a Markdown table of
 the mean over seeds per epoch (also printed). E.g. the DSSM rows of
-docs/results.md:
+docs/experiments/dssm.md:
 
   python experiments/learning_curves.py \
       --groups='DSSM=docs/results/converged/dssm_base_s[0-4].json' \

@@ -4,7 +4,7 @@ A group is one model over several seeds (``mic_harness.groups``); each
 of its runs is a run directory evaluated by ``experiments/evaluate.py`` or a
 committed copy of one (``docs/results/.../<cell>.json``, with the channel
 report beside it as ``channels_<cell>.json``). ``channel_tables`` returns
-the tables that docs/results.md shows: mean ± std over seeds of every
+the tables the results pages (docs/experiments/) show: mean ± std over seeds of every
 channel, the epoch each seed selected, and, with a base or pairs, the
 per-seed paired differences and their significance.
 """

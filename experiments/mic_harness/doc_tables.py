@@ -1,6 +1,7 @@
-"""The tables a markdown document shows under its table commands.
+"""The tables the results pages show under their table commands.
 
-A results document (docs/results.md) shows, under each ```bash block that
+A results page (``RESULT_PAGES``: one per experiment, docs/experiments/*.md)
+shows, under each ```bash block that
 runs ``experiments/channels_table.py`` or ``experiments/grid_table.py``,
 the markdown tables that command prints. ``commands`` finds those commands
 (shell variables set earlier in the block, e.g. ``S=docs/results``, are
@@ -13,6 +14,7 @@ the commands are relative to the repository root: call these from there.
 """
 
 import dataclasses
+import pathlib
 import re
 import shlex
 from typing import Callable, Dict, List, Tuple
@@ -21,6 +23,8 @@ from mic_harness import channel_tables
 from mic_harness import tables as tables_lib
 
 SCRIPTS = ("experiments/channels_table.py", "experiments/grid_table.py")
+# The results pages with table commands, relative to the repository root.
+RESULT_PAGES = "docs/experiments/*.md"
 _BLOCK = re.compile(r"```bash\n(.*?)```", re.S)
 _ASSIGN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)")
 
@@ -51,6 +55,19 @@ class Command:
 
   def line(self) -> str:
     return f"python {self.script} {shlex.join(self.args)}"
+
+
+def pages(root: "str | pathlib.Path" = ".") -> List[pathlib.Path]:
+  """The results pages under ``root`` (the repository root), sorted.
+
+  Raises:
+    FileNotFoundError: When there are none (the pattern no longer matches).
+  """
+  found = sorted(pathlib.Path(root).glob(RESULT_PAGES))
+  if not found:
+    raise FileNotFoundError(f"No results pages match {RESULT_PAGES} under "
+                            f"{root}; run from the repository root.")
+  return found
 
 
 def tables(text: str) -> List[str]:

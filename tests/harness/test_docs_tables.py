@@ -1,9 +1,11 @@
-"""Every results table in docs/results.md is what its command prints.
+"""Every table of the results pages is what its command prints.
 
 Also: each learning curve in docs/curves/ is the history of the committed
-runs it names, and the README's claims quote the checked tables.
+runs it names, and the claims of the README and of the results summary
+(docs/results.md) quote the checked pages.
 
-docs/results.md shows, under each ```bash block that ends in
+Each results page (docs/experiments/*.md, ``doc_tables.pages``) shows,
+under each ```bash block that ends in
 ``experiments/channels_table.py`` or ``experiments/grid_table.py``, the
 tables that command prints from the committed JSON in docs/results/. This
 test runs each such command (``mic_harness.doc_tables``) from the
@@ -30,38 +32,43 @@ from mic_harness import learning_curves
 pytestmark = pytest.mark.docs
 
 _ROOT = pathlib.Path(__file__).resolve().parents[2]
-_DOC = _ROOT / "docs" / "results.md"
-_COMMANDS = doc_tables.commands(_DOC.read_text())
+_PAGES = doc_tables.pages(_ROOT)
+_COMMANDS = [(page, command) for page in _PAGES
+             for command in doc_tables.commands(page.read_text())]
+_IDS = [f"{page.stem}-command{i}" for i, (page, _) in enumerate(_COMMANDS)]
+_SUMMARY = _ROOT / "docs" / "results.md"
 
 
 def test_the_doc_has_its_channel_table_commands():
   # The parser must keep finding them: the Table 2 rows of every tower,
   # Table 3, the sparser data, the tuned bases and the amount-of-data sweep.
-  scripts = [command.script for command in _COMMANDS]
+  assert {p.stem for p in _PAGES} >= {
+      "dssm", "towers", "terms", "mining", "sparse", "data-amount"}
+  scripts = [command.script for _, command in _COMMANDS]
   assert scripts.count(doc_tables.SCRIPTS[0]) >= 8
   assert scripts.count(doc_tables.SCRIPTS[1]) >= 1
 
 
-@pytest.mark.parametrize("command", _COMMANDS,
-                         ids=[f"command{i}" for i in range(len(_COMMANDS))])
-def test_each_table_is_what_its_command_prints(command, monkeypatch):
+@pytest.mark.parametrize("page, command", _COMMANDS, ids=_IDS)
+def test_each_table_is_what_its_command_prints(page, command, monkeypatch):
   monkeypatch.chdir(_ROOT)
-  doc = _DOC.read_text()
+  doc = page.read_text()
+  name = page.relative_to(_ROOT)
   printed = doc_tables.tables(doc_tables.run(command))
   assert printed, f"`{command.line()}` printed no table"
   shown = doc_tables.tables(doc[command.shown_start:command.shown_end])
-  assert shown, "no table follows the command in docs/results.md"
+  assert shown, f"no table follows the command in {name}"
   for table in printed:
     assert table in shown, (
-        "docs/results.md does not show this table under its command "
+        f"{name} does not show this table under its command "
         "(python experiments/docs_tables.py --write rewrites it from "
         f"`{command.line()}`):\n" + table)
 
 
 def test_refresh_rewrites_a_changed_table_and_nothing_else(monkeypatch):
   monkeypatch.chdir(_ROOT)
-  doc = _DOC.read_text()
-  command = _COMMANDS[0]
+  page, command = _COMMANDS[0]
+  doc = page.read_text()
   table = doc_tables.tables(doc[command.shown_start:command.shown_end])[0]
   row = table.split("\n")[2]
   edited = doc.replace(row, row.replace("|", "| edited", 1), 1)
@@ -71,18 +78,31 @@ def test_refresh_rewrites_a_changed_table_and_nothing_else(monkeypatch):
   assert doc_tables.refresh(doc) == doc
 
 
-def test_every_mean_and_std_of_the_readme_claims_is_in_the_evidence():
-  # The README's claims section summarises docs/results.md, whose tables
-  # are checked above: each "mean ± std" it states must be one of theirs.
-  readme = (_ROOT / "README.md").read_text()
-  start = readme.index("### MIC against its base: which claims hold")
-  end = readme.index("\n### ", start + 1)
-  stated = re.findall(r"[+\-−]?\d+\.\d+ ± \d+\.\d+", readme[start:end])
-  assert len(stated) >= 20  # the claims table and its summary
-  evidence = _DOC.read_text().replace("−", "-")
+_MEAN_STD = re.compile(r"[+\-−]?\d+\.\d+ ± \d+\.\d+")
+
+
+def _evidence() -> str:
+  return "\n".join(p.read_text() for p in _PAGES).replace("−", "-")
+
+
+@pytest.mark.parametrize("path, start, least", [
+    ("README.md", "## The paper's claims, as measured", 8),
+    ("docs/results.md", "# ", 20),
+])
+def test_every_mean_and_std_of_the_claims_is_in_the_evidence(
+    path, start, least):
+  # The README's status table and the results summary quote the pages,
+  # whose tables are checked above: each "mean ± std" they state must be
+  # one the pages show.
+  text = (_ROOT / path).read_text()
+  begin = text.index(start)
+  end = text.find("\n## ", begin + 1) if path == "README.md" else len(text)
+  stated = _MEAN_STD.findall(text[begin:end])
+  assert len(stated) >= least
+  evidence = _evidence()
   missing = [n for n in stated if n.replace("−", "-") not in evidence]
-  assert not missing, ("README states these mean ± std values that "
-                       f"docs/results.md does not show: {missing}")
+  assert not missing, (f"{path} states these mean ± std values that the "
+                       f"results pages do not show: {missing}")
 
 
 _CURVES = sorted((_ROOT / "docs" / "curves").glob("*.json"))
