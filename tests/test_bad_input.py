@@ -289,6 +289,7 @@ def test_the_rule():
   assert not errors.is_user_error(TypeError("x"))
 
 
+@pytest.mark.slow
 def test_command_line_prints_one_line_and_exits_2(tmp_path):
   """The one real process: app.run, the start-up environment, stderr."""
   env = dict(os.environ, PYTHONPATH=str(_ROOT))

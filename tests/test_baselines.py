@@ -366,6 +366,7 @@ def test_chunked_retrieval_matches_single_chunk(monkeypatch):
                                   want)
 
 
+@pytest.mark.slow
 def test_binary_on_a_fraction_of_the_training_users(tmp_path):
   import json
   import os

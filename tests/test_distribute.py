@@ -34,6 +34,7 @@ def _free_port():
     return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_workers_match_one_worker_and_resume(tmp_path):
   loss, grads, fit_logs = distribute_worker.reference(str(tmp_path))
   cluster = {"worker": [f"127.0.0.1:{_free_port()}" for _ in range(2)]}

@@ -28,6 +28,7 @@ def _build(config: pathlib.Path, site: pathlib.Path, cwd: pathlib.Path):
       check=False)
 
 
+@pytest.mark.slow
 def test_the_site_builds_strict(tmp_path):
   result = _build(_ROOT / "mkdocs.yml", tmp_path / "site", _ROOT)
   assert result.returncode == 0, result.stdout + result.stderr
@@ -64,6 +65,7 @@ def _one_page_site(tmp_path: pathlib.Path, page: str) -> pathlib.Path:
     ("# Home\n\nSee [the guide](guides/missing.md).\n", "guides/missing.md"),
     ("# Home\n\nSee [this](#no-such-heading).\n", "no-such-heading"),
 ])
+@pytest.mark.slow
 def test_strict_fails_on_a_missing_object_or_a_broken_link(
     tmp_path, page, reason):
   result = _build(_one_page_site(tmp_path, page), tmp_path / "site",

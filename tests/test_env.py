@@ -9,6 +9,7 @@ import pytest
 
 @pytest.mark.parametrize("first", ["import mic_tf\nimport tensorflow as tf",
                                    "import tensorflow as tf\nimport mic_tf"])
+@pytest.mark.slow
 def test_tf_keras_is_keras_2(first):
   env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
   code = first + """
@@ -24,6 +25,7 @@ print("ok")
   assert out.stdout.strip().endswith("ok")
 
 
+@pytest.mark.slow
 def test_check_keras_names_the_fix_when_keras3_is_bound():
   env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
   code = """

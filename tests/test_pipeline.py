@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import mic_tf  # noqa: F401
@@ -103,6 +104,7 @@ print("autotune", d.options().autotune.enabled)
 """
 
 
+@pytest.mark.slow
 def test_deterministic_mode_turns_tf_data_autotuning_off():
   # Under op determinism every epoch's iterator teardown waited for the
   # autotuning thread (10-30 s an epoch on ML-1M); off, it does not.

@@ -6,6 +6,8 @@ import json
 import os
 import re
 
+import pytest
+
 import mic_tf  # noqa: F401
 import mic_tf.names
 
@@ -20,6 +22,7 @@ def _quickstart():
   return blocks[0]
 
 
+@pytest.mark.slow
 def test_readme_quickstart_runs(ml100k, tmp_path, monkeypatch):
   del ml100k  # the fixture makes sure the files are in the cache
   code = _quickstart()

@@ -14,17 +14,9 @@ import pytest
 import mic_tf  # noqa: F401
 from mic_tf import run_record
 from mic_tf import training
-from mic_tf.data import protocol
 from mic_tf.models.config import MICConfig
 
 _ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def prepared(ml100k):
-  config = training.ExperimentConfig(dataset="ml-100k", maxlen=10,
-                                     max_item_users=10)
-  return training.prepare_data(config, protocol.apply_comirec_protocol(ml100k))
 
 
 def _run(prepared, output_dir, seed):  # output_dir None: nothing on disk
@@ -42,6 +34,7 @@ def _run(prepared, output_dir, seed):  # output_dir None: nothing on disk
   return results
 
 
+@pytest.mark.slow
 def test_same_seed_same_numbers_other_seed_other_numbers(prepared, tmp_path):
   a = _run(prepared, tmp_path / "a", seed=0)
   b = _run(prepared, None, seed=0)
@@ -93,6 +86,7 @@ def _main_job_flags():
           if not f.startswith("--output_dir")]
 
 
+@pytest.mark.slow
 def test_main_job_prints_the_same_table_twice(tmp_path):
   """Two invocations of the main job's command print one table.
 
@@ -152,6 +146,7 @@ def test_threads_are_set_before_tensorflow_runs_or_refused():
     reproducibility.set_threads(1)
 
 
+@pytest.mark.slow
 def test_deterministic_mode_pins_onednn_on_cpus_of_either_default(tmp_path):
   """TensorFlow turns oneDNN's graph rewrites on by default on some CPUs
   only. ``TF_ENABLE_ONEDNN_OPTS=0`` stands for a CPU whose default is off:

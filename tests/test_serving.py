@@ -1,6 +1,6 @@
 """Served lists equal offline lists, item for item, on ML-100k.
 
-A small DSSM is trained on ML-100k and its run exported with
+The session's tiny DSSM run on ML-100k (``tiny_runs``) is exported with
 ``runs.export_run`` (every channel, exact search; the fused server also with
 ScaNN's ops). A fresh Python process that imports only ScaNN and TensorFlow
 loads each SavedModel and serves the test users from raw MovieLens ids and
@@ -20,6 +20,7 @@ import tempfile
 import mic_tf  # noqa: F401  (sets the Keras-2 environment first)
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from mic_tf import channels
@@ -30,7 +31,6 @@ from mic_tf import runs
 from mic_tf import training
 from mic_tf.channels import raw_ids
 from mic_tf.channels.ranking import pad_lists
-from mic_tf.models.config import MICConfig
 
 _LOADER = pathlib.Path(__file__).resolve().parent / "serving_loader.py"
 _K = 20
@@ -55,20 +55,26 @@ def _raw(values, vocab, kind):
   return array.reshape(np.shape(values))
 
 
+_SHARED = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _shared_run(tiny_runs):
+  """The session's tiny DSSM base run, for ``setUpClass`` (which takes no
+  fixtures; module fixtures are set up before it)."""
+  _SHARED["run_dir"] = tiny_runs.run()
+  _SHARED["prepared"] = tiny_runs.prepared
+
+
+@pytest.mark.slow
 class ServingTest(tf.test.TestCase):
 
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
     cls.tmp = tempfile.TemporaryDirectory()
-    run_dir = os.path.join(cls.tmp.name, "run")
-    config = training.ExperimentConfig(
-        dataset="ml-100k", epochs=1, batch_size=256, embedding_dim=16,
-        output_dim=16, hidden_units=(32,), maxlen=10, max_item_users=8,
-        examples_per_epoch=4096, eval_batch_size=256, output_dir=run_dir,
-        mic=MICConfig.base(projection_dim=16))
-    prepared = training.prepare_data(config)
-    model = training.run_experiment(config, prepared, verbose=0)["model"]
+    run_dir, prepared = _SHARED["run_dir"], _SHARED["prepared"]
+    _, _, model = training.load_run(run_dir, prepared)
     export_dir = os.path.join(cls.tmp.name, "export")
     cls.paths = runs.export_run(run_dir, export_dir, names.CHANNELS, _K,
                                 "exact", _CONFIG, prepared=prepared)
@@ -176,7 +182,3 @@ class ServingTest(tf.test.TestCase):
     self.assertIn("recommend_ids", info["models"]["fused"]["signatures"])
     with self.assertRaisesRegex(FileNotFoundError, "No SavedModel"):
       export.load_serving_model(self.tmp.name)
-
-
-if __name__ == "__main__":
-  tf.test.main()

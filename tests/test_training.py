@@ -14,15 +14,7 @@ from mic_tf import cli
 from mic_tf import errors
 from mic_tf import pipeline
 from mic_tf import training
-from mic_tf.data import protocol
 from mic_tf.models.config import MICConfig
-
-
-@pytest.fixture(scope="module")
-def prepared(ml100k):
-  config = training.ExperimentConfig(dataset="ml-100k", maxlen=10,
-                                     max_item_users=10)
-  return training.prepare_data(config, protocol.apply_comirec_protocol(ml100k))
 
 
 def _config(tmp_path, **kwargs):
@@ -35,6 +27,7 @@ def _config(tmp_path, **kwargs):
   return training.ExperimentConfig(**defaults)
 
 
+@pytest.mark.slow
 def test_short_real_run_learns_writes_and_reloads(prepared, tmp_path):
   # A seed other than the one `prepared` was built with: reloading must
   # rebuild the very features the run trained on.
@@ -63,6 +56,7 @@ def test_short_real_run_learns_writes_and_reloads(prepared, tmp_path):
     np.testing.assert_allclose(again[k], v, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_mic_run_reports_every_term(prepared, tmp_path):
   config = _config(tmp_path, epochs=1, examples_per_epoch=4096,
                    mic=MICConfig(projection_dim=32, contrastive_batch_size=128))
@@ -96,16 +90,6 @@ def test_config_validation():
       json.loads(json.dumps(c.to_dict()))) == c
 
 
-def test_seeded_runs_are_reproducible(prepared, tmp_path):
-  a = training.run_experiment(_config(tmp_path / "a", epochs=1,
-                                      examples_per_epoch=2048), prepared,
-                              verbose=0)
-  b = training.run_experiment(_config(tmp_path / "b", epochs=1,
-                                      examples_per_epoch=2048), prepared,
-                              verbose=0)
-  tf.debugging.assert_equal(a["test"]["recall@50"], b["test"]["recall@50"])
-
-
 class _Crash(tf.keras.callbacks.Callback):
 
   def on_epoch_begin(self, epoch, logs=None):
@@ -123,6 +107,7 @@ class _EpochCounter(tf.keras.callbacks.Callback):
     self.epochs.append(epoch)
 
 
+@pytest.mark.slow
 def test_crashed_run_resumes_and_keeps_its_best_epoch(prepared, tmp_path):
   config = _config(tmp_path, epochs=3, examples_per_epoch=2048)
   with pytest.raises(RuntimeError, match="simulated crash"):
@@ -152,6 +137,7 @@ def test_crashed_run_resumes_and_keeps_its_best_epoch(prepared, tmp_path):
   assert training.whole_train_seconds({"train_seconds": 5.0}) == 5.0
 
 
+@pytest.mark.slow
 def test_crash_between_backup_and_record_loses_no_epoch(prepared, tmp_path,
                                                         monkeypatch):
   # Killed after epoch 2's backup was committed but before its record (the
@@ -188,6 +174,7 @@ def test_crash_between_backup_and_record_loses_no_epoch(prepared, tmp_path,
   assert valid["recall@50"] == pytest.approx(resumed["valid"]["recall@50"])
 
 
+@pytest.mark.slow
 def test_crash_after_the_last_epoch_resumes_with_nothing_to_train(
     prepared, tmp_path, monkeypatch):
   config = _config(tmp_path, epochs=2, examples_per_epoch=2048)
@@ -214,6 +201,7 @@ def test_crash_after_the_last_epoch_resumes_with_nothing_to_train(
   assert not os.path.exists(os.path.join(tmp_path, "backup"))
 
 
+@pytest.mark.slow
 def test_rerun_removes_what_an_interrupted_write_left(prepared, tmp_path):
   stale = os.path.join(tmp_path, "checkpoints", "best_temp")
   os.makedirs(stale)
@@ -226,6 +214,7 @@ def test_rerun_removes_what_an_interrupted_write_left(prepared, tmp_path):
   assert not os.path.exists(stale)
 
 
+@pytest.mark.slow
 def test_rerun_in_a_finished_directory_starts_fresh(prepared, tmp_path):
   config = _config(tmp_path, epochs=1, examples_per_epoch=2048)
   training.run_experiment(config, prepared, verbose=0)
@@ -233,6 +222,7 @@ def test_rerun_in_a_finished_directory_starts_fresh(prepared, tmp_path):
   assert [h["epoch"] for h in again["history"]] == [1]
 
 
+@pytest.mark.slow
 def test_early_stopping_keeps_the_best_epoch_and_flags_convergence(
     prepared, tmp_path):
   # A large learning rate on a small stream: validation peaks early.
@@ -277,6 +267,7 @@ def test_kept_epoch_line_says_whether_the_peak_was_confirmed():
   assert line(7, 10, 10, None, False).endswith("= 24.330).")
 
 
+@pytest.mark.slow
 def test_select_on_other_channels_selects_their_mean_and_restores_it(
     prepared, tmp_path):
   from mic_tf.channels.assets import ChannelAssets
@@ -331,6 +322,7 @@ class ResumeCheckTest(tf.test.TestCase):
       training._check_resumable(other, directory)
 
 
+@pytest.mark.slow
 def test_weight_decay_reaches_the_optimizer_and_shrinks_weights(prepared):
   # Same seed, same batches: the decayed model's tower weights end smaller.
   norms = {}
@@ -382,9 +374,10 @@ def test_init_order_is_checked():
     training.ExperimentConfig(init_order="eager")
 
 
-def test_a_fraction_of_the_training_users_trains_and_reloads(ml100k,
-                                                              tmp_path):
-  full = protocol.apply_comirec_protocol(ml100k)
+@pytest.mark.slow
+def test_a_fraction_of_the_training_users_trains_and_reloads(
+    ml100k_protocol, tmp_path):
+  full = ml100k_protocol
   config = _config(tmp_path, epochs=1, train_user_fraction=0.25, data_seed=2)
   prepared = training.prepare_data(config, full)
   kept = prepared.dataset.train_users

@@ -1,23 +1,93 @@
-"""The tuner: settings applied, trials written, pruning, resume, test once."""
+"""The tuner: settings applied, trials written, pruning, resume, test once.
+
+The search's bookkeeping (trial records, seeded draws, resuming, pruning,
+re-scoring, selection, the one test evaluation) is tested with a stub
+trainer (``stub_trainer``): each run's validation score is a made-up but
+fixed function of its settings and seed, so a study of many trials takes
+milliseconds. ``test_tune_binary_runs_end_to_end`` runs one real study,
+trained on ML-100k, through the binary.
+"""
 
 import dataclasses
+import hashlib
 import json
 import os
+import types
 
 import pytest
 
 import mic_tf  # noqa: F401
 from mic_tf import training
 from mic_tf import tuning
-from mic_tf.data import protocol
 from mic_tf.models.config import MICConfig
 
+#: Stands in for prepared data: the stub trainer never reads it.
+_PREPARED = types.SimpleNamespace(test="test users")
 
-@pytest.fixture(scope="module")
-def prepared(ml100k):
-  config = training.ExperimentConfig(dataset="ml-100k", maxlen=10,
-                                     max_item_users=10)
-  return training.prepare_data(config, protocol.apply_comirec_protocol(ml100k))
+
+def _score(config):
+  """A made-up valid score in [10, 30): fixed by the settings and seed."""
+  settings = config.to_dict()
+  settings.pop("output_dir")
+  text = json.dumps(settings, sort_keys=True, default=str)
+  return 10 + 20 * int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) / (
+      2 ** 32)
+
+
+@pytest.fixture
+def stub_trainer(monkeypatch):
+  """Replaces training's run, reload and test evaluation with stand-ins.
+
+  A run reports ``_score(config) - 0.5 * (epochs left)`` after each epoch
+  to the callbacks (so the tuner's reporter and Optuna's pruner see a
+  rising curve), stops when a callback asks, and writes its config and an
+  empty checkpoint index, as a run directory has. Reloading returns the
+  run's config with a stand-in model; the test evaluation of that model
+  scores ``_score - 1``. Returns the calls made, by kind.
+  """
+  calls = {"run": [], "test": []}
+
+  def run_experiment(config, prepared=None, verbose=0, callbacks=(),
+                     evaluate_test=True, **kwargs):
+    del prepared, verbose, kwargs
+    calls["run"].append((config, evaluate_test))
+    model = types.SimpleNamespace(stop_training=False)
+    monitor = config.selection_metric
+    values = []
+    for epoch in range(config.epochs):
+      values.append(_score(config) - 0.5 * (config.epochs - 1 - epoch))
+      for callback in callbacks:
+        callback.set_model(model)
+        callback.on_epoch_end(epoch, {f"val_{monitor}": values[-1]})
+      if model.stop_training:
+        break
+    os.makedirs(os.path.join(config.output_dir, "checkpoints"),
+                exist_ok=True)
+    with open(os.path.join(config.output_dir, "config.json"), "w") as f:
+      json.dump(config.to_dict(), f, default=str)
+    open(os.path.join(config.output_dir, "checkpoints", "best.index"),
+         "w").close()
+    best = max(range(len(values)), key=values.__getitem__)
+    return {"model": model, "best_epoch": best + 1,
+            "epochs_run": len(values),
+            "valid": {monitor: values[best], "recall@20": values[best] / 2},
+            "test": None}
+
+  def load_run(output_dir, prepared=None):
+    with open(os.path.join(output_dir, "config.json")) as f:
+      config = training.ExperimentConfig.from_dict(json.load(f))
+    return config, prepared, types.SimpleNamespace(config=config)
+
+  def evaluate_u2i(model, users, cutoffs=(20, 50), exclude_history=True,
+                   batch_size=1024):
+    del exclude_history, batch_size
+    calls["test"].append(users)
+    return {f"recall@{k}": _score(model.config) - 1 for k in cutoffs}
+
+  monkeypatch.setattr(training, "run_experiment", run_experiment)
+  monkeypatch.setattr(training, "load_run", load_run)
+  monkeypatch.setattr(training, "evaluate_u2i", evaluate_u2i)
+  return calls
 
 
 def _base(**kwargs):
@@ -72,41 +142,76 @@ def test_dimensions_draw_from_their_distribution_and_reject_bad_bounds():
     tuning.one_of()
 
 
-def test_study_writes_trials_resumes_and_scores_test_once(prepared,
+def test_study_writes_trials_resumes_and_scores_test_once(stub_trainer,
                                                           tmp_path):
   space = {"lambda_": tuning.uniform(0.6, 0.95),
            "num_views": tuning.one_of(1, 2)}
   seen = []
   study_dir = str(tmp_path / "study")
   tuning.run_study(_base(), space, study_dir, num_trials=2, seed=3,
-                   prepared=prepared, startup_trials=2, on_trial=seen.append)
+                   prepared=_PREPARED, startup_trials=2,
+                   on_trial=seen.append)
   assert [r["number"] for r in seen] == [0, 1]
   for r in seen:
     assert 0.6 <= r["params"]["lambda_"] <= 0.95
-    assert r["valid"]["recall@50"] > 0
+    assert r["value"] == r["valid"]["recall@50"] > 0
+    assert r["valid_by_epoch"] == [r["value"] - 0.5, r["value"]]
     assert "test" not in r  # the search never looks at test users
     with open(os.path.join(study_dir, "trials", f"{r['number']:03d}.json")
               ) as f:
       assert json.load(f)["params"] == r["params"]
+    # Each trial trained with its own settings, in its own run directory.
+    assert r["config"] == tuning.apply_params(_base(), r["params"]).to_dict(
+        ) | {"output_dir": os.path.join(study_dir, "trials",
+                                        f"{r['number']:03d}")}
   # Same seed, same first draws: the sampler is seeded.
   again = []
   tuning.run_study(_base(), space, str(tmp_path / "other"), num_trials=1,
-                   seed=3, prepared=prepared, startup_trials=2,
+                   seed=3, prepared=_PREPARED, startup_trials=2,
                    on_trial=again.append)
   assert again[0]["params"] == seen[0]["params"]
   # Resuming with a larger budget runs only the missing trial.
   more = []
   tuning.run_study(_base(), space, study_dir, num_trials=3, seed=3,
-                   prepared=prepared, startup_trials=2, on_trial=more.append)
+                   prepared=_PREPARED, startup_trials=2, on_trial=more.append)
   assert [r["number"] for r in more] == [2]
-  best = tuning.evaluate_best(study_dir, prepared)
+  assert all(not evaluate_test for _, evaluate_test in stub_trainer["run"])
+  assert not stub_trainer["test"]
+  # The test users are scored once, with the selected trial's run.
+  best = tuning.evaluate_best(study_dir, _PREPARED)
   values = {r["number"]: r["value"] for r in seen + more}
-  assert best["selected_trial"] == max(values, key=values.get)
-  assert set(best["test"]) >= {"recall@50", "recall@20"}
-  assert os.path.exists(os.path.join(study_dir, "best.json"))
+  selected = max(values, key=values.get)
+  assert best["selected_trial"] == selected
+  assert stub_trainer["test"] == [_PREPARED.test]
+  assert best["test"] == {"recall@20": values[selected] - 1,
+                          "recall@50": values[selected] - 1}
+  assert "retrained" not in best
+  with open(os.path.join(study_dir, "best.json")) as f:
+    assert json.load(f)["selected_trial"] == selected
 
 
-def test_a_resumed_study_does_not_draw_its_first_trials_again(prepared,
+def test_trials_that_fall_behind_are_pruned_and_never_selected(
+    stub_trainer, tmp_path):
+  space = {"lambda_": tuning.uniform(0.5, 0.95),
+           "temperature": tuning.log_uniform(0.05, 0.5)}
+  seen = []
+  tuning.run_study(_base(epochs=4), space, str(tmp_path), num_trials=12,
+                   seed=0, prepared=_PREPARED, startup_trials=2,
+                   on_trial=seen.append)
+  pruned = [r for r in seen if r["state"] == "pruned"]
+  assert pruned, "a trial below the median after an epoch is pruned"
+  for r in pruned:
+    # Stopped after the epoch it fell behind at; scored on what it ran.
+    assert r["pruned_at_epoch"] == len(r["valid_by_epoch"]) < 4
+    assert r["epochs_run"] == r["pruned_at_epoch"]
+    assert r["value"] == max(r["valid_by_epoch"])
+  complete = [r for r in seen if r["state"] == "complete"]
+  assert all(r["epochs_run"] == 4 for r in complete)
+  assert tuning.best_trial_record(str(tmp_path))["number"] == max(
+      complete, key=lambda r: r["value"])["number"]
+
+
+def test_a_resumed_study_does_not_draw_its_first_trials_again(stub_trainer,
                                                             tmp_path):
   # Every trial random (startup_trials > trials), one trial a run: without
   # reseeding, the resumed sampler would repeat trial 0's draw.
@@ -115,7 +220,7 @@ def test_a_resumed_study_does_not_draw_its_first_trials_again(prepared,
   seen = []
   for n in (1, 2):
     tuning.run_study(_base(epochs=1), space, str(tmp_path), num_trials=n,
-                     seed=0, prepared=prepared, startup_trials=10,
+                     seed=0, prepared=_PREPARED, startup_trials=10,
                      on_trial=seen.append)
   assert [r["number"] for r in seen] == [0, 1]
   assert seen[1]["params"] != seen[0]["params"]
@@ -124,12 +229,13 @@ def test_a_resumed_study_does_not_draw_its_first_trials_again(prepared,
   # reseeding repeat exactly).
   queued = []
   tuning.run_study(_base(epochs=1), space, str(tmp_path / "queued"),
-                   num_trials=2, seed=0, prepared=prepared,
+                   num_trials=2, seed=0, prepared=_PREPARED,
                    startup_trials=10, on_trial=queued.append,
                    enqueue_base=True)
   assert queued[1]["params"] == seen[0]["params"]
 
 
+@pytest.mark.slow
 def test_tune_binary_runs_end_to_end(ml100k, tmp_path):
   del ml100k  # fetched into the cache by the fixture
   import subprocess  # pylint: disable=g-import-not-at-top
@@ -200,20 +306,20 @@ def test_best_trial_record_selects_on_the_rescored_mean(tmp_path):
 
 
 def test_rescore_trains_extra_seeds_resumes_and_rejects_bad_input(
-    prepared, tmp_path, monkeypatch):
+    stub_trainer, tmp_path, monkeypatch):
   study_dir = str(tmp_path / "study")
   with pytest.raises(ValueError, match="holds no study"):
-    tuning.rescore_top_trials(study_dir, 1, [1], prepared=prepared)
+    tuning.rescore_top_trials(study_dir, 1, [1], prepared=_PREPARED)
   tuning.run_study(_base(), {"lambda_": tuning.uniform(0.6, 0.95)},
-                   study_dir, num_trials=2, seed=5, prepared=prepared,
+                   study_dir, num_trials=2, seed=5, prepared=_PREPARED,
                    startup_trials=2)
   with pytest.raises(ValueError, match="re-score at least one"):
-    tuning.rescore_top_trials(study_dir, 0, [1], prepared=prepared)
+    tuning.rescore_top_trials(study_dir, 0, [1], prepared=_PREPARED)
   with pytest.raises(ValueError, match="distinct extra seeds"):
-    tuning.rescore_top_trials(study_dir, 1, [], prepared=prepared)
+    tuning.rescore_top_trials(study_dir, 1, [], prepared=_PREPARED)
   with pytest.raises(ValueError, match="search's own seed"):
-    tuning.rescore_top_trials(study_dir, 1, [0], prepared=prepared)
-  records = tuning.rescore_top_trials(study_dir, 2, [1], prepared=prepared)
+    tuning.rescore_top_trials(study_dir, 1, [0], prepared=_PREPARED)
+  records = tuning.rescore_top_trials(study_dir, 2, [1], prepared=_PREPARED)
   trials = {}
   for name in os.listdir(os.path.join(study_dir, "trials")):
     if name.endswith(".json"):
@@ -225,7 +331,9 @@ def test_rescore_trains_extra_seeds_resumes_and_rejects_bad_input(
     assert r["seeds"] == [0, 1]
     # The search seed's score is the trial's own; seed 1 is a new run.
     assert r["valid_by_seed"]["0"] == trials[r["number"]]["value"]
-    assert r["valid_by_seed"]["1"] > 0
+    assert r["valid_by_seed"]["1"] == _score(dataclasses.replace(
+        training.ExperimentConfig.from_dict(trials[r["number"]]["config"]),
+        seed=1))
     assert r["mean"] == pytest.approx(
         (r["valid_by_seed"]["0"] + r["valid_by_seed"]["1"]) / 2)
     assert os.path.isdir(os.path.join(study_dir, "rescore",
@@ -236,14 +344,14 @@ def test_rescore_trains_extra_seeds_resumes_and_rejects_bad_input(
   def fail(*args, **kwargs):
     raise AssertionError("a scored seed was trained again")
   monkeypatch.setattr(training, "run_experiment", fail)
-  again = tuning.rescore_top_trials(study_dir, 2, [1], prepared=prepared)
+  again = tuning.rescore_top_trials(study_dir, 2, [1], prepared=_PREPARED)
   assert again == records
-  assert tuning.evaluate_best(study_dir, prepared)["rescore"] == best[
+  assert tuning.evaluate_best(study_dir, _PREPARED)["rescore"] == best[
       "rescore"]
 
 
-def test_current_params_inverts_apply_params_and_seeds_the_study(prepared,
-                                                                 tmp_path):
+def test_current_params_inverts_apply_params_and_seeds_the_study(
+    stub_trainer, tmp_path):
   base = _base(mic=MICConfig.tuned())
   params = tuning.current_params(base, tuning.MIC_SPACE)
   assert set(params) == set(tuning.MIC_SPACE)
@@ -280,15 +388,15 @@ def test_current_params_inverts_apply_params_and_seeds_the_study(prepared,
                               lambda_=0.85, num_views=1))
   seen = []
   study_dir = str(tmp_path / "seeded")
-  tuning.run_study(start, space, study_dir, num_trials=1, prepared=prepared,
+  tuning.run_study(start, space, study_dir, num_trials=1, prepared=_PREPARED,
                    enqueue_base=True, on_trial=seen.append)
   assert seen[0]["params"] == {"lambda_": 0.85, "num_views": 1}
-  tuning.run_study(start, space, study_dir, num_trials=2, prepared=prepared,
+  tuning.run_study(start, space, study_dir, num_trials=2, prepared=_PREPARED,
                    enqueue_base=True, on_trial=seen.append)
   assert seen[1]["params"] != seen[0]["params"]
 
 
-def test_a_study_is_rebuilt_from_its_records_alone(prepared, tmp_path):
+def test_a_study_is_rebuilt_from_its_records_alone(stub_trainer, tmp_path):
   """Committed trial JSON, without study.db or run dirs, resume a search."""
   import shutil  # pylint: disable=g-import-not-at-top
   space = {"lambda_": tuning.uniform(0.6, 0.95),
@@ -297,7 +405,7 @@ def test_a_study_is_rebuilt_from_its_records_alone(prepared, tmp_path):
   first = str(tmp_path / "first")
   seen = []
   tuning.run_study(base, space, first, num_trials=2, seed=3,
-                   prepared=prepared, startup_trials=2, on_trial=seen.append)
+                   prepared=_PREPARED, startup_trials=2, on_trial=seen.append)
   # Another machine gets trial 1's record only (trial 0 was cut off
   # there): trial 0's number stays taken, by a failed trial.
   moved = tmp_path / "moved"
@@ -306,13 +414,13 @@ def test_a_study_is_rebuilt_from_its_records_alone(prepared, tmp_path):
   with pytest.raises(ValueError, match=r"other settings than this search "
                      r"\(learning_rate\): pass the flags"):
     tuning.run_study(_base(epochs=1, learning_rate=1e-3), space, str(moved),
-                     num_trials=2, prepared=prepared, startup_trials=2)
+                     num_trials=2, prepared=_PREPARED, startup_trials=2)
   with pytest.raises(ValueError, match="use the same --space"):
     tuning.run_study(base, {"lambda_": space["lambda_"]}, str(moved),
-                     num_trials=2, prepared=prepared, startup_trials=2)
+                     num_trials=2, prepared=_PREPARED, startup_trials=2)
   more = []
   study = tuning.run_study(base, space, str(moved), num_trials=2,
-                           prepared=prepared, startup_trials=2,
+                           prepared=_PREPARED, startup_trials=2,
                            on_trial=more.append)
   assert [r["number"] for r in more] == [2]  # after the last record
   trials = study.get_trials(deepcopy=False)
@@ -324,12 +432,13 @@ def test_a_study_is_rebuilt_from_its_records_alone(prepared, tmp_path):
   # A database that lags behind the records would overwrite them: refused.
   shutil.copy(moved / "trials" / "002.json", os.path.join(first, "trials"))
   with pytest.raises(ValueError, match="move study.db away"):
-    tuning.run_study(base, space, first, num_trials=3, prepared=prepared,
+    tuning.run_study(base, space, first, num_trials=3, prepared=_PREPARED,
                      startup_trials=2)
   # The selected trial has no run here: it is trained again, and said so.
   shutil.rmtree(moved / "trials" / "002")
-  best = tuning.evaluate_best(str(moved), prepared)
+  best = tuning.evaluate_best(str(moved), _PREPARED)
   values = {1: seen[1]["value"], 2: more[0]["value"]}
   assert best["selected_trial"] == max(values, key=values.get)
-  assert best["retrained"]["valid"]["recall@50"] > 0
-  assert set(best["test"]) >= {"recall@50"}
+  selected = best["selected_trial"]
+  assert best["retrained"]["valid"]["recall@50"] == values[selected]
+  assert best["test"]["recall@50"] == values[selected] - 1

@@ -18,6 +18,7 @@ from absl import flags
 from absl.testing import flagsaver
 import numpy as np
 import pandas as pd
+import pytest
 import tensorflow as tf
 
 from mic_tf import baselines
@@ -56,6 +57,7 @@ def _load_binary():
   return module
 
 
+@pytest.mark.slow
 class EvaluateChannelsTest(tf.test.TestCase):
 
   @classmethod

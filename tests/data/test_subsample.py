@@ -3,13 +3,12 @@
 import numpy as np
 import pytest
 
-from mic_tf.data import protocol
 from mic_tf.data import subsample
 
 
-@pytest.fixture(scope="module")
-def full(ml100k):
-  return protocol.apply_comirec_protocol(ml100k)
+@pytest.fixture
+def full(ml100k_protocol):
+  return ml100k_protocol
 
 
 def test_keeps_a_sorted_seeded_subset_and_leaves_evaluation_alone(full):

@@ -7,6 +7,9 @@ import pytest
 
 from mic_harness import channel_figure
 
+# The docs tier (``pytest -m docs``): a committed figure against its runs.
+pytestmark = pytest.mark.docs
+
 _ROOT = pathlib.Path(__file__).resolve().parents[2]
 _FIGURES = sorted((_ROOT / "docs" / "figures").glob("channels_*.json"))
 

@@ -28,6 +28,9 @@ import pytest
 from mic_harness import doc_tables
 from mic_harness import learning_curves
 
+# The docs tier: ``pytest -m docs`` checks the committed tables alone.
+pytestmark = pytest.mark.docs
+
 _ROOT = pathlib.Path(__file__).resolve().parents[2]
 _PAGES = doc_tables.pages(_ROOT)
 _COMMANDS = [(page, command) for page in _PAGES

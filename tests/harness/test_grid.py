@@ -17,6 +17,7 @@ def test_parse_variant():
     grid.parse_variant("base+nn")
 
 
+@pytest.mark.slow
 def test_grid_resumes_finished_cells_and_refuses_other_settings(tmp_path):
   import dataclasses  # pylint: disable=g-import-not-at-top
   import pytest  # pylint: disable=g-import-not-at-top

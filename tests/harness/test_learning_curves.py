@@ -64,6 +64,7 @@ def test_table_means_over_the_seeds_that_ran_each_epoch(tmp_path):
                        "10.00 (epochs 2) |")
 
 
+@pytest.mark.slow
 def test_binary_writes_the_png_and_the_curves(tmp_path):
   pytest.importorskip("matplotlib")
   _write_run(tmp_path / "runs" / "base_s0", 0, [10.0, 12.0, 11.0], 2)

@@ -24,6 +24,7 @@ def _run(script, *args):
   return done.stdout
 
 
+@pytest.mark.slow
 def test_grid_table_and_channels_table(tmp_path):
   rows = []
   for variant, label, values in (("base", "DSSM", (10.0, 12.0, 11.0)),

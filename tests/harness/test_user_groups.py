@@ -7,7 +7,6 @@ import shutil
 import subprocess
 import sys
 
-import analysis_test_lib as lib
 import numpy as np
 import pytest
 
@@ -55,24 +54,27 @@ def test_group_rows_pair_by_seed():
 
 
 @pytest.fixture(scope="module")
-def evaluated_runs(ml100k, tmp_path_factory):
+def evaluated_runs(tiny_runs, tmp_path_factory):
+  """The shared tiny runs, base and UU on seeds 0 and 1, linked into one
+  folder under the names the binary's globs match (read-only)."""
   root = tmp_path_factory.mktemp("user_groups")
-  prepared = lib.train_tiny_runs(
-      ml100k, root, [("base_s0", (), 0), ("base_s1", (), 1),
-                     ("uu_s0", ("uu",), 0), ("uu_s1", ("uu",), 1)],
-      channels=("u2i", "u2u"), tune_grids={"u2u": {"alpha": [0.0, 1.0]}})
-  return root, prepared
+  for name, terms in (("base", ()), ("uu", ("uu",))):
+    for seed in (0, 1):
+      os.symlink(tiny_runs.run(terms=terms, seed=seed),
+                 root / f"{name}_s{seed}")
+  return root, tiny_runs.prepared
 
 
+@pytest.mark.slow
 def test_per_user_recall_averages_to_the_saved_report(evaluated_runs):
   root, prepared = evaluated_runs
   run, _ = user_groups.run_recall(str(root / "uu_s0"), prepared=prepared)
-  assert set(run.recall) == {"u2i", "u2u"} and run.seed == 0
+  assert set(run.recall) == {"u2i", "u2u", "i2i"} and run.seed == 0
   for channel, values in run.recall.items():
     assert values.shape == (len(prepared.test.users),)
     assert values.mean() == pytest.approx(run.report[channel], abs=1e-9)
   with pytest.raises(ValueError, match="no results for"):
-    user_groups.run_recall(str(root / "uu_s0"), channels=["i2i"],
+    user_groups.run_recall(str(root / "uu_s0"), channels=["fused"],
                            prepared=prepared)
   with pytest.raises(ValueError, match="not one of the run's cutoffs"):
     user_groups.run_recall(str(root / "uu_s0"), cutoff=10, prepared=prepared)
@@ -87,12 +89,14 @@ def _binary(*args):
       capture_output=True, text=True, env=env, timeout=600)
 
 
+@pytest.mark.slow
 def test_binary_writes_the_table_and_refuses_bad_input(evaluated_runs,
                                                        tmp_path):
   root, prepared = evaluated_runs
   out = tmp_path / "groups.json"
   done = _binary(f"--groups=Base={root}/base_s*", f"--groups=UU={root}/uu_s*",
-                 "--base=Base", "--num_groups=2", f"--output={out}")
+                 "--base=Base", "--num_groups=2", "--channels=u2i,u2u",
+                 f"--output={out}")
   assert done.returncode == 0, done.stderr[-3000:]
   assert "every run's users average to its saved report" in done.stdout
   record = json.loads(out.read_text())

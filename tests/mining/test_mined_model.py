@@ -3,6 +3,7 @@
 import mic_tf  # noqa: F401  (Keras-2 environment first)
 from absl.testing import parameterized
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from mic_tf import features as F
@@ -86,6 +87,7 @@ class MinedMICModelTest(tf.test.TestCase, parameterized.TestCase):
     got = _loss_after_warmup(mined, batch, refresh=True)
     self.assertAllClose(got, self._base_loss(batch), rtol=1e-6)
 
+  @pytest.mark.slow
   def test_one_view_setting_and_contrastive_rows_are_supported(self):
     mic = MICConfig(projection_dim=DIM, num_views=1, contrastive_batch_size=8)
     batch = _batch()

@@ -4,6 +4,7 @@ import types
 
 import mic_tf  # noqa: F401  (Keras-2 environment first)
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from mic_tf import features as F
@@ -91,6 +92,7 @@ def _towers(tables):
 
 class MinedTrainingTest(tf.test.TestCase):
 
+  @pytest.mark.slow
   def test_fit_refreshes_on_schedule_and_trains(self):
     tf.keras.utils.set_random_seed(0)
     dataset = synthetic_dataset(num_users=150, num_items=60, length=10, seed=0)

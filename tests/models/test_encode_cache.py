@@ -3,6 +3,7 @@
 import gc
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import mic_tf  # noqa: F401
@@ -58,6 +59,7 @@ def test_functions_follow_the_weights_and_go_with_the_model():
   tf.keras.backend.clear_session()
 
 
+@pytest.mark.slow
 def test_many_models_in_one_process_do_not_warn_of_retracing(caplog):
   # A table or figure over many runs loads one model per run: each traces
   # its own functions once, which is no retracing to warn about.

@@ -1,6 +1,7 @@
 """MICModel: loss assembly, view batching, training, save/reload."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from absl.testing import parameterized
 
@@ -99,6 +100,7 @@ class MICModelTest(tf.test.TestCase, parameterized.TestCase):
       dict(config=MICConfig(num_views=1, basic_loss="logistic")),
       dict(config=MICConfig(terms=("uu",), weighting="uncertainty")),
   )
+  @pytest.mark.slow
   def test_fit_in_graph_mode_reduces_loss_and_reports_terms(self, config):
     _, _, model, data = _setup(config)
     hist = model.fit(data, epochs=4, verbose=0).history
@@ -126,6 +128,7 @@ class MICModelTest(tf.test.TestCase, parameterized.TestCase):
       MICModel(user, item, tables.spec, tables.item_table,
                MICConfig(log_q_correction=True))
 
+  @pytest.mark.slow
   def test_save_and_reload_parts_give_identical_embeddings(self):
     ds, tables, model, data = _setup(MICConfig())
     model.fit(data, epochs=1, verbose=0)

@@ -7,6 +7,7 @@ import os
 import re
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import mic_tf  # noqa: F401
@@ -39,6 +40,7 @@ def _readme_class():
   return _guide_block("MyMIC")["MyMIC"]
 
 
+@pytest.mark.slow
 def test_readme_subclass_trains_and_adds_its_term():
   my_mic = _readme_class()
   tf.keras.utils.set_random_seed(0)

@@ -9,6 +9,7 @@ only).
 import mic_tf  # noqa: F401  (sets up Keras 2 before TensorFlow is used)
 from absl.testing import parameterized
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from mic_tf import towers
@@ -69,6 +70,7 @@ class CustomTowerTest(tf.test.TestCase, parameterized.TestCase):
   @parameterized.named_parameters(
       ("tower_subclass", "test_max_pool", build_max_pool, MaxPoolTower),
       ("plain_keras_model", "test_keras_bag", build_keras_bag, KerasBagTower))
+  @pytest.mark.slow
   def test_register_build_and_train(self, name, builder, cls):
     self.register(name, builder)
     self.assertIn(name, towers.available_towers())

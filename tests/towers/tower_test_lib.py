@@ -18,6 +18,7 @@ from typing import Any, Dict, Tuple
 import mic_tf  # noqa: F401  (sets up Keras 2 before TensorFlow is used)
 from absl.testing import parameterized
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from mic_tf import channels
@@ -160,6 +161,7 @@ class TowerContractTest(tf.test.TestCase, parameterized.TestCase):
       self.assertTrue(np.all(np.isfinite(out.numpy())))
 
   @parameterized.named_parameters(*CONFIGS)
+  @pytest.mark.slow
   def test_training_loss_falls(self, make_config):
     model = self.model(make_config())
     losses = fit(model, epochs=4, max_examples=8 * BATCH).history["loss"]
