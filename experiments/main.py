@@ -22,7 +22,7 @@ from absl import flags
 import mic_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TF loads Keras)
 from mic_tf import cli
 from mic_tf import main_job
-from mic_tf.analysis import learning_curves
+from mic_harness import learning_curves
 
 FLAGS = flags.FLAGS
 cli.define_data_flags()
@@ -36,7 +36,8 @@ DSSM against DSSM+MIC, five seeds each, trained to convergence (U2I):
   python experiments/ablation.py --dataset=ml-1m --towers=dssm \\
     --variants=base,all --seeds=0,1,2,3,4 --epochs=40 --patience=3 \\
     --mic_preset=tuned --output_dir=runs/table_dssm_mic
-  committed table: python experiments/grid_table.py \\
+  its committed table (docs/experiments/dssm.md): python \\
+    experiments/grid_table.py \\
     --grid=docs/results/converged/table_dssm_grid.json \\
     --grid=docs/results/converged/table_dssm_mic_grid.json"""
 
