@@ -172,8 +172,9 @@ def main(argv):
           channel_lib.grid_search, assets, prepared.valid, channel, grid,
           config)
       config = result.best_config
-    clock.time("test evaluation, 4 channels", evaluate_channels, assets,
-               prepared.test, names.CHANNELS, names.EXACT, config)
+    clock.time("test evaluation, U2I, U2U, I2I, fused", evaluate_channels,
+               assets, prepared.test, names.BASE_CHANNELS + (names.FUSED,),
+               names.EXACT, config)
 
   print(f"\n{FLAGS.dataset}: {steps_per_epoch} steps per epoch; one epoch "
         f"of base optimizer steps = {epoch:.1f} s here")

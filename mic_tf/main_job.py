@@ -8,10 +8,11 @@
    EASE's ``l2`` are chosen on the valid users (``cli.run_baseline``).
 2. The model is trained with early stopping on the valid users' U2I
    Recall@50, and the best epoch is kept (``training.run_experiment``).
-3. The U2U, I2I and fusion settings are tuned on the valid users
-   (``channels.DEFAULT_GRIDS``), and every channel is evaluated once on the
-   test users (``runs.evaluate_run``, which writes
-   ``<output_dir>/channels_test.json``).
+3. The channels' settings and the fusion are tuned on the valid users
+   (``channels.DEFAULT_GRIDS``: U2U, I2I, the classical channels ItemKNN,
+   UserKNN and EASE, then the fusion of all six), and U2I, U2U, I2I and the
+   fused list are evaluated once on the test users (``runs.evaluate_run``,
+   which writes ``<output_dir>/channels_test.json``).
 
 It returns a ``MainJobResult``: one row per reference model and one per
 channel (valid and test metrics), a one-line summary (the best list on the
@@ -35,8 +36,12 @@ from mic_tf import training
 REFERENCE_ROWS = cli.BASELINES
 #: The reference row the summary compares the best list with.
 SUMMARY_REFERENCE = "EASE"
+#: The model's lists in the table (the classical channels join the fusion;
+#: their own lists are the reference rows').
+TABLE_CHANNELS = names.BASE_CHANNELS + (names.FUSED,)
 CHANNEL_LABELS = {names.U2I: "U2I", names.U2U: "U2U", names.I2I: "I2I",
-                  names.FUSED: "fused"}
+                  names.ITEMKNN: "ItemKNN", names.USERKNN: "UserKNN",
+                  names.EASE: "EASE", names.FUSED: "fused"}
 #: File (in the run directory) of the rows and the summary.
 RESULT_FILE = "main_job.json"
 
@@ -124,7 +129,7 @@ def run_main_job(config: training.ExperimentConfig,
   results = training.run_experiment(config, prepared, verbose=verbose)
   results.pop("model")
   report = runs.evaluate_run(config.output_dir, split="test",
-                             channels=names.CHANNELS, index=names.EXACT,
+                             channels=TABLE_CHANNELS, index=names.EXACT,
                              tune_grids=tune_grids, tune_metric=metric,
                              prepared=prepared)
   label = model_label(config)
@@ -147,7 +152,8 @@ def channel_rows(label: str, training_results: Mapping[str, Any],
 
   ``valid``: U2I's from training (the kept epoch), a tuned channel's the
   metrics of its chosen settings on the valid users (what the tuning
-  measured), else None. ``test``: the report's.
+  measured; only the tuned metric for a fusion refined past its grid),
+  else None. ``test``: the report's.
   """
   tuned = report.get("tuning", {}).get("channels", {})
   rows = []
@@ -159,9 +165,12 @@ def channel_rows(label: str, training_results: Mapping[str, Any],
     elif channel in tuned:
       best = tuned[channel]["best_params"]
       row["settings"] = best
-      chosen = next(r for r in tuned[channel]["rows"]
-                    if all(r.get(k) == v for k, v in best.items()))
-      row["valid"] = {k: v for k, v in chosen.items() if k not in best}
+      chosen = next((r for r in tuned[channel]["rows"]
+                     if all(r.get(k) == v for k, v in best.items())), None)
+      # A fusion refined past its grid has only the tuned metric's value.
+      row["valid"] = ({k: v for k, v in chosen.items() if k not in best}
+                      if chosen else
+                      {report["tuning"]["metric"]: tuned[channel]["best_value"]})
     rows.append(row)
   return rows
 

@@ -45,9 +45,9 @@ def test_channel_rows_take_valid_metrics_from_training_and_tuning():
                            {"alpha": 0.5, "recall@50": 7.0}]},
           "fused": {"best_params": {"mode": "rrf",
                                     "weights": [["u2i", 1.0]]},
-                    "best_value": 8.0,
-                    "rows": [{"mode": "rrf", "weights": [["u2i", 1.0]],
-                              "recall@50": 8.0}]}}}}
+                    "best_value": 8.0,  # refined past the grid's rows
+                    "rows": [{"mode": "rrf", "weights": [["u2i", 2.0]],
+                              "recall@50": 7.5, "recall@20": 3.0}]}}}}
   rows = main_job.channel_rows("DSSM+MIC", {"valid": {"recall@50": 5.0}},
                                report)
   assert [r["name"] for r in rows] == ["DSSM+MIC U2I", "DSSM+MIC U2U",
