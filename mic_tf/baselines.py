@@ -16,7 +16,7 @@ constructor argument; ``mic_tf.cli.run_baseline`` picks it on validation
 users.
 """
 
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -606,6 +606,18 @@ def _normalise_rows(binary: sp.csr_matrix) -> sp.csr_matrix:
   return sp.csr_matrix(sp.diags(inverse) @ binary, dtype=np.float32)
 
 
+def item_gram(train_sequences: Sequence[np.ndarray],
+              num_items: int) -> np.ndarray:
+  """``X^T X`` of the binary user-item matrix ``X``, dense float64.
+
+  Entry ``(i, j)``: how many training users hold both items (``(i, i)``:
+  item ``i``'s users). Padding is dropped and repeats count once.
+  """
+  binary = _binary_matrix(train_sequences, num_items,
+                          "train_sequences").astype(np.float64)
+  return (binary.T @ binary).toarray()
+
+
 class EASE(_HistoryScorer):
   """Embarrassingly Shallow Autoencoder (Steck, WWW 2019).
 
@@ -656,12 +668,35 @@ class EASE(_HistoryScorer):
     Raises:
       ValueError: If an id is outside ``[0, num_items)``.
     """
-    binary = _binary_matrix(train_sequences, self.num_items,
-                            "train_sequences").astype(np.float64)
-    gram = (binary.T @ binary).toarray()
-    gram[np.diag_indices_from(gram)] += self.l2
-    inverse = np.linalg.inv(gram)
-    del gram
+    return self._fit_gram(item_gram(train_sequences, self.num_items))
+
+  @classmethod
+  def fit_grid(cls, num_items: int, train_sequences: Sequence[np.ndarray],
+               l2: Sequence[float], **kwargs) -> Iterator["EASE"]:
+    """One fitted EASE per ``l2`` value, in order, each as ``fit`` makes it.
+
+    The item Gram matrix ``X^T X`` is computed once for the whole grid
+    (it does not depend on ``l2``); each value then costs one inverse.
+
+    Args:
+      num_items: Item vocabulary size including padding id 0.
+      train_sequences: As in ``fit``.
+      l2: The L2 weights to fit.
+      **kwargs: Other constructor arguments.
+
+    Yields:
+      The fitted models (one at a time: each holds a dense weight matrix).
+    """
+    models = [cls(num_items, l2=value, **kwargs) for value in l2]  # check all
+    gram = item_gram(train_sequences, models[0].num_items) if models else None
+    for model in models:
+      yield model._fit_gram(gram)  # pylint: disable=protected-access
+
+  def _fit_gram(self, gram: np.ndarray) -> "EASE":
+    regularised = gram.copy()
+    regularised[np.diag_indices_from(regularised)] += self.l2
+    inverse = np.linalg.inv(regularised)
+    del regularised
     weights = inverse / (-np.diag(inverse))[None, :]
     np.fill_diagonal(weights, 0.0)
     self.weights_ = weights.astype(np.float32)

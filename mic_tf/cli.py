@@ -545,6 +545,19 @@ def make_baseline(name: str, num_items: int, **params):
   return cls(num_items, **params)
 
 
+def _fitted_grid(name: str, num_items: int, param: str,
+                 values: Sequence[Any], train: Sequence[Any]):
+  """One fitted reference model per grid value, in order; a class with a
+  ``fit_grid`` (EASE) shares the work that every value repeats."""
+  cls = type(make_baseline(name, num_items, **{param: values[0]}))
+  fit_grid = getattr(cls, "fit_grid", None)
+  if fit_grid is not None:
+    yield from fit_grid(num_items, train, **{param: values})
+    return
+  for value in values:
+    yield make_baseline(name, num_items, **{param: value}).fit(train)
+
+
 def run_baseline(name: str, prepared: training.Prepared,
                  cutoffs: Sequence[int] = (20, 50),
                  exclude_history: bool = True,
@@ -582,9 +595,8 @@ def run_baseline(name: str, prepared: training.Prepared,
       raise ValueError(f"The {name} grid of {param} values is empty; pass "
                        "at least one value.")
     rows, model, best = [], None, None
-    for value in values:
-      candidate = make_baseline(name, ds.num_items, **{param: value})
-      candidate.fit(train)
+    for value, candidate in zip(values, _fitted_grid(name, ds.num_items,
+                                                     param, values, train)):
       rows.append({param: value, **evaluate(candidate, prepared.valid)})
       logging.info("%s %s=%s valid %s=%.3f", out["name"], param, value,
                    metric, rows[-1][metric])
@@ -624,6 +636,16 @@ METRIC_ORDER = ("recall@20", "ndcg@20", "ndcg_gt@20", "hr@20",
                 "recall@50", "ndcg@50", "ndcg_gt@50", "hr@50")
 
 
+def row_label(row: Mapping[str, Any]) -> str:
+  """A row's name with the value it chose on valid users, if any, e.g.
+  ``EASE (l2=1000)``."""
+  name = row["name"]
+  if row.get("params"):
+    name += " (" + ", ".join(f"{p}={v:g}" for p, v in
+                             row["params"].items()) + ")"
+  return name
+
+
 def results_table(rows: Sequence[Dict[str, Any]], split: str = "test",
                   metrics: Sequence[str] = METRIC_ORDER) -> str:
   """A Markdown table of metrics (percent) for each row.
@@ -635,10 +657,6 @@ def results_table(rows: Sequence[Dict[str, Any]], split: str = "test",
   lines = [header, "|" + "---|" * (len(metrics) + 1)]
   for row in rows:
     m = row[split]
-    name = row["name"]
-    if row.get("params"):
-      name += " (" + ", ".join(f"{p}={v:g}" for p, v in
-                               row["params"].items()) + ")"
-    lines.append(f"| {name} | " +
+    lines.append(f"| {row_label(row)} | " +
                  " | ".join(f"{m[k]:.3f}" for k in metrics) + " |")
   return "\n".join(lines)

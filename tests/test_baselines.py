@@ -285,6 +285,19 @@ class TestEASE:
     got = baselines.EASE(12, l2=l2).fit(train).weights_
     np.testing.assert_allclose(got, want, atol=1e-5)
 
+  def test_fit_grid_equals_fitting_each_value(self):
+    # The grid computes X^T X once; every model is bit-identical to fit().
+    rng = np.random.default_rng(5)
+    train = [rng.integers(0, 12, size=rng.integers(1, 9)) for _ in range(30)]
+    values = [0.5, 3.0, 40.0]
+    models = list(baselines.EASE.fit_grid(12, train, l2=values))
+    assert [m.l2 for m in models] == values
+    for value, model in zip(values, models):
+      np.testing.assert_array_equal(
+          model.weights_, baselines.EASE(12, l2=value).fit(train).weights_)
+    with pytest.raises(ValueError, match="l2"):
+      list(baselines.EASE.fit_grid(12, train, l2=[1.0, -1.0]))
+
   def test_errors(self):
     with pytest.raises(ValueError, match="EASE inverts a dense.*ItemKNN or "
                        "UserKNN"):

@@ -77,9 +77,9 @@ def test_record_hashes_files_the_user_names(tmp_path):
 
 
 def _main_job_flags():
-  """The flags experiments/run_main.sh passes to experiments/train.py."""
+  """The flags experiments/run_main.sh passes to experiments/main.py."""
   script = (_ROOT / "experiments" / "run_main.sh").read_text()
-  command = script[script.index(".venv/bin/python experiments/train.py"):]
+  command = script[script.index(".venv/bin/python experiments/main.py"):]
   command = command[:command.index('"$@"')]
   return [f for f in re.findall(r"--[a-z_]+=[^\s\"\\]+|--[a-z_]+(?=\s)",
                                 command)
@@ -96,7 +96,8 @@ def test_main_job_prints_the_same_table_twice(tmp_path):
   machine), which must not change a number.
   """
   flags = _main_job_flags()
-  assert "--dataset=ml-1m" in flags and "--baselines=mostpop,itemknn" in flags
+  assert "--dataset=ml-1m" in flags and "--mic_preset=tuned" in flags
+  assert "--deterministic" in flags
   short = ["--dataset=ml-100k", "--epochs=1", "--examples_per_epoch=4096"]
   env = dict(os.environ, PYTHONPATH=str(_ROOT))
   env.pop("TF_CPP_MIN_LOG_LEVEL", None)
@@ -104,28 +105,61 @@ def test_main_job_prints_the_same_table_twice(tmp_path):
   def invocation(name):
     threads = ["--threads=1"] if name == "b" else []
     return subprocess.run(
-        [sys.executable, str(_ROOT / "experiments" / "train.py"), *flags,
+        [sys.executable, str(_ROOT / "experiments" / "main.py"), *flags,
          *short, *threads, f"--output_dir={tmp_path / name}"], env=env,
-        capture_output=True, text=True, timeout=600, check=False)
+        capture_output=True, text=True, timeout=1200, check=False)
 
   with concurrent.futures.ThreadPoolExecutor(2) as pool:
     first, second = pool.map(invocation, ["a", "b"])
   for done in (first, second):
     assert done.returncode == 0, done.stderr[-3000:]
   table = [l for l in first.stdout.splitlines() if l.startswith("|")]
-  assert len(table) == 5, first.stdout  # header, rule, 3 rows
-  assert table == [l for l in second.stdout.splitlines()
-                   if l.startswith("|")]
+  # Header, rule, the four reference rows, then DSSM+MIC's four channels.
+  assert len(table) == 10, first.stdout
+  names = [l.split("|")[1].strip() for l in table[2:]]
+  assert names[0] == "MostPopular" and names[1] == "ItemKNN"
+  assert names[2].startswith("UserKNN (neighbours=")
+  assert names[3].startswith("EASE (l2=")
+  assert names[4:] == ["DSSM+MIC U2I", "DSSM+MIC U2U", "DSSM+MIC I2I",
+                       "DSSM+MIC fused"]
+  results = lambda out: [l for l in out.splitlines()
+                         if l.startswith("|") or " tuned on valid users: "
+                         in l or l.startswith("Best list")]
+  assert results(first.stdout) == results(second.stdout)
   # The quiet console: data, protocol, one Keras line per epoch, the kept
-  # epoch, the table; nothing from TensorFlow's internals.
+  # epoch, the settings tuned on valid users, the table, the summary, where
+  # the run is, the ablation command; nothing from TensorFlow's internals.
   # (Keras prints no "Epoch 1/1" header line when there is one epoch.)
   lines = first.stdout.splitlines()
   assert lines[0].startswith("ml-100k: using the cached files"), lines[0]
   assert lines[1].startswith("ml-100k: 943 users"), lines[1]
   assert "val_recall@50" in lines[2] and "basic_loss" in lines[2], lines[2]
+  assert "ii_loss" in lines[2], lines[2]  # MIC's terms are trained
   assert lines[3].startswith("Kept epoch 1 of 1 run (max 1; valid recall@50")
-  assert lines[4:] == table
-  assert first.stderr == "", first.stderr[-3000:]
+  tuned = lines[4:lines.index(table[0])]
+  assert [l.split(" tuned on valid users: ")[0] for l in tuned] == [
+      "U2U", "I2I", "ItemKNN", "UserKNN", "EASE", "fused"], tuned
+  end = 4 + len(tuned) + len(table)
+  assert lines[4 + len(tuned):end] == table
+  blank, summary, where, ablation, *command = lines[end:]
+  assert blank == ""
+  assert summary.startswith("Best list on the test users (recall@50): ")
+  assert re.search(r"\d\.\d\dx EASE", summary), summary
+  run_dir = str(tmp_path / "a")
+  assert where.startswith(f"Run: {run_dir} ")
+  assert f"tensorboard --logdir {run_dir}/tensorboard" in where
+  assert where.endswith(f"learning curve: {run_dir}/learning_curve.png")
+  assert ablation.startswith("DSSM against DSSM+MIC")
+  assert any("experiments/ablation.py" in l for l in command)
+  # stderr: at most the progress lines of long work (a loaded machine can
+  # make the reference rows or the fusion tuning last over a minute).
+  progress = r"(reference rows|fusion tuning): \d+/\d+ \w+.*"
+  assert all(re.fullmatch(progress, l) for l in first.stderr.splitlines()), (
+      first.stderr[-3000:])
+  assert (tmp_path / "a" / "learning_curve.png").stat().st_size > 0
+  assert (tmp_path / "a" / "tensorboard").is_dir()
+  with open(tmp_path / "a" / "main_job.json") as f:
+    assert json.load(f)["summary"] == summary
   numerics = {}
   for name in ("a", "b"):
     with open(tmp_path / name / "run_record.json") as f:

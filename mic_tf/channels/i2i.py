@@ -25,7 +25,7 @@ any I2I score), as U2U gives such a user its neighbours' popular items.
 """
 
 import dataclasses
-from typing import Dict, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -103,6 +103,26 @@ def rank_i2i(source_items: tf.Tensor, neighbour_ids: tf.Tensor,
   Returns:
     ``(ids, scores)`` of shape ``(B, k)``.
   """
+  return rank_i2i_blends(source_items, neighbour_ids, neighbour_sims,
+                         user_queries, item_table, exclude, k, num_similar,
+                         (alpha,), gamma, recency_decay)[0]
+
+
+def rank_i2i_blends(source_items: tf.Tensor, neighbour_ids: tf.Tensor,
+                    neighbour_sims: tf.Tensor, user_queries: tf.Tensor,
+                    item_table: tf.Tensor, exclude: tf.Tensor, k: int,
+                    num_similar: int, alphas: Sequence[float], gamma: float,
+                    recency_decay: float
+                    ) -> List[Tuple[tf.Tensor, tf.Tensor]]:
+  """``rank_i2i`` for several ``alpha``s, the candidates scored once
+  (``ranking.rank_weighted_pairs_blends``).
+
+  Arguments as ``rank_i2i``, with ``alphas`` (blend weights) for
+  ``alpha``.
+
+  Returns:
+    One ``(ids, scores)`` of shape ``(B, k)`` per alpha.
+  """
   batch = tf.shape(source_items)[0]
   sources = tf.cast(source_items, tf.int64)
   ids = tf.cast(neighbour_ids, tf.int64)
@@ -118,10 +138,10 @@ def rank_i2i(source_items: tf.Tensor, neighbour_ids: tf.Tensor,
   users = tf.broadcast_to(
       tf.range(tf.cast(batch, tf.int64))[:, tf.newaxis, tf.newaxis],
       tf.shape(ids, out_type=tf.int64))
-  return ranking.rank_weighted_pairs(
+  return ranking.rank_weighted_pairs_blends(
       tf.boolean_mask(users, valid), tf.boolean_mask(ids, valid),
       tf.boolean_mask(weights, valid), exclude, user_queries, item_table,
-      alpha, batch, k)
+      alphas, batch, k)
 
 
 class I2IChannel(Channel):
@@ -218,14 +238,24 @@ class I2IChannel(Channel):
            ) -> Tuple[tf.Tensor, tf.Tensor]:
     """``rank_i2i`` with the channel's (or the given) settings."""
     s = settings or self.settings()
+    return self.rank_blends(users, searched, exclude, s, (s["alpha"],))[0]
+
+  def rank_blends(self, users: EncodedUsers,
+                  searched: Tuple[tf.Tensor, tf.Tensor, tf.Tensor],
+                  exclude: tf.Tensor, settings: Mapping[str, tf.Tensor],
+                  alphas: Sequence[tf.Tensor]
+                  ) -> List[Tuple[tf.Tensor, tf.Tensor]]:
+    """``rank`` for each of ``alphas`` (``settings``' own is ignored), the
+    candidates scored once: the grid search's path."""
     sources, ids, sims = searched
-    ids, scores = rank_i2i(sources, ids, sims, users.shared,
-                           self.item_shared, exclude, self.k,
-                           s["num_similar_items"], s["alpha"], s["gamma"],
-                           s["recency_decay"])
+    ranked = rank_i2i_blends(sources, ids, sims, users.shared,
+                             self.item_shared, exclude, self.k,
+                             settings["num_similar_items"], alphas,
+                             settings["gamma"], settings["recency_decay"])
     # No source (no known history item): the popular fallback.
     no_source = tf.reduce_all(sources <= 0, axis=1, keepdims=True)
     popular_ids, popular_scores = ranking.popular_items(
         exclude, self.num_items, self.k)
-    return (tf.where(no_source, popular_ids, ids),
-            tf.where(no_source, popular_scores, scores))
+    return [(tf.where(no_source, popular_ids, top_ids),
+             tf.where(no_source, popular_scores, top_scores))
+            for top_ids, top_scores in ranked]

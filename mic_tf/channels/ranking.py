@@ -19,7 +19,7 @@ Conventions:
   rule as ``mic_tf.indexes.exact_top_k``.
 """
 
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -247,12 +247,33 @@ def rank_weighted_pairs(rows: tf.Tensor, items: tf.Tensor, weights: tf.Tensor,
   Returns:
     ``(ids, scores)`` of shape ``(B, k)`` (``top_k_per_row``).
   """
+  return rank_weighted_pairs_blends(rows, items, weights, exclude,
+                                    user_queries, item_table, (alpha,),
+                                    num_rows, k)[0]
+
+
+def rank_weighted_pairs_blends(rows: tf.Tensor, items: tf.Tensor,
+                               weights: tf.Tensor, exclude: tf.Tensor,
+                               user_queries: tf.Tensor, item_table: tf.Tensor,
+                               alphas: Sequence[tf.Tensor],
+                               num_rows: tf.Tensor, k: int
+                               ) -> List[Tuple[tf.Tensor, tf.Tensor]]:
+  """``rank_weighted_pairs`` for several ``alpha``s at the cost of one.
+
+  The aggregation and the cosines do not depend on ``alpha``: they are
+  computed once, then each blend is cut to its ``k`` best (the grid search
+  of the channel settings tries several ``alpha``s).
+
+  Returns:
+    One ``(ids, scores)`` per alpha, each what ``rank_weighted_pairs``
+    returns with that alpha.
+  """
   rows, items, values = keep_pairs(rows, items, weights, exclude)
   rows, items, total = aggregate(rows, items, values, reduce="sum")
   collaborative = normalize_by_row_max(rows, total, num_rows)
   cosine = interest_cosine(rows, items, user_queries, item_table)
-  return top_k_per_row(rows, items, blend(collaborative, cosine, alpha),
-                       num_rows, k)
+  return [top_k_per_row(rows, items, blend(collaborative, cosine, alpha),
+                        num_rows, k) for alpha in alphas]
 
 
 def popular_items(exclude: tf.Tensor, num_items: int,

@@ -10,10 +10,11 @@ with the channel modules themselves (exact indexes)::
 
 U2U and I2I: the channel searches once with the largest ``N`` (or ``M'``
 and ``M``) of the grid, then every grid point re-ranks the first ``N`` (or
-``M'``, ``M``) with ``Channel.rank``, exactly as a channel built with that
-point would. Classical channels: each grid point is fitted and its channel
-retrieves. Fusion: the tuned channels' lists are retrieved once and every
-candidate rule fuses them (``fusion.fuse_lists``, what the fused channel
+``M'``, ``M``) with the channel's own ranking, exactly as a channel built
+with that point would; grid points that differ in ``alpha`` alone share one
+aggregation of their candidates (``Channel.rank_blends``). Classical
+channels: each grid point is fitted and its channel retrieves. Fusion: the
+tuned channels' lists are retrieved once and every candidate rule fuses them (``fusion.fuse_lists``, what the fused channel
 runs): rank-based (``quota``, reciprocal rank ``rrf``) and score-normalised
 (``score``) rules over each channel alone and mixes of two or three; then
 the best rule's weights are refined by coordinate ascent on the same valid
@@ -175,8 +176,13 @@ def _rankings(assets: ChannelAssets, users: F.EvalUsers, channel: str,
                                         for s in sections),
                "num_similar_items": max(s.num_similar_items
                                         for s in sections)}
-  rank = tf.function(functools.partial(module.rank), reduce_retracing=True,
-                     autograph=False)
+  rank = tf.function(functools.partial(module.rank_blends),
+                     reduce_retracing=True, autograph=False)
+  # Grid points that differ in alpha alone share their candidates and
+  # cosines: one ``rank_blends`` call ranks them all.
+  groups: Dict[Any, List[int]] = {}
+  for i, section in enumerate(sections):
+    groups.setdefault(dataclasses.replace(section, alpha=0.0), []).append(i)
   out = [[] for _ in configs]
   for feats, histories in _batches(users, batch_size):
     encoded = module.encoder(feats)
@@ -184,7 +190,8 @@ def _rankings(assets: ChannelAssets, users: F.EvalUsers, channel: str,
         encoded.history,
         tf.constant(pad_lists(histories)) if exclude_history else None)
     searched = module.search(encoded, exclude, numpy=True, **largest)
-    for i, section in enumerate(sections):
+    for members in groups.values():
+      section = sections[members[0]]
       if channel == names.U2U:
         n = section.num_neighbours
         narrowed = (searched[0][:, :n], searched[1][:, :n])
@@ -193,8 +200,12 @@ def _rankings(assets: ChannelAssets, users: F.EvalUsers, channel: str,
         narrowed = (searched[0][:, :m_prime],
                     searched[1][:, :m_prime, :m + 1],
                     searched[2][:, :m_prime, :m + 1])
-      ids, _ = rank(encoded, narrowed, exclude, module.settings(section))
-      out[i].append(ids.numpy())
+      alphas = tuple(tf.constant(sections[i].alpha, tf.float32)
+                     for i in members)
+      ranked = rank(encoded, narrowed, exclude, module.settings(section),
+                    alphas)
+      for i, (ids, _) in zip(members, ranked):
+        out[i].append(ids.numpy())
   return [np.concatenate(parts) for parts in out]
 
 

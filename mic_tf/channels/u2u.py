@@ -24,7 +24,7 @@ user served by its own vector finds itself among its neighbours
 """
 
 import dataclasses
-from typing import Dict, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -117,6 +117,25 @@ def rank_u2u(neighbour_rows: tf.Tensor, neighbour_sims: tf.Tensor,
   Returns:
     ``(ids, scores)`` of shape ``(B, k)``.
   """
+  return rank_u2u_blends(neighbour_rows, neighbour_sims, history_values,
+                         history_splits, user_queries, item_table, exclude,
+                         k, (alpha,), gamma)[0]
+
+
+def rank_u2u_blends(neighbour_rows: tf.Tensor, neighbour_sims: tf.Tensor,
+                    history_values: tf.Tensor, history_splits: tf.Tensor,
+                    user_queries: tf.Tensor, item_table: tf.Tensor,
+                    exclude: tf.Tensor, k: int, alphas: Sequence[float],
+                    gamma: float) -> List[Tuple[tf.Tensor, tf.Tensor]]:
+  """``rank_u2u`` for several ``alpha``s, the candidates scored once
+  (``ranking.rank_weighted_pairs_blends``).
+
+  Arguments as ``rank_u2u``, with ``alphas`` (blend weights) for
+  ``alpha``.
+
+  Returns:
+    One ``(ids, scores)`` of shape ``(B, k)`` per alpha.
+  """
   batch = tf.shape(neighbour_rows)[0]
   width = tf.shape(neighbour_rows)[1]
   rows_flat = tf.reshape(tf.cast(neighbour_rows, tf.int64), [-1])
@@ -130,9 +149,9 @@ def rank_u2u(neighbour_rows: tf.Tensor, neighbour_sims: tf.Tensor,
   picked = tf.gather(histories, tf.gather(rows_flat, slot))
   pair_slot = tf.gather(slot, picked.value_rowids())
   users = pair_slot // tf.cast(width, tf.int64)
-  return ranking.rank_weighted_pairs(
+  return ranking.rank_weighted_pairs_blends(
       users, picked.flat_values, tf.gather(weights, pair_slot), exclude,
-      user_queries, item_table, alpha, batch, k)
+      user_queries, item_table, alphas, batch, k)
 
 
 class U2UChannel(Channel):
@@ -213,7 +232,17 @@ class U2UChannel(Channel):
            ) -> Tuple[tf.Tensor, tf.Tensor]:
     """``rank_u2u`` with the channel's (or the given) settings."""
     s = settings or self.settings()
+    return self.rank_blends(users, searched, exclude, s, (s["alpha"],))[0]
+
+  def rank_blends(self, users: EncodedUsers,
+                  searched: Tuple[tf.Tensor, tf.Tensor], exclude: tf.Tensor,
+                  settings: Mapping[str, tf.Tensor],
+                  alphas: Sequence[tf.Tensor]
+                  ) -> List[Tuple[tf.Tensor, tf.Tensor]]:
+    """``rank`` for each of ``alphas`` (``settings``' own is ignored), the
+    candidates scored once: the grid search's path."""
     rows, sims = searched
-    return rank_u2u(rows, sims, self.history_values, self.history_splits,
-                    users.shared, self.item_shared, exclude, self.k,
-                    s["alpha"], s["gamma"])
+    return rank_u2u_blends(rows, sims, self.history_values,
+                           self.history_splits, users.shared,
+                           self.item_shared, exclude, self.k, alphas,
+                           settings["gamma"])

@@ -130,6 +130,29 @@ class EvaluateChannelsTest(tf.test.TestCase):
     self.assertAlmostEqual(row["recall@50"],
                            self._direct(config, "u2u", "recall@50"), places=9)
 
+  def test_grid_points_sharing_candidates_equal_their_own_channel(self):
+    # Points that differ in alpha alone are ranked from one aggregation of
+    # their candidates (rank_blends): each list must still be the one a
+    # channel built with that point returns, to the last id.
+    valid = self.prepared.valid
+    grids = {"u2u": {"num_neighbours": [3, 20], "gamma": [1.0, 2.0],
+                     "alpha": [0.0, 0.3, 1.0]},
+             "i2i": {"num_similar_items": [2, 6], "alpha": [1.0, 0.0, 0.6]}}
+    for channel, grid in grids.items():
+      result = channels.grid_search(self.assets, valid, channel, grid)
+      self.assertLen(result.rows, len(grid["alpha"]) * (
+          4 if channel == "u2u" else 2))
+      for row in result.rows:
+        params = {k: row[k] for k in grid}
+        config = channels.ChannelConfig().replace(**{
+            channel: (channels.U2UConfig if channel == "u2u"
+                      else channels.I2IConfig)(**params)})
+        self.assertEqual(
+            {k: row[k] for k in row if k not in grid},
+            channels.evaluate_channels(self.assets, valid, (channel,),
+                                       config=config)[0][channel],
+            msg=f"{channel} {params}")
+
   def test_grid_search_i2i_and_fusion(self):
     valid = self.prepared.valid
     i2i = channels.grid_search(self.assets, valid, "i2i",
