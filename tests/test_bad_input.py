@@ -147,6 +147,11 @@ CASES = {
         "train", lambda t, c: ["--dataset=custom",
                                f"--data_path={t / 'none.csv'}"],
         "none.csv does not exist; pass the path of a .csv or .parquet"),
+    "data path naming a directory": (
+        "train", lambda t, c: ["--dataset=custom",
+                               f"--data_path={os.path.dirname(c)}"],
+        "is a directory; pass the path of the .csv or .parquet file itself, "
+        "e.g. "),
     "malformed data file": (
         "train", lambda t, c: ["--dataset=custom",
                                f"--data_path={_garbage(t)}"],
