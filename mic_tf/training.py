@@ -39,6 +39,7 @@ from mic_tf import features as F
 from mic_tf import names
 from mic_tf import optimizers
 from mic_tf import pipeline
+from mic_tf import run_files
 from mic_tf import run_record
 from mic_tf import stats
 from mic_tf.channels.assets import ChannelAssets
@@ -510,6 +511,8 @@ def run_experiment(config: ExperimentConfig,
   """
   # First: a multi-worker strategy must exist before any TensorFlow op runs.
   strategy = distribute.make_strategy(config.strategy)
+  if config.output_dir:
+    run_files.check_output_dir(config.output_dir)
   tf.keras.utils.set_random_seed(config.seed)
   prepared = prepared or prepare_data(config)
   _check_prepared(config, prepared)
@@ -540,6 +543,8 @@ def run_experiment(config: ExperimentConfig,
     model = build_model(config, tables, prepared.dataset)
     build_variables(model, tables,
                     towers_first=config.towers_first)
+  if out_dir and chief:
+    run_files.check_free_space(out_dir, 2 * run_files.weight_bytes(model))
 
   ckpt = os.path.join(out_dir, "checkpoints", "best") if out_dir else None
   evaluator = EvaluationCallback(prepared.valid, config.cutoffs,
@@ -559,8 +564,9 @@ def run_experiment(config: ExperimentConfig,
     ]
   all_callbacks += list(callbacks)
   start = time.perf_counter()
-  model.fit(train_ds, epochs=config.epochs, callbacks=all_callbacks,
-            verbose=verbose, steps_per_epoch=config.steps_per_epoch)
+  with run_files.stop_when_disk_full(out_dir):
+    model.fit(train_ds, epochs=config.epochs, callbacks=all_callbacks,
+              verbose=verbose, steps_per_epoch=config.steps_per_epoch)
   train_seconds = time.perf_counter() - start
   evaluator.restore_best()
   distribute.remove_worker_files(strategy)
@@ -769,7 +775,8 @@ def load_run(output_dir: str, prepared: Optional[Prepared] = None
   try:
     status = tf.train.Checkpoint(model=model).read(ckpt)
     status.assert_existing_objects_matched()
-  except (AssertionError, ValueError, tf.errors.OpError) as error:
+  except (AssertionError, IndexError, ValueError, tf.errors.OpError) as error:
+    run_files.check_checkpoint(ckpt, output_dir)  # corrupt, not mismatched
     raise errors.UserError(
         f"The checkpoint in {output_dir!r} does not fit the model its "
         "config.json describes (written by another mic-tf version?): "
