@@ -166,6 +166,11 @@ CASES = {
     "output dir naming a file": (
         "train", lambda t, c: _tiny_flags(c, _file(t / "taken")),
         "taken is a file, not a directory; pass a directory for the run"),
+    "fewer training examples than a batch": (
+        "train", lambda t, c: _tiny_flags(c, t / "run") + ["--batch_size=2048"],
+        "Only 1056 training examples, fewer than batch_size=2048: not one "
+        "full batch (the in-batch negatives need full batches). Pass "
+        "--batch_size=1056 or less"),
     "resuming a run of other settings": (
         "train", lambda t, c: _tiny_flags(c, _made(_unfinished_run,
                                                    t / "run", seed=7)),
