@@ -270,6 +270,8 @@ def prepare_data(config: ExperimentConfig,
                    f"training users (train_user_fraction="
                    f"{config.train_user_fraction}, data_seed="
                    f"{config.data_seed}); valid and test users unchanged.")
+  F.check_history_memory(dataset, config.maxlen, config.batch_size,
+                         config.embedding_dim)
   tables = F.build_feature_tables(dataset, maxlen=config.maxlen,
                                   use_user_id=config.use_user_id,
                                   max_item_users=config.max_item_users,

@@ -171,6 +171,12 @@ CASES = {
         "Only 1056 training examples, fewer than batch_size=2048: not one "
         "full batch (the in-batch negatives need full batches). Pass "
         "--batch_size=1056 or less"),
+    "history longer than memory holds": (
+        "train", lambda t, c: _tiny_flags(c, t / "run") + [
+            "--maxlen=100000000"],
+        "--maxlen=100000000 needs at least 199.7 GiB for the history "
+        "tensors (a batch of 64 histories embedded in 8 dimensions, plus "
+        "the evaluated users'), more than the "),
     "resuming a run of other settings": (
         "train", lambda t, c: _tiny_flags(c, _made(_unfinished_run,
                                                    t / "run", seed=7)),
