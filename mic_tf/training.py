@@ -513,7 +513,7 @@ def run_experiment(config: ExperimentConfig,
   """
   # First: a multi-worker strategy must exist before any TensorFlow op runs.
   strategy = distribute.make_strategy(config.strategy)
-  if config.output_dir:
+  if config.output_dir and distribute.is_chief(strategy):
     run_files.check_output_dir(config.output_dir)
   tf.keras.utils.set_random_seed(config.seed)
   prepared = prepared or prepare_data(config)
