@@ -7,7 +7,8 @@ num_items - 1``, never ``names.MISSING_ID`` = 0) with a finite score, best
 first, distinct, never an excluded item; an empty slot is never counted as a
 hit. Served raw ids follow it with the raw padding in place of -1.
 
-Checked for every channel (U2I, U2U, I2I) and every fusion rule, on the
+Checked for every channel (U2I, U2U, I2I, ItemKNN, UserKNN, EASE) and every
+fusion rule, on the
 in-graph path (``recommend``, what a SavedModel serves), the offline path
 (``retrieve`` and ``evaluate_channels``) and the exported raw-id servers,
 for users whose lists are short: ``k`` is the whole item pool less one, so
@@ -151,7 +152,7 @@ def _fused(setup, mode):
 
 
 def _all_channels(setup):
-  out = {c: setup.built[c] for c in names.BASE_CHANNELS}
+  out = {c: setup.built[c] for c in names.FUSABLE}
   out.update({f"fused_{m}": _fused(setup, m) for m in FUSIONS})
   return out
 
@@ -160,7 +161,7 @@ def _tf_features(features):
   return {k: tf.constant(v, tf.int32) for k, v in features.items()}
 
 
-@pytest.mark.parametrize("name", list(names.BASE_CHANNELS) + [
+@pytest.mark.parametrize("name", list(names.FUSABLE) + [
     f"fused_{m}" for m in FUSIONS])
 def test_in_graph_and_offline_lists_keep_the_contract(setup, name):
   channel = _all_channels(setup)[name]
@@ -171,7 +172,10 @@ def test_in_graph_and_offline_lists_keep_the_contract(setup, name):
                         excluded=setup.histories, where=f"{name} recommend")
   offline = channel.retrieve(setup.features, setup.histories, batch_size=3)
   check_lists(*offline, excluded=setup.histories, where=f"{name} retrieve")
-  np.testing.assert_array_equal(offline[0], served[0].numpy())
+  # The two paths agree up to the order of tied items.
+  np.testing.assert_allclose(offline[1], served[1].numpy(), rtol=1e-5)
+  for a, b in zip(offline[0], served[0].numpy()):
+    assert set(a.tolist()) == set(b.tolist()), (name, a, b)
   assert empties > 0  # the case of fewer candidates than k was exercised
   # The user who excludes every item gets an empty list.
   assert np.all(offline[0][-1] == names.PAD_ID)
@@ -289,7 +293,7 @@ def _raw_request(setup):
   return request, exclude, to_internal
 
 
-@pytest.mark.parametrize("name", list(names.BASE_CHANNELS) + [
+@pytest.mark.parametrize("name", list(names.FUSABLE) + [
     f"fused_{m}" for m in FUSIONS])
 def test_raw_id_lists_keep_the_contract(setup, name):
   """``recommend_raw``: the function the exported ``recommend`` traces."""
