@@ -380,3 +380,12 @@ def test_sources_skip_unknown_items_inside_a_history():
   """An unknown id reads as 0 anywhere in a history, not only at its start."""
   out = channels.ranking.last_distinct_items(tf.constant([[5, 0, 3]]), 2)
   np.testing.assert_array_equal(out, [[3, 5]])
+
+
+def test_a_candidate_scored_minus_infinity_is_an_empty_slot():
+  """-inf marks an empty slot, so an item scored -inf is not served."""
+  ids, scores = channels.ranking.top_k_per_row(
+      tf.constant([0, 0], tf.int64), tf.constant([3, 4], tf.int64),
+      tf.constant([0.5, -np.inf]), 1, 3)
+  np.testing.assert_array_equal(ids, [[3, -1, -1]])
+  check_lists(ids.numpy(), scores.numpy(), num_items=5)
