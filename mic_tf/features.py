@@ -30,10 +30,12 @@ a masked field never collides with a real id.
 
 import dataclasses
 import json
+import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from mic_tf import errors
 from mic_tf import names
 from mic_tf.data.dataset import ProcessedDataset
 
@@ -182,6 +184,55 @@ def pad_history(sequence: np.ndarray, end: int, maxlen: int) -> np.ndarray:
   if len(window):
     out[maxlen - len(window):] = window
   return out
+
+
+def available_memory() -> Optional[int]:
+  """Bytes of memory this machine can still give (None if unknown)."""
+  try:
+    with open("/proc/meminfo") as f:
+      for line in f:
+        if line.startswith("MemAvailable:"):
+          return int(line.split()[1]) * 1024
+  except OSError:
+    pass
+  try:
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+  except (AttributeError, ValueError, OSError):
+    return None
+
+
+def history_bytes(dataset: ProcessedDataset, maxlen: int, batch_size: int,
+                  embedding_dim: int) -> int:
+  """A lower bound on the memory the history field of length ``maxlen``
+  takes: one training batch of embedded histories (float32, kept for the
+  backward pass) and the evaluated users' padded histories (int32)."""
+  evaluated = len(dataset.valid_users) + len(dataset.test_users)
+  return 4 * maxlen * (batch_size * embedding_dim + evaluated)
+
+
+def check_history_memory(dataset: ProcessedDataset, maxlen: int,
+                         batch_size: int, embedding_dim: int,
+                         available: Optional[int] = None) -> None:
+  """Refuses a ``maxlen`` whose history tensors cannot fit in memory.
+
+  Checked before any of them is allocated (``history_bytes`` against
+  ``available``, by default ``available_memory()``).
+
+  Raises:
+    UserError: If they need more than the memory available.
+  """
+  available = available_memory() if available is None else available
+  needed = history_bytes(dataset, maxlen, batch_size, embedding_dim)
+  if available is None or needed <= available:
+    return
+  longest = max(len(s) for s in dataset.sequences)
+  raise errors.UserError(
+      f"--maxlen={maxlen} needs at least {needed / 2**30:.1f} GiB for the "
+      f"history tensors (a batch of {batch_size} histories embedded in "
+      f"{embedding_dim} dimensions, plus the evaluated users'), more than "
+      f"the {available / 2**30:.1f} GiB of memory available. The longest "
+      f"sequence has {longest} items, so --maxlen={longest} already keeps "
+      "every interaction: pass --maxlen of at most that.")
 
 
 def build_feature_tables(dataset: ProcessedDataset,

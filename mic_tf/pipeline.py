@@ -18,6 +18,7 @@ from typing import Dict, Optional
 import numpy as np
 import tensorflow as tf
 
+from mic_tf import errors
 from mic_tf import features as F
 from mic_tf import reproducibility
 from mic_tf.data.dataset import ProcessedDataset
@@ -49,7 +50,11 @@ def training_dataset(tables: F.FeatureTables,
       (same guarantees, no buffer: Books has 6.7M examples).
     min_history: Smallest history length of a training example.
     drop_remainder: Whether to drop the last partial batch (in-batch
-      negatives prefer full batches).
+      negatives prefer full batches). With it, fewer examples than
+      ``batch_size`` are refused rather than trained with a smaller batch:
+      the batch size sets how many in-batch negatives each example meets,
+      so a silently smaller batch would train another objective than the
+      one asked for (and recorded in the run's config).
     max_examples: If set, keep a seeded random subset of this many
       (user, position) pairs, fixed across epochs.
 
@@ -58,6 +63,8 @@ def training_dataset(tables: F.FeatureTables,
 
   Raises:
     ValueError: On a non-positive batch size.
+    UserError: If ``drop_remainder`` and there are fewer training examples
+      than ``batch_size`` (no full batch).
   """
   if batch_size <= 0:
     raise ValueError(f"batch_size must be positive, got {batch_size}.")
@@ -66,6 +73,8 @@ def training_dataset(tables: F.FeatureTables,
     rng = np.random.default_rng(seed)
     keep = np.sort(rng.choice(len(positions), max_examples, replace=False))
     positions = positions[keep]
+  if drop_remainder and len(positions) < batch_size:
+    raise errors.UserError(_too_few_examples(len(positions), batch_size))
   builder = _BatchBuilder(tables, dataset)
   if shuffle and len(positions) >= INDEX_SHUFFLE_FROM:
     ds = _index_shuffled_batches(positions, batch_size, seed, drop_remainder)
@@ -86,6 +95,14 @@ def training_dataset(tables: F.FeatureTables,
     options.autotune.enabled = False
     ds = ds.with_options(options)
   return ds
+
+
+def _too_few_examples(count: int, batch_size: int) -> str:
+  return (f"Only {count} training examples, fewer than batch_size="
+          f"{batch_size}: not one full batch (the in-batch negatives need "
+          f"full batches). Pass --batch_size={count} or less (fewer in-batch "
+          "negatives: results do not compare with other batch sizes), or "
+          "train on more data.")
 
 
 def _index_shuffled_batches(positions: np.ndarray, batch_size: int, seed: int,

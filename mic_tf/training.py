@@ -41,6 +41,7 @@ from mic_tf import features as F
 from mic_tf import names
 from mic_tf import optimizers
 from mic_tf import pipeline
+from mic_tf import run_files
 from mic_tf import run_record
 from mic_tf.channels.assets import ChannelAssets
 from mic_tf.channels.evaluate import evaluate_channels
@@ -270,6 +271,8 @@ def prepare_data(config: ExperimentConfig,
                    f"training users (train_user_fraction="
                    f"{config.train_user_fraction}, data_seed="
                    f"{config.data_seed}); valid and test users unchanged.")
+  F.check_history_memory(dataset, config.maxlen, config.batch_size,
+                         config.embedding_dim)
   tables = F.build_feature_tables(dataset, maxlen=config.maxlen,
                                   use_user_id=config.use_user_id,
                                   max_item_users=config.max_item_users,
@@ -553,13 +556,13 @@ def _remove_stale_temp(out_dir: str) -> None:
   """Removes what a killed run's interrupted writes left behind.
 
   TensorFlow writes a checkpoint into ``<prefix>_temp/`` and then moves it
-  into place; a run killed meanwhile leaves that folder (never read).
+  into place; a run killed meanwhile leaves that folder (never read). A
+  run killed while deleting its finished backup leaves that too.
   """
-  for pattern in ("checkpoints/*_temp", "backup/chief/*_temp",
-                  _REMOVED_BACKUP):
-    for path in tf.io.gfile.glob(os.path.join(out_dir, pattern)):
-      if tf.io.gfile.isdir(path):
-        tf.io.gfile.rmtree(path)
+  run_files.remove_temp_checkpoints(out_dir)
+  gone = os.path.join(out_dir, _REMOVED_BACKUP)
+  if tf.io.gfile.isdir(gone):
+    tf.io.gfile.rmtree(gone)
 
 
 #: Key of an epoch's wall seconds in ``history`` entries.
@@ -613,6 +616,8 @@ def run_experiment(config: ExperimentConfig,
   """
   # First: a multi-worker strategy must exist before any TensorFlow op runs.
   strategy = distribute.make_strategy(config.strategy)
+  if config.output_dir and distribute.is_chief(strategy):
+    run_files.check_output_dir(config.output_dir)
   tf.keras.utils.set_random_seed(config.seed)
   prepared = prepared or prepare_data(config)
   _check_prepared(config, prepared)
@@ -644,6 +649,8 @@ def run_experiment(config: ExperimentConfig,
     model = build_model(config, tables, prepared.dataset)
     build_variables(model, tables,
                     towers_first=config.towers_first)
+  if out_dir and chief:
+    run_files.check_free_space(out_dir, 2 * run_files.weight_bytes(model))
 
   ckpt = os.path.join(out_dir, "checkpoints", "best") if out_dir else None
   evaluator = EvaluationCallback(prepared.valid, config.cutoffs,
@@ -668,8 +675,9 @@ def run_experiment(config: ExperimentConfig,
   all_callbacks += list(callbacks)
   start = time.perf_counter()
   if not (resume and evaluator.should_stop()):
-    model.fit(train_ds, epochs=config.epochs, callbacks=all_callbacks,
-              verbose=verbose, steps_per_epoch=config.steps_per_epoch)
+    with run_files.stop_when_disk_full(out_dir):
+      model.fit(train_ds, epochs=config.epochs, callbacks=all_callbacks,
+                verbose=verbose, steps_per_epoch=config.steps_per_epoch)
   train_seconds = time.perf_counter() - start
   evaluator.restore_best()
   distribute.remove_worker_files(strategy)
@@ -902,7 +910,8 @@ def load_run(output_dir: str, prepared: Optional[Prepared] = None
   try:
     status = tf.train.Checkpoint(model=model).read(ckpt)
     status.assert_existing_objects_matched()
-  except (AssertionError, ValueError, tf.errors.OpError) as error:
+  except (AssertionError, IndexError, ValueError, tf.errors.OpError) as error:
+    run_files.check_checkpoint(ckpt, output_dir)  # corrupt, not mismatched
     raise errors.UserError(
         f"The checkpoint in {output_dir!r} does not fit the model its "
         "config.json describes (written by another mic-tf version?): "

@@ -147,6 +147,11 @@ CASES = {
         "train", lambda t, c: ["--dataset=custom",
                                f"--data_path={t / 'none.csv'}"],
         "none.csv does not exist; pass the path of a .csv or .parquet"),
+    "data path naming a directory": (
+        "train", lambda t, c: ["--dataset=custom",
+                               f"--data_path={os.path.dirname(c)}"],
+        "is a directory; pass the path of the .csv or .parquet file itself, "
+        "e.g. "),
     "malformed data file": (
         "train", lambda t, c: ["--dataset=custom",
                                f"--data_path={_garbage(t)}"],
@@ -158,6 +163,20 @@ CASES = {
     "dataset file absent from the data dir": (
         "train", lambda t, c: ["--dataset=taobao", f"--data_dir={t}"],
         "No taobao file given"),
+    "output dir naming a file": (
+        "train", lambda t, c: _tiny_flags(c, _file(t / "taken")),
+        "taken is a file, not a directory; pass a directory for the run"),
+    "fewer training examples than a batch": (
+        "train", lambda t, c: _tiny_flags(c, t / "run") + ["--batch_size=2048"],
+        "Only 1056 training examples, fewer than batch_size=2048: not one "
+        "full batch (the in-batch negatives need full batches). Pass "
+        "--batch_size=1056 or less"),
+    "history longer than memory holds": (
+        "train", lambda t, c: _tiny_flags(c, t / "run") + [
+            "--maxlen=100000000"],
+        "--maxlen=100000000 needs at least 199.7 GiB for the history "
+        "tensors (a batch of 64 histories embedded in 8 dimensions, plus "
+        "the evaluated users'), more than the "),
     "resuming a run of other settings": (
         "train", lambda t, c: _tiny_flags(c, _made(_unfinished_run,
                                                    t / "run", seed=7)),
@@ -218,6 +237,11 @@ CASES = {
 def _garbage(tmp_path):
   path = tmp_path / "broken.csv"
   path.write_bytes(b'user,item,timestamp\n1,"2,3\n' + bytes(range(256)))
+  return path
+
+
+def _file(path):
+  path.write_text("")
   return path
 
 
@@ -304,3 +328,35 @@ def test_command_line_prints_one_line_and_exits_2(tmp_path):
       f"{str(tmp_path)!r} is not a run directory written by "
       "experiments/train.py (pass its --output_dir)."], done.stderr[-3000:]
   assert done.stdout == ""
+
+
+@pytest.fixture(scope="module")
+def corrupt_run(interactions_csv, tmp_path_factory):
+  """A finished tiny run whose checkpoint data file lost its second half."""
+  directory = tmp_path_factory.mktemp("corrupt")
+  module = _load("train")
+  try:
+    cli.invoke(module.main, ["train.py", *_tiny_flags(interactions_csv,
+                                                      directory)])
+  finally:
+    flags.FLAGS.unparse_flags()
+    _drop_binary_flags()
+  (data,) = (directory / "checkpoints").glob("best.data-*")
+  with open(data, "r+b") as f:
+    f.truncate(os.path.getsize(data) // 2)
+  return directory
+
+
+@pytest.mark.parametrize("binary", ["evaluate", "export"])
+def test_corrupt_checkpoint_is_one_line(binary, corrupt_run, run_binary,
+                                        tmp_path):
+  extra = ([f"--export_dir={tmp_path / 'export'}"] if binary == "export"
+           else ["--tune_grid=none"])
+  code, err = run_binary(binary, f"--run_dir={corrupt_run}", *extra)
+  assert code == cli.USER_ERROR_EXIT_CODE, err
+  lines = err.strip().splitlines()
+  assert len(lines) == 1, err
+  assert lines[0].startswith(
+      f"{binary}.py: error: The checkpoint {corrupt_run}/checkpoints/best is "
+      "corrupt ("), lines[0]
+  assert "Copy the run directory again from a good copy or retrain" in lines[0]

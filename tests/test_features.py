@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import mic_tf  # noqa: F401
+from mic_tf import errors
 from mic_tf import features as F
 from mic_tf.testing.synthetic import synthetic_dataset
 
@@ -96,3 +97,16 @@ def test_item_counts_count_training_interactions(ds):
       want[item] += 1
   want[0] = 0
   np.testing.assert_array_equal(t.item_counts, want)
+
+
+def test_history_memory_is_checked_before_allocating():
+  ds = synthetic_dataset(num_users=20, length=9)
+  evaluated = len(ds.valid_users) + len(ds.test_users)
+  needed = F.history_bytes(ds, maxlen=100, batch_size=8, embedding_dim=4)
+  assert needed == 4 * 100 * (8 * 4 + evaluated)
+  F.check_history_memory(ds, 100, 8, 4, available=needed)
+  with pytest.raises(errors.UserError,
+                     match=r"more than the 0\.0 GiB of memory available\. "
+                     r"The longest sequence has 9 items, so --maxlen=9 "
+                     r"already keeps every interaction"):
+    F.check_history_memory(ds, 100, 8, 4, available=needed - 1)

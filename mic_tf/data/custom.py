@@ -32,9 +32,14 @@ def read_table(path: PathLike, what: str) -> pd.DataFrame:
 
   Raises:
     FileNotFoundError: If the file is missing.
+    IsADirectoryError: If ``path`` is a directory.
     ValueError: If it cannot be parsed.
   """
   path = pathlib.Path(path)
+  if path.is_dir():
+    raise IsADirectoryError(
+        f"The {what} file {path} is a directory; pass the path of the .csv "
+        f"or .parquet file itself{_tables_in(path)}.")
   if not path.is_file():
     raise FileNotFoundError(f"The {what} file {path} does not exist; pass the "
                             "path of a .csv or .parquet file.")
@@ -48,6 +53,14 @@ def read_table(path: PathLike, what: str) -> pd.DataFrame:
         f"The {what} file {path} is not a readable {kind} file ({detail}); "
         "pass a comma-separated .csv with a header row, or a .parquet "
         "file.") from error
+
+
+def _tables_in(directory: pathlib.Path) -> str:
+  """", e.g. <dir>/a.csv" naming tables in ``directory`` (or nothing)."""
+  found = sorted(p for p in directory.iterdir() if p.is_file() and (
+      p.suffix.lower() in _PARQUET_SUFFIXES + (".csv",)
+      or p.name.lower().endswith((".csv.gz", ".csv.zip"))))
+  return f", e.g. {found[0]}" if found else ""
 
 
 def _require_columns(table: pd.DataFrame, columns: Sequence[str], path,
