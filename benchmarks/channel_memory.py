@@ -49,7 +49,7 @@ def main(argv):
   synthetic.books_files(data_dir, FLAGS.scale, 0)
   dataset = protocol.apply_comirec_protocol(registry.load_dataset(
       "synthetic-books", data_dir=data_dir, scale=FLAGS.scale, seed=0))
-  config = training.ExperimentConfig(dataset="synthetic-books",
+  config = training.ExperimentConfig.from_settings(dataset="synthetic-books",
                                      mic=MICConfig.base())
   prepared = training.prepare_data(config, dataset)
   model = training.build_model(config, prepared.tables, dataset)

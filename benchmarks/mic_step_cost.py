@@ -215,7 +215,7 @@ def main(argv):
   if FLAGS.compare_parallel:
     return compare_parallel()
   variants = _selected()
-  base = training.ExperimentConfig(dataset=FLAGS.dataset,
+  base = training.ExperimentConfig.from_settings(dataset=FLAGS.dataset,
                                    maxlen=FLAGS.maxlen,
                                    max_item_users=FLAGS.max_item_users)
   prepared = training.prepare_data(base)
@@ -226,7 +226,7 @@ def main(argv):
   for name, mic in variants.items():
     tf.keras.utils.set_random_seed(0)
     model = training.build_model(
-        training.ExperimentConfig(dataset=FLAGS.dataset, mic=mic),
+        training.ExperimentConfig.from_settings(dataset=FLAGS.dataset, mic=mic),
         prepared.tables)
     optimizer = model.optimizer
 

@@ -242,7 +242,7 @@ def _experiment_config(variant: str) -> training.ExperimentConfig:
       mining = MiningConfig()
   else:
     raise ValueError(f"Unknown variant {variant!r}; use dssm, mic, mic+nn.")
-  return training.ExperimentConfig(
+  return training.ExperimentConfig.from_settings(
       dataset=FLAGS.dataset, maxlen=FLAGS.maxlen,
       max_item_users=FLAGS.max_item_users, batch_size=FLAGS.batch_size,
       optimizer=FLAGS.optimizer, mic=mic, mining=mining, seed=FLAGS.seed,
@@ -279,8 +279,8 @@ def _train(recorder: Recorder, variant: str, prepared: training.Prepared,
     training.build_variables(model, prepared.tables)
     build_s = time.perf_counter() - build_start
     data = pipeline.training_dataset(
-        prepared.tables, prepared.dataset, batch_size=config.batch_size,
-        seed=config.seed)
+        prepared.tables, prepared.dataset,
+        batch_size=config.training.batch_size, seed=config.training.seed)
     timer = _StepTimer(FLAGS.warmup_steps)
     callbacks = [timer]
     mining = None

@@ -30,8 +30,7 @@ FLAGS = flags.FLAGS
 cli.define_data_flags()
 flags.DEFINE_list("baselines", list(cli.BASELINES),
                   f"Reference rows, any of {', '.join(cli.BASELINES)}.")
-flags.DEFINE_bool("exclude_history", True, "Exclude history items from "
-                  "retrieval (as experiments/train.py).")
+cli.define_setting_flag("bool", "exclude_history")
 flags.DEFINE_string("output", None, "Optional JSON file for the rows.")
 
 
@@ -42,7 +41,7 @@ def main(argv):
   if bad or not FLAGS.baselines:
     raise app.UsageError(f"--baselines must list some of {cli.BASELINES}, "
                          f"got {FLAGS.baselines}.")
-  config = training.ExperimentConfig(
+  config = training.ExperimentConfig.from_settings(
       dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
       dataset_kwargs=cli.dataset_kwargs_from_flags(FLAGS),
       train_user_fraction=FLAGS.train_user_fraction,
@@ -51,8 +50,8 @@ def main(argv):
   prepared = training.prepare_data(config)
   rows = []
   for name in FLAGS.baselines:
-    rows.append(cli.run_baseline(name, prepared, config.cutoffs,
-                                 config.exclude_history))
+    rows.append(cli.run_baseline(name, prepared, config.evaluation.cutoffs,
+                                 config.evaluation.exclude_history))
     print(f"{rows[-1]['name']}: {rows[-1]['seconds']:.1f} s", flush=True)
   print(cli.results_table(rows))
   if FLAGS.output:
@@ -60,13 +59,13 @@ def main(argv):
     record = {
         "command": " ".join(["python", "experiments/baselines.py"] +
                             sys.argv[1:]),
-        "dataset": config.dataset, "num_items": int(ds.num_items),
+        "dataset": config.data.dataset, "num_items": int(ds.num_items),
         "num_train_users": int(len(ds.train_users)),
         "train_user_fraction": ds.train_user_fraction,
         "num_valid_users": int(len(prepared.valid.users)),
         "num_test_users": int(len(prepared.test.users)),
-        "cutoffs": list(config.cutoffs),
-        "exclude_history": config.exclude_history,
+        "cutoffs": list(config.evaluation.cutoffs),
+        "exclude_history": config.evaluation.exclude_history,
         "machine": (f"{platform.machine()}, {os.cpu_count()} CPUs, Python "
                     f"{platform.python_version()}"),
         "total_seconds": time.perf_counter() - start,

@@ -84,7 +84,8 @@ def main(argv):
   base = cli.experiment_config_from_flags(FLAGS)
   base.output_dir = None
   # What ranks the trials: valid U2I Recall@50, or the --select_on mean.
-  score_name = training.selection_description(base.select_on, base.cutoffs)
+  score_name = training.selection_description(base.evaluation.select_on,
+                                              base.evaluation.cutoffs)
   space = tuning.SPACES[FLAGS.space]
   if FLAGS.space == "mic" and not base.mic.terms:
     raise ValueError("--space=mic searches the MIC objective: pass "

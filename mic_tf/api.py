@@ -26,17 +26,16 @@ from mic_tf import channels as channel_lib
 from mic_tf import names
 from mic_tf import runs
 from mic_tf.channels.evaluate import evaluate_channels as _evaluate
+from mic_tf.config import DataConfig
+from mic_tf.config import ExperimentConfig
 from mic_tf.mining import MiningConfig
 from mic_tf.models.config import MICConfig
 from mic_tf.models.mic_model import MICModel
 
-# The binaries' defaults (experiments/train.py), used by the README tables.
-DEFAULT_MAXLEN = 20
-DEFAULT_ITEM_USERS = 20
 
-
-def load_data(dataset: str = "ml-1m", maxlen: int = DEFAULT_MAXLEN,
-              max_item_users: int = DEFAULT_ITEM_USERS,
+def load_data(dataset: str = DataConfig.dataset,
+              maxlen: int = DataConfig.maxlen,
+              max_item_users: int = DataConfig.max_item_users,
               data_dir: Optional[str] = None,
               **dataset_kwargs: Any) -> training.Prepared:
   """Loads a dataset, applies the ComiRec protocol and builds the features.
@@ -54,9 +53,9 @@ def load_data(dataset: str = "ml-1m", maxlen: int = DEFAULT_MAXLEN,
   Returns:
     The prepared data: ``.dataset``, ``.tables``, ``.valid``, ``.test``.
   """
-  config = training.ExperimentConfig(
+  config = ExperimentConfig(data=DataConfig(
       dataset=dataset, data_dir=data_dir, dataset_kwargs=dataset_kwargs,
-      maxlen=maxlen, max_item_users=max_item_users)
+      maxlen=maxlen, max_item_users=max_item_users))
   return training.prepare_data(config)
 
 
@@ -83,7 +82,7 @@ def build_model(data: training.Prepared, tower: str = "dssm",
     The model, compiled with Adam; train it with ``model.fit``.
   """
   spec = data.tables.spec
-  config = training.ExperimentConfig(
+  config = ExperimentConfig.from_settings(
       dataset=data.dataset.name, tower=tower, maxlen=spec.maxlen,
       mic=mic or MICConfig.base(), mining=mining or MiningConfig.off(),
       seed=seed, **settings)
@@ -91,7 +90,7 @@ def build_model(data: training.Prepared, tower: str = "dssm",
   model = training.build_model(config, data.tables, data.dataset)
   training.build_variables(
       model, data.tables,
-      towers_first=config.towers_first)
+      towers_first=config.model.towers_first)
   return model
 
 

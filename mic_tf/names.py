@@ -9,6 +9,8 @@
 * Nearest-neighbour index kinds: ``INDEX_KINDS`` (exact, scann);
   ``INDEX_CHOICES`` adds ``"auto"`` (ScaNN sized by the pool, which is exact
   below 20k vectors; see ``mic_tf.indexes.ScannConfig.auto``).
+* Training: ``OPTIMIZERS`` (``mic_tf.optimizers``) and ``STRATEGIES``
+  (``mic_tf.distribute``).
 * ``MISSING_ID``: the feature id of padding, a missing attribute and anything
   unknown (an id outside its field's vocabulary is read as it, on the user
   and on the item side alike).
@@ -32,6 +34,9 @@ I2I_SPACES = (ITEM_SPACE, SHARED)
 EXACT, SCANN, AUTO = "exact", "scann", "auto"
 INDEX_KINDS = (EXACT, SCANN)
 INDEX_CHOICES = INDEX_KINDS + (AUTO,)
+
+OPTIMIZERS = ("auto", "adam", "lazy_adam")
+STRATEGIES = ("default", "mirrored", "multi_worker")
 
 MISSING_ID = 0
 PAD_ID = -1

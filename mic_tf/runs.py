@@ -88,12 +88,12 @@ def evaluate_run(run_dir: str, split: str = "test",
   run_config, prepared, model = training.load_run(run_dir, prepared)
   assets = channel_lib.ChannelAssets(model, prepared.tables,
                                      prepared.dataset)
-  report = {"split": split, "cutoffs": list(run_config.cutoffs),
+  report = {"split": split, "cutoffs": list(run_config.evaluation.cutoffs),
             "channels": list(channels)}
   if tune_grids:
     config, tuned = channel_lib.tune_channels(
         assets, prepared.valid, tune_grids, config, tune_metric,
-        run_config.cutoffs, run_config.exclude_history)
+        run_config.evaluation.cutoffs, run_config.evaluation.exclude_history)
     report["tuning"] = {
         "metric": tune_metric, "users": "valid",
         "channels": {c: {"best_params": r.best_params,
@@ -104,8 +104,8 @@ def evaluate_run(run_dir: str, split: str = "test",
   results, exact_lists = {}, None
   for kind in ((names.EXACT, names.SCANN) if index == "both" else (index,)):
     results[kind], lists = evaluate_channels(
-        assets, users, channels, kind, config, run_config.cutoffs,
-        run_config.exclude_history, exact_lists=exact_lists)
+        assets, users, channels, kind, config, run_config.evaluation.cutoffs,
+        run_config.evaluation.exclude_history, exact_lists=exact_lists)
     if kind == names.EXACT:
       exact_lists = lists
   report["results"] = results
@@ -150,7 +150,8 @@ def export_run(run_dir: str, export_dir: str,
   """
   run_config, prepared, model = training.load_run(run_dir, prepared)
   return export_model(model, prepared, export_dir, channels, k, index,
-                      channel_config, raw_ids, run_config.exclude_history,
+                      channel_config, raw_ids,
+                      run_config.evaluation.exclude_history,
                       extra_info={"run_dir": os.path.abspath(run_dir)})
 
 

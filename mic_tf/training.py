@@ -32,6 +32,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from mic_tf import config as config_lib
 from mic_tf import console
 from mic_tf import distribute
 from mic_tf import errors
@@ -48,192 +49,13 @@ from mic_tf.data import protocol
 from mic_tf.data import registry as data_registry
 from mic_tf.data import subsample
 from mic_tf.data.dataset import ProcessedDataset
-from mic_tf.mining import MiningCallback, MiningConfig
-from mic_tf.models.config import MICConfig
+from mic_tf.config import ExperimentConfig
+from mic_tf.config import SELECTION
+from mic_tf.config import selection_metric
+from mic_tf.mining import MiningCallback
 from mic_tf.models.mic_model import MICModel
 from mic_tf.models.mined import build_mined_model
 from mic_tf.towers import registry as tower_registry
-
-
-# ExperimentConfig.init_order values.
-INIT_ORDERS = ("lazy", "towers_first")
-
-
-@dataclasses.dataclass
-class ExperimentConfig:
-  """Everything one training run needs.
-
-  Attributes:
-    dataset: Registered dataset name (see ``mic_tf.data.registry``).
-    data_dir: Data cache directory (default: ``$MIC_TF_DATA_DIR`` or
-      ``~/.cache/mic_tf/data``).
-    dataset_kwargs: Extra loader arguments (paths, column names).
-    tower: Registered tower name.
-    epochs: Maximum training epochs (training stops earlier when the
-      validation metric has not improved for ``patience`` epochs).
-    patience: Early stopping: stop after this many epochs without a new best
-      validation score (``select_on``); the best epoch's weights are
-      restored. ``None`` trains all ``epochs``.
-    select_on: The channels whose valid Recall@{max cutoff} selects the
-      epoch (and early-stops): their mean. ``("u2i",)`` (default): the U2I
-      channel alone. Any other channel (``"u2u"``, ``"i2i"``, ``"fused"``)
-      is also evaluated after every epoch, exactly, with its default
-      ``ChannelConfig``; its metrics join the history as ``<channel>_<metric>``
-      and the score as ``selection`` (``selection_metric``).
-    batch_size: Training batch size (paper: 1024).
-    learning_rate: Adam learning rate (paper: 1e-3).
-    optimizer: ``"auto"`` (Adam; embedding tables of 100k rows or more get
-      sparse, lazy updates), ``"adam"`` (Keras' Adam) or ``"lazy_adam"``
-      (see ``mic_tf.optimizers``).
-    weight_decay: Decoupled (AdamW) weight decay of every trainable
-      variable; 0 (default) turns it off. ``lazy`` optimizers decay only
-      the embedding rows a step updates (``mic_tf.optimizers``).
-    strategy: ``"default"``, ``"mirrored"`` or ``"multi_worker"`` (the
-      cluster from ``TF_CONFIG``); see ``mic_tf.distribute``. ``batch_size``
-      and ``MICConfig.contrastive_batch_size`` are global (all replicas).
-    embedding_dim: Field embedding width (paper: 128).
-    output_dim: Tower output width (paper: 128).
-    hidden_units: Hidden layer widths of MLP towers.
-    dropout: Dropout inside the towers (paper: 0.2).
-    maxlen: History length (ML default 50; ComiRec: Books 20, Taobao 50).
-    min_history: Shortest history of a training example.
-    steps_per_epoch: If set, training reads an endless reshuffled stream and
-      an "epoch" (one validation, one early-stopping step) is this many
-      batches; ``None``: one pass over the training examples.
-    examples_per_epoch: If set, each epoch uses this many (user, position)
-      pairs drawn once with the seed (bounds the epoch cost).
-    use_user_id: Give the user tower a user-id field.
-    max_item_users: Size of each item's bag of training users (0: off).
-    seed: Seed of initialisation, shuffling and perturbation.
-    init_order: When the model's variables are created. ``"lazy"``: by the
-      first training-mode loss, after whatever the objective draws first
-      (MIC's perturbations), so the base model and MIC start from different
-      tower weights at one seed. ``"towers_first"``: the towers and
-      projection heads are created first, by an inference pass that draws
-      nothing else, so every objective at one seed starts from the same
-      tower and head weights (tighter seed-paired comparisons).
-    data_seed: Seed of data-side sampling (which training users fill an
-      item's user bag). Kept apart from ``seed`` so that every seed of a
-      grid trains on the same features, and ``load_run`` rebuilds them.
-    train_user_fraction: Train on this seeded fraction of the training users
-      only (``mic_tf.data.subsample``; drawn with ``data_seed``); valid and
-      test users are unchanged. 1.0: all of them.
-    output_dir: Where to write the run; None keeps nothing on disk.
-    cutoffs: Metric cutoffs N.
-    exclude_history: Exclude each user's history items from retrieval.
-    eval_batch_size: Users per evaluation batch.
-    mic: The MIC objective's settings.
-    mining: Nearest-neighbour mining settings (off by default; every mined
-      channel must also be a MIC term).
-    tower_kwargs: Extra arguments of the user tower builder.
-  """
-  dataset: str = "ml-1m"
-  data_dir: Optional[str] = None
-  dataset_kwargs: Dict[str, Any] = dataclasses.field(default_factory=dict)
-  tower: str = "dssm"
-  epochs: int = 3
-  patience: Optional[int] = None
-  batch_size: int = 1024
-  learning_rate: float = 1e-3
-  optimizer: str = "auto"
-  weight_decay: float = 0.0
-  strategy: str = "default"
-  embedding_dim: int = 128
-  output_dim: int = 128
-  hidden_units: Tuple[int, ...] = (256,)
-  dropout: float = 0.2
-  maxlen: int = 50
-  min_history: int = 1
-  steps_per_epoch: Optional[int] = None
-  examples_per_epoch: Optional[int] = None
-  use_user_id: bool = False
-  max_item_users: int = 50
-  seed: int = 0
-  init_order: str = "lazy"
-  data_seed: int = 0
-  train_user_fraction: float = 1.0
-  output_dir: Optional[str] = None
-  cutoffs: Tuple[int, ...] = (20, 50)
-  select_on: Tuple[str, ...] = (names.U2I,)
-  exclude_history: bool = True
-  eval_batch_size: int = 1024
-  mic: MICConfig = dataclasses.field(default_factory=MICConfig.base)
-  mining: MiningConfig = dataclasses.field(default_factory=MiningConfig.off)
-  tower_kwargs: Dict[str, Any] = dataclasses.field(default_factory=dict)
-
-  def __post_init__(self):
-    for name in ("epochs", "batch_size", "embedding_dim", "output_dim",
-                 "maxlen", "eval_batch_size"):
-      if getattr(self, name) <= 0:
-        raise ValueError(f"{name} must be positive, got "
-                         f"{getattr(self, name)}.")
-    if self.steps_per_epoch is not None and self.steps_per_epoch <= 0:
-      raise ValueError(f"steps_per_epoch must be positive (or None for full "
-                       f"passes), got {self.steps_per_epoch}.")
-    if self.init_order not in INIT_ORDERS:
-      raise ValueError(f"init_order must be one of {INIT_ORDERS}, got "
-                       f"{self.init_order!r}.")
-    if self.patience is not None and self.patience <= 0:
-      raise ValueError(f"patience must be positive (or None to train every "
-                       f"epoch), got {self.patience}.")
-    if self.learning_rate <= 0:
-      raise ValueError(f"learning_rate must be positive, got "
-                       f"{self.learning_rate}.")
-    if not self.weight_decay >= 0:
-      raise ValueError(f"weight_decay must be >= 0 (0 turns it off), got "
-                       f"{self.weight_decay}.")
-    if self.optimizer not in optimizers.OPTIMIZERS:
-      raise ValueError(f"optimizer must be one of {optimizers.OPTIMIZERS}, "
-                       f"got {self.optimizer!r}.")
-    if self.strategy not in distribute.STRATEGIES:
-      raise ValueError(f"strategy must be one of {distribute.STRATEGIES}, "
-                       f"got {self.strategy!r}.")
-    self.train_user_fraction = subsample.check_fraction(
-        self.train_user_fraction)
-    if not 0 <= self.dropout < 1:
-      raise ValueError(f"dropout must be in [0, 1), got {self.dropout}.")
-    if isinstance(self.mic, dict):
-      self.mic = MICConfig.from_dict(self.mic)
-    if isinstance(self.mining, dict):
-      self.mining = MiningConfig.from_dict(self.mining)
-    self.hidden_units = tuple(self.hidden_units)
-    self.cutoffs = tuple(self.cutoffs)
-    self.select_on = tuple(self.select_on)
-    unknown = [c for c in self.select_on if c not in names.CHANNELS]
-    if not self.select_on or unknown or (
-        len(set(self.select_on)) < len(self.select_on)):
-      raise ValueError(f"select_on must name distinct channels of "
-                       f"{names.CHANNELS}, got {list(self.select_on)}.")
-
-  @property
-  def selection_metric(self) -> str:
-    """The key of the valid score that selects the epoch (``select_on``)."""
-    return selection_metric(self.select_on, self.cutoffs)
-
-  @property
-  def towers_first(self) -> bool:
-    """Whether towers and heads are created before the first loss."""
-    return self.init_order == "towers_first"
-
-  def to_dict(self) -> Dict[str, Any]:
-    return dataclasses.asdict(self)
-
-  @classmethod
-  def from_dict(cls, d: Dict[str, Any]) -> "ExperimentConfig":
-    """Inverse of ``to_dict``.
-
-    Raises:
-      UserError: If ``d`` has settings this version does not know (a config
-        written by another mic-tf version).
-    """
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-      raise errors.UserError(
-          f"Unknown experiment settings {unknown}: the config was written by "
-          "another mic-tf version. Use that version, or retrain with this "
-          "one.")
-    return cls(**d)
 
 
 @dataclasses.dataclass
@@ -257,22 +79,22 @@ def prepare_data(config: ExperimentConfig,
     The ``Prepared`` data.
   """
   if dataset is None:
-    raw = data_registry.load_dataset(config.dataset, data_dir=config.data_dir,
-                                     **config.dataset_kwargs)
+    raw = data_registry.load_dataset(config.data.dataset, data_dir=config.data.data_dir,
+                                     **config.data.dataset_kwargs)
     dataset = protocol.apply_comirec_protocol(raw)
     console.status(protocol.describe(dataset))
-  if config.train_user_fraction != dataset.train_user_fraction:
+  if config.data.train_user_fraction != dataset.train_user_fraction:
     total = len(dataset.train_users)
-    dataset = subsample.keep_train_users(dataset, config.train_user_fraction,
-                                         seed=config.data_seed)
+    dataset = subsample.keep_train_users(dataset, config.data.train_user_fraction,
+                                         seed=config.data.data_seed)
     console.status(f"Training on {len(dataset.train_users):,} of {total:,} "
                    f"training users (train_user_fraction="
-                   f"{config.train_user_fraction}, data_seed="
-                   f"{config.data_seed}); valid and test users unchanged.")
-  tables = F.build_feature_tables(dataset, maxlen=config.maxlen,
-                                  use_user_id=config.use_user_id,
-                                  max_item_users=config.max_item_users,
-                                  seed=config.data_seed)
+                   f"{config.data.train_user_fraction}, data_seed="
+                   f"{config.data.data_seed}); valid and test users unchanged.")
+  tables = F.build_feature_tables(dataset, maxlen=config.data.maxlen,
+                                  use_user_id=config.data.use_user_id,
+                                  max_item_users=config.data.max_item_users,
+                                  seed=config.data.data_seed)
   valid = F.eval_users(tables, dataset, dataset.valid_users)
   test = F.eval_users(tables, dataset, dataset.test_users)
   return Prepared(dataset, tables, valid, test)
@@ -292,9 +114,9 @@ def build_model(config: ExperimentConfig, tables: F.FeatureTables,
     A compiled ``MICModel`` (a ``MinedMICModel`` when mining is on).
   """
   user_tower, item_tower = tower_registry.build_towers(
-      config.tower, tables.spec, embedding_dim=config.embedding_dim,
-      output_dim=config.output_dim, dropout=config.dropout,
-      hidden_units=config.hidden_units, **config.tower_kwargs)
+      config.model.tower, tables.spec, embedding_dim=config.model.embedding_dim,
+      output_dim=config.model.output_dim, dropout=config.model.dropout,
+      hidden_units=config.model.hidden_units, **config.model.tower_kwargs)
   if config.mining.enabled:
     if dataset is None:
       raise ValueError("Mining needs the dataset (training users' "
@@ -305,19 +127,8 @@ def build_model(config: ExperimentConfig, tables: F.FeatureTables,
     model = MICModel(user_tower, item_tower, tables.spec, tables.item_table,
                      config=config.mic, item_counts=tables.item_counts)
   model.compile(optimizer=optimizers.make_optimizer(
-      config.optimizer, config.learning_rate, config.weight_decay))
+      config.training.optimizer, config.training.learning_rate, config.training.weight_decay))
   return model
-
-
-SELECTION = "selection"
-
-
-def selection_metric(select_on: Sequence[str],
-                     cutoffs: Sequence[int]) -> str:
-  """``recall@K`` when U2I alone selects, else ``"selection"``."""
-  if tuple(select_on) == (names.U2I,):
-    return f"recall@{max(cutoffs)}"
-  return SELECTION
 
 
 def selection_description(select_on: Sequence[str],
@@ -509,8 +320,8 @@ def run_experiment(config: ExperimentConfig,
     and the trained ``model`` under key ``model``.
   """
   # First: a multi-worker strategy must exist before any TensorFlow op runs.
-  strategy = distribute.make_strategy(config.strategy)
-  tf.keras.utils.set_random_seed(config.seed)
+  strategy = distribute.make_strategy(config.training.strategy)
+  tf.keras.utils.set_random_seed(config.training.seed)
   prepared = prepared or prepare_data(config)
   _check_prepared(config, prepared)
   tables = prepared.tables
@@ -531,23 +342,25 @@ def run_experiment(config: ExperimentConfig,
       f.write(tables.spec.to_json())
 
   train_ds = pipeline.training_dataset(
-      tables, prepared.dataset, batch_size=config.batch_size,
-      seed=config.seed, min_history=config.min_history,
-      max_examples=config.examples_per_epoch)
-  if config.steps_per_epoch:
+      tables, prepared.dataset, batch_size=config.training.batch_size,
+      seed=config.training.seed, min_history=config.data.min_history,
+      max_examples=config.training.examples_per_epoch)
+  if config.training.steps_per_epoch:
     train_ds = train_ds.repeat()
   with strategy.scope():
     model = build_model(config, tables, prepared.dataset)
     build_variables(model, tables,
-                    towers_first=config.towers_first)
+                    towers_first=config.model.towers_first)
 
   ckpt = os.path.join(out_dir, "checkpoints", "best") if out_dir else None
-  evaluator = EvaluationCallback(prepared.valid, config.cutoffs,
-                                 config.exclude_history,
-                                 config.eval_batch_size, ckpt, resume=resume,
-                                 patience=config.patience,
-                                 select_on=config.select_on, tables=tables,
-                                 dataset=prepared.dataset)
+  evaluation = config.evaluation
+  evaluator = EvaluationCallback(prepared.valid, evaluation.cutoffs,
+                                 evaluation.exclude_history,
+                                 evaluation.eval_batch_size, ckpt,
+                                 resume=resume,
+                                 patience=config.training.patience,
+                                 select_on=evaluation.select_on,
+                                 tables=tables, dataset=prepared.dataset)
   all_callbacks = [evaluator]
   if config.mining.enabled:
     all_callbacks.insert(0, MiningCallback(verbose=verbose > 0))
@@ -559,29 +372,30 @@ def run_experiment(config: ExperimentConfig,
     ]
   all_callbacks += list(callbacks)
   start = time.perf_counter()
-  model.fit(train_ds, epochs=config.epochs, callbacks=all_callbacks,
-            verbose=verbose, steps_per_epoch=config.steps_per_epoch)
+  model.fit(train_ds, epochs=config.training.epochs, callbacks=all_callbacks,
+            verbose=verbose, steps_per_epoch=config.training.steps_per_epoch)
   train_seconds = time.perf_counter() - start
   evaluator.restore_best()
   distribute.remove_worker_files(strategy)
-  test = (evaluate_u2i(model, prepared.test, config.cutoffs,
-                       config.exclude_history, config.eval_batch_size)
+  test = (evaluate_u2i(model, prepared.test, evaluation.cutoffs,
+                       evaluation.exclude_history, evaluation.eval_batch_size)
           if evaluate_test else None)
   valid = next(h for h in evaluator.history
                if h["epoch"] == evaluator.best_epoch)
   epoch_seconds = [h.get(HISTORY_SECONDS) for h in evaluator.history]
   epochs_run = max(h["epoch"] for h in evaluator.history)
   results = {
-      "dataset": config.dataset, "tower": config.tower,
-      "mic_terms": list(config.mic.terms), "seed": config.seed,
+      "dataset": config.data.dataset, "tower": config.model.tower,
+      "mic_terms": list(config.mic.terms), "seed": config.training.seed,
       "best_epoch": evaluator.best_epoch,
       "epochs_run": epochs_run,
-      "max_epochs": config.epochs,
+      "max_epochs": config.training.epochs,
       "stopped_early": evaluator.stopped_epoch is not None,
       # The best epoch is interior (the metric fell afterwards): the run is
       # converged in the early-stopping sense. A best epoch equal to the
       # last allowed one means training was cut while still improving.
-      "converged": stats.is_converged(evaluator.best_epoch, config.epochs),
+      "converged": stats.is_converged(evaluator.best_epoch,
+                                      config.training.epochs),
       "valid": {k: v for k, v in valid.items()
                 if k not in ("epoch", HISTORY_SECONDS)},
       "test": test, "history": evaluator.history,
@@ -597,7 +411,8 @@ def run_experiment(config: ExperimentConfig,
       "config": config.to_dict(),
   }
   console.status(kept_epoch_message(
-      evaluator.best_epoch, epochs_run, config.epochs, config.patience,
+      evaluator.best_epoch, epochs_run, config.training.epochs,
+      config.training.patience,
       results["stopped_early"], evaluator.monitor, evaluator.best))
   if test is not None:
     logging.info("test %s", _fmt(test))
@@ -647,13 +462,16 @@ def _check_resumable(config: ExperimentConfig, out_dir: str) -> None:
     stored = ExperimentConfig.from_dict(stored).to_dict()
   except (errors.UserError, TypeError, ValueError):
     pass  # Unknown settings: reported below as differences.
-  stored = json.loads(json.dumps(stored, default=_json_default))
-  now = json.loads(json.dumps(config.to_dict(), default=_json_default))
+  stored = config_lib.flat_settings(
+      json.loads(json.dumps(stored, default=_json_default)))
+  now = config_lib.flat_settings(
+      json.loads(json.dumps(config.to_dict(), default=_json_default)))
   keys = sorted((set(stored) | set(now))
-                - {"output_dir", "epochs", "patience"})
+                - {"output_dir", "training.epochs", "training.patience"})
   differ = [k for k in keys if stored.get(k) != now.get(k)]
   if differ:
-    shown = ", ".join(f"{k}: {stored.get(k, '(unset)')!r} there, "
+    shown = ", ".join(f"{_setting_name(k)}: {stored.get(k, '(unset)')!r} "
+                      f"there, "
                       f"{now.get(k, '(unset)')!r} now" for k in differ[:3])
     more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
     raise errors.UserError(
@@ -663,24 +481,31 @@ def _check_resumable(config: ExperimentConfig, out_dir: str) -> None:
         "start over there.")
 
 
+def _setting_name(key: str) -> str:
+  """``data.maxlen`` -> ``maxlen`` (names are unique); ``mic.*`` kept."""
+  section, _, name = key.partition(".")
+  return name if section in config_lib.SECTIONS else key
+
+
 def _check_prepared(config: ExperimentConfig, prepared: Prepared) -> None:
   """Raises if reused data were built with other feature settings."""
   spec = prepared.tables.spec
   bag = (spec.item_field(F.ITEM_USERS).length
          if F.ITEM_USERS in spec.item_field_names else 0)
   has_id = F.USER_ID in spec.user_field_names
-  if (spec.maxlen, bag, has_id) != (config.maxlen, config.max_item_users,
-                                    config.use_user_id):
+  data = config.data
+  if (spec.maxlen, bag, has_id) != (data.maxlen, data.max_item_users,
+                                    data.use_user_id):
     raise ValueError(
         "The prepared data do not match the config: built with maxlen="
         f"{spec.maxlen}, max_item_users={bag}, use_user_id={has_id}; the "
-        f"config asks for {config.maxlen}, {config.max_item_users}, "
-        f"{config.use_user_id}. Call prepare_data(config) with this config.")
+        f"config asks for {data.maxlen}, {data.max_item_users}, "
+        f"{data.use_user_id}. Call prepare_data(config) with this config.")
   kept = prepared.dataset.train_user_fraction
-  if kept != config.train_user_fraction:
+  if kept != data.train_user_fraction:
     raise ValueError(
         f"The prepared data keep {kept} of the training users; the config "
-        f"asks for train_user_fraction={config.train_user_fraction}. Call "
+        f"asks for train_user_fraction={data.train_user_fraction}. Call "
         "prepare_data(config) with this config.")
 
 

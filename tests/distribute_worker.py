@@ -48,7 +48,7 @@ def _config(out_dir, **kwargs):
                   examples_per_epoch=4 * GLOBAL_BATCH, output_dir=out_dir,
                   optimizer="lazy_adam")
   defaults.update(kwargs)
-  return training.ExperimentConfig(**defaults)
+  return training.ExperimentConfig.from_settings(**defaults)
 
 
 def _fit_config(out_dir):

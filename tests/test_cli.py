@@ -1,10 +1,16 @@
 """Flags -> ExperimentConfig, and the errors bad flags give."""
 
+import importlib.util
+import pathlib
+
 from absl import flags
 import pytest
 
 import mic_tf  # noqa: F401
 from mic_tf import cli
+from mic_tf.config import ExperimentConfig
+
+_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 _BEFORE = set(flags.FLAGS)
@@ -36,14 +42,32 @@ def parse():
 def test_defaults_give_the_paper_settings(parse):
   f = parse()
   c = cli.experiment_config_from_flags(f)
-  assert (c.dataset, c.tower, c.batch_size, c.learning_rate) == (
-      "ml-1m", "dssm", 1024, 1e-3)
-  assert (c.embedding_dim, c.dropout) == (128, 0.2)
+  assert (c.data.dataset, c.model.tower, c.training.batch_size,
+          c.training.learning_rate) == ("ml-1m", "dssm", 1024, 1e-3)
+  assert (c.model.embedding_dim, c.model.dropout) == (128, 0.2)
   assert c.mic.terms == () and not c.mining.enabled
   assert c.mic.temperature == 0.1
-  assert c.init_order == "lazy"
+  assert c.model.init_order == "lazy"
   assert cli.experiment_config_from_flags(
-      parse("--init_order=towers_first")).init_order == "towers_first"
+      parse("--init_order=towers_first")).model.init_order == "towers_first"
+
+
+def test_the_binary_without_flags_trains_the_default_config(monkeypatch):
+  # One set of defaults: experiments/train.py with no flags runs exactly
+  # ExperimentConfig(), and the flags' help texts are the settings'.
+  spec = importlib.util.spec_from_file_location(
+      "train_defaults_binary", _ROOT / "experiments" / "train.py")
+  train = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(train)
+  seen = []
+  monkeypatch.setattr(train.cli, "run_with_baselines",
+                      lambda config, names, verbose: seen.append(config) or [])
+  try:
+    cli.invoke(train.main, ["train.py"])
+  finally:
+    flags.FLAGS.unparse_flags()
+  assert seen == [ExperimentConfig()]
+  assert flags.FLAGS["maxlen"].help == "History length."
 
 
 def test_mic_and_mining_flags(parse):
@@ -55,7 +79,7 @@ def test_mic_and_mining_flags(parse):
   assert c.mic.terms == ("ui", "uu") and c.mic.lambda_ == 0.5
   assert c.mic.weights["uu"] == 2.0 and c.mic.contrastive_batch_size == 64
   assert c.mining.channels == ("uu",) and c.mining.num_clusters == 7
-  assert c.tower_kwargs == {"num_interests": 3}
+  assert c.model.tower_kwargs == {"num_interests": 3}
 
 
 def test_tuned_preset_with_command_line_overrides(parse):
@@ -153,9 +177,9 @@ def test_make_baseline_rejects_unknown_name():
 
 
 def test_weight_decay_flag(parse):
-  assert cli.experiment_config_from_flags(parse()).weight_decay == 0.0
+  assert cli.experiment_config_from_flags(parse()).training.weight_decay == 0.0
   c = cli.experiment_config_from_flags(parse("--weight_decay=0.01"))
-  assert c.weight_decay == 0.01
+  assert c.training.weight_decay == 0.01
   with pytest.raises(flags.IllegalFlagValueError):
     parse("--weight_decay=-1")
 

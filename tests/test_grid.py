@@ -22,7 +22,7 @@ def test_grid_resumes_finished_cells_and_refuses_other_settings(tmp_path):
   import pytest  # pylint: disable=g-import-not-at-top
   from mic_tf import training  # pylint: disable=g-import-not-at-top
   from mic_tf.models.config import MICConfig  # pylint: disable=g-import-not-at-top
-  base = training.ExperimentConfig(
+  base = training.ExperimentConfig.from_settings(
       dataset="ml-100k", epochs=1, batch_size=512, maxlen=10,
       embedding_dim=8, output_dim=8, hidden_units=(8,), max_item_users=5,
       examples_per_epoch=2048, mic=MICConfig.base(projection_dim=8))

@@ -22,7 +22,7 @@ _ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def prepared(ml100k):
-  config = training.ExperimentConfig(dataset="ml-100k", maxlen=10,
+  config = training.ExperimentConfig.from_settings(dataset="ml-100k", maxlen=10,
                                      max_item_users=10)
   return training.prepare_data(config, protocol.apply_comirec_protocol(ml100k))
 
@@ -30,7 +30,7 @@ def prepared(ml100k):
 def _run(prepared, output_dir, seed):  # output_dir None: nothing on disk
   # A MIC term on: the seed must also fix the masks and dropout of the views
   # (one term keeps the traced graph, and the test, small).
-  config = training.ExperimentConfig(
+  config = training.ExperimentConfig.from_settings(
       dataset="ml-100k", epochs=1, batch_size=256, maxlen=10,
       embedding_dim=16, output_dim=16, hidden_units=(32,), max_item_users=10,
       examples_per_epoch=1024, seed=seed,
@@ -56,7 +56,7 @@ def test_same_seed_same_numbers_other_seed_other_numbers(prepared, tmp_path):
   # The run records what reproduces it.
   with open(tmp_path / "a" / run_record.FILENAME) as f:
     record = json.load(f)
-  assert record["config"]["seed"] == 0
+  assert record["config"]["training"]["seed"] == 0
   assert record["config"]["mic"]["contrastive_batch_size"] == 64
   for package in ("tensorflow", "tf-keras", "tensorflow-recommenders",
                   "scann", "numpy"):

@@ -61,7 +61,7 @@ class ServingTest(tf.test.TestCase):
     super().setUpClass()
     cls.tmp = tempfile.TemporaryDirectory()
     run_dir = os.path.join(cls.tmp.name, "run")
-    config = training.ExperimentConfig(
+    config = training.ExperimentConfig.from_settings(
         dataset="ml-100k", epochs=1, batch_size=256, embedding_dim=16,
         output_dim=16, hidden_units=(32,), maxlen=10, max_item_users=8,
         examples_per_epoch=4096, eval_batch_size=256, output_dir=run_dir,

@@ -1,6 +1,5 @@
 """End to end on real MovieLens-100k: train, select, evaluate, reload."""
 
-import dataclasses
 import functools
 import json
 import os
@@ -20,7 +19,7 @@ from mic_tf.models.config import MICConfig
 
 @pytest.fixture(scope="module")
 def prepared(ml100k):
-  config = training.ExperimentConfig(dataset="ml-100k", maxlen=10,
+  config = training.ExperimentConfig.from_settings(dataset="ml-100k", maxlen=10,
                                      max_item_users=10)
   return training.prepare_data(config, protocol.apply_comirec_protocol(ml100k))
 
@@ -32,7 +31,7 @@ def _config(tmp_path, **kwargs):
                   max_item_users=10, seed=0, output_dir=str(tmp_path),
                   mic=MICConfig.base(projection_dim=32))
   defaults.update(kwargs)
-  return training.ExperimentConfig(**defaults)
+  return training.ExperimentConfig.from_settings(**defaults)
 
 
 def test_short_real_run_learns_writes_and_reloads(prepared, tmp_path):
@@ -85,12 +84,13 @@ def test_load_run_errors_name_the_problem(tmp_path):
 
 def test_config_validation():
   with pytest.raises(ValueError, match="epochs"):
-    training.ExperimentConfig(epochs=0)
+    training.ExperimentConfig.from_settings(epochs=0)
   with pytest.raises(ValueError, match="dropout"):
-    training.ExperimentConfig(dropout=1.0)
+    training.ExperimentConfig.from_settings(dropout=1.0)
   with pytest.raises(ValueError, match="weight_decay must be >= 0"):
-    training.ExperimentConfig(weight_decay=-1e-3)
-  c = training.ExperimentConfig(mic=MICConfig(terms=("uu",)).to_dict())
+    training.ExperimentConfig.from_settings(weight_decay=-1e-3)
+  c = training.ExperimentConfig.from_settings(
+      mic=MICConfig(terms=("uu",)).to_dict())
   assert c.mic.terms == ("uu",)
   assert training.ExperimentConfig.from_dict(
       json.loads(json.dumps(c.to_dict()))) == c
@@ -233,17 +233,17 @@ class ResumeCheckTest(tf.test.TestCase):
   def _stored(self, directory, config, drop=()):
     stored = config.to_dict()
     for key in drop:
-      stored.pop(key)
+      stored["training"].pop(key)
     with open(os.path.join(directory, "config.json"), "w") as f:
       json.dump(stored, f, default=list)
 
   def test_settings_added_later_take_their_defaults(self):
-    config = training.ExperimentConfig(dataset="ml-100k")
+    config = training.ExperimentConfig.from_settings(dataset="ml-100k")
     directory = self.get_temp_dir()
     self._stored(directory, config,
                  drop=("optimizer", "strategy", "weight_decay"))
     training._check_resumable(config, directory)  # No error.
-    other = dataclasses.replace(config, optimizer="lazy_adam")
+    other = config.replace_settings(optimizer="lazy_adam")
     with self.assertRaisesRegex(errors.UserError, "optimizer: 'auto' there"):
       training._check_resumable(other, directory)
 
@@ -252,7 +252,7 @@ def test_weight_decay_reaches_the_optimizer_and_shrinks_weights(prepared):
   # Same seed, same batches: the decayed model's tower weights end smaller.
   norms = {}
   for decay in (0.0, 20.0):  # 2 % of every weight a step at lr 1e-3
-    config = training.ExperimentConfig(
+    config = training.ExperimentConfig.from_settings(
         dataset="ml-100k", maxlen=10, max_item_users=10, embedding_dim=16,
         output_dim=16, hidden_units=(16,), weight_decay=decay,
         mic=MICConfig.base(projection_dim=16))
@@ -280,7 +280,7 @@ def test_towers_first_gives_base_and_mic_the_same_initial_weights(
   for name, mic in (("base", MICConfig.base(projection_dim=32)),
                     ("mic", MICConfig.tuned(projection_dim=32))):
     config = _config(tmp_path, mic=mic, init_order=init_order)
-    tf.keras.utils.set_random_seed(config.seed)
+    tf.keras.utils.set_random_seed(config.training.seed)
     model = training.build_model(config, prepared.tables)
     training.build_variables(model, prepared.tables,
                              towers_first=init_order == "towers_first")
@@ -296,7 +296,7 @@ def test_towers_first_gives_base_and_mic_the_same_initial_weights(
 
 def test_init_order_is_checked():
   with pytest.raises(ValueError, match="init_order must be one of"):
-    training.ExperimentConfig(init_order="eager")
+    training.ExperimentConfig.from_settings(init_order="eager")
 
 
 def test_a_fraction_of_the_training_users_trains_and_reloads(ml100k,
@@ -313,7 +313,7 @@ def test_a_fraction_of_the_training_users_trains_and_reloads(ml100k,
   bags = prepared.tables.item_table["item_users"]
   assert set(np.unique(bags[bags > 0]) - 1) <= set(kept)
   results = training.run_experiment(config, prepared, verbose=0)
-  assert results["config"]["train_user_fraction"] == 0.25
+  assert results["config"]["data"]["train_user_fraction"] == 0.25
   # Reloading rebuilds the same subset from the saved config.
   _, again, _ = training.load_run(str(tmp_path))
   np.testing.assert_array_equal(again.dataset.train_users, kept)

@@ -1,6 +1,5 @@
 """The tuner: settings applied, trials written, pruning, resume, test once."""
 
-import dataclasses
 import json
 import os
 
@@ -15,7 +14,7 @@ from mic_tf.models.config import MICConfig
 
 @pytest.fixture(scope="module")
 def prepared(ml100k):
-  config = training.ExperimentConfig(dataset="ml-100k", maxlen=10,
+  config = training.ExperimentConfig.from_settings(dataset="ml-100k", maxlen=10,
                                      max_item_users=10)
   return training.prepare_data(config, protocol.apply_comirec_protocol(ml100k))
 
@@ -27,7 +26,7 @@ def _base(**kwargs):
                   examples_per_epoch=4096,
                   mic=MICConfig(projection_dim=16, contrastive_batch_size=64))
   defaults.update(kwargs)
-  return training.ExperimentConfig(**defaults)
+  return training.ExperimentConfig.from_settings(**defaults)
 
 
 def test_apply_params_routes_each_name():
@@ -39,7 +38,7 @@ def test_apply_params_routes_each_name():
   assert config.mic.weights["ui"] == 1.0
   assert config.mic.temperature_of("ii") == 0.5
   assert config.mic.temperature_of("ui") == config.mic.temperature
-  assert config.learning_rate == 1e-2
+  assert config.training.learning_rate == 1e-2
   assert config.mic.num_views == 1
   with pytest.raises(ValueError, match="not a searchable setting"):
     tuning.apply_params(_base(), {"lamda": 0.5})
@@ -252,12 +251,12 @@ def test_current_params_inverts_apply_params_and_seeds_the_study(prepared,
   assert params["tau_ii"] == base.mic.temperature_of("ii")
   assert tuning.apply_params(base, params).to_dict() == base.to_dict()
   base_params = tuning.current_params(base, tuning.BASE_SPACE)
-  assert base_params["learning_rate"] == base.learning_rate
-  assert base_params["dropout"] == base.dropout
-  assert tuning.apply_params(base, {"dropout": 0.35}).dropout == 0.35
-  assert tuning.apply_params(base, {"weight_decay": 0.01}).weight_decay == (
-      0.01)
-  decayed = dataclasses.replace(base, weight_decay=1e-3)
+  assert base_params["learning_rate"] == base.training.learning_rate
+  assert base_params["dropout"] == base.model.dropout
+  assert tuning.apply_params(base, {"dropout": 0.35}).model.dropout == 0.35
+  assert tuning.apply_params(
+      base, {"weight_decay": 0.01}).training.weight_decay == 0.01
+  decayed = base.replace_settings(weight_decay=1e-3)
   wd_params = tuning.current_params(decayed, tuning.BASE_WD_SPACE)
   assert wd_params["weight_decay"] == 1e-3
   assert set(wd_params) == set(tuning.BASE_SPACE) | {"weight_decay"}
@@ -265,7 +264,7 @@ def test_current_params_inverts_apply_params_and_seeds_the_study(prepared,
   assert tuning.current_params(base, tuning.BASE_WD_SPACE)[
       "weight_decay"] == 0.0
   with pytest.raises(ValueError, match="weight_decay=0.005 is outside"):
-    tuning.current_params(dataclasses.replace(base, weight_decay=0.005),
+    tuning.current_params(base.replace_settings(weight_decay=0.005),
                           tuning.BASE_WD_SPACE)
   with pytest.raises(ValueError, match="outside the searched range"):
     tuning.current_params(_base(mic=MICConfig(lambda_=0.3)),

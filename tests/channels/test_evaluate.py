@@ -39,7 +39,7 @@ def _write_interactions(path):
 
 
 def _tiny_config(csv, output_dir):
-  return training.ExperimentConfig(
+  return training.ExperimentConfig.from_settings(
       dataset="custom", dataset_kwargs={"path": csv}, epochs=1,
       batch_size=128, embedding_dim=8, output_dim=8, hidden_units=(16,),
       maxlen=8, max_item_users=4, eval_batch_size=64,

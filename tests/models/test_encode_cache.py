@@ -16,7 +16,7 @@ from mic_tf.testing.synthetic import synthetic_dataset
 def _model():
   ds = synthetic_dataset(num_users=60, num_items=30, length=10)
   tables = F.build_feature_tables(ds, maxlen=5, max_item_users=4)
-  config = training.ExperimentConfig(
+  config = training.ExperimentConfig.from_settings(
       dataset="synthetic", embedding_dim=8, output_dim=8, hidden_units=(8,),
       maxlen=5, max_item_users=4, mic=MICConfig.base(projection_dim=8))
   model = training.build_model(config, tables)

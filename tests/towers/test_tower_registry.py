@@ -40,7 +40,7 @@ class TowerRegistryTest(tf.test.TestCase, parameterized.TestCase):
   @parameterized.named_parameters(("sa", "comirec_sa"), ("dr", "comirec_dr"))
   def test_trainer_builds_multi_interest_models(self, name):
     _, tables, _ = lib.data()
-    config = training.ExperimentConfig(
+    config = training.ExperimentConfig.from_settings(
         tower=name, embedding_dim=8, output_dim=8, hidden_units=(16,),
         tower_kwargs={"num_interests": 2})
     model = training.build_model(config, tables)
