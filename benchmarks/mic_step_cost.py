@@ -46,7 +46,9 @@ import tensorflow as tf
 from mic_tf import cli
 from mic_tf import pipeline
 from mic_tf import reproducibility
-from mic_tf import training
+from mic_tf.config import ExperimentConfig
+from mic_tf.features import prepare_data
+from mic_tf.models.build import build_model
 from mic_tf.models.config import MICConfig
 
 FLAGS = flags.FLAGS
@@ -215,18 +217,18 @@ def main(argv):
   if FLAGS.compare_parallel:
     return compare_parallel()
   variants = _selected()
-  base = training.ExperimentConfig.from_settings(dataset=FLAGS.dataset,
-                                   maxlen=FLAGS.maxlen,
-                                   max_item_users=FLAGS.max_item_users)
-  prepared = training.prepare_data(base)
+  base = ExperimentConfig.from_settings(
+      dataset=FLAGS.dataset, maxlen=FLAGS.maxlen,
+      max_item_users=FLAGS.max_item_users)
+  prepared = prepare_data(base)
   data = pipeline.training_dataset(prepared.tables, prepared.dataset,
                                    batch_size=FLAGS.batch_size, seed=0)
   batches = [b for b in data.take(FLAGS.steps)]
   steps = {}
   for name, mic in variants.items():
     tf.keras.utils.set_random_seed(0)
-    model = training.build_model(
-        training.ExperimentConfig.from_settings(dataset=FLAGS.dataset, mic=mic),
+    model = build_model(
+        base.replace_settings(mic=mic),
         prepared.tables)
     optimizer = model.optimizer
 

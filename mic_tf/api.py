@@ -11,24 +11,27 @@
   mic_tf.export_models(model, data, "exports/ml100k")
 
 Each function is a thin layer over the library the binaries use
-(``mic_tf.training``, ``mic_tf.pipeline``, ``mic_tf.channels``,
-``mic_tf.export``); ``experiments/train.py`` adds the epoch selection on
-valid users, checkpoints and the run record (``training.run_experiment``).
+(``mic_tf.features.prepare_data``, ``mic_tf.models.build``,
+``mic_tf.pipeline``, ``mic_tf.channels``, ``mic_tf.export``), with the
+defaults of ``mic_tf.config``; ``experiments/train.py`` adds the epoch
+selection on valid users, checkpoints and the run record
+(``mic_tf.training.run_experiment``).
 """
 
 from typing import Any, Optional
 
 import tensorflow as tf
 
-from mic_tf import pipeline
-from mic_tf import training
 from mic_tf import channels as channel_lib
+from mic_tf import features
 from mic_tf import names
+from mic_tf import pipeline
 from mic_tf import runs
 from mic_tf.channels.evaluate import evaluate_channels as _evaluate
 from mic_tf.config import DataConfig
 from mic_tf.config import ExperimentConfig
 from mic_tf.mining import MiningConfig
+from mic_tf.models import build as model_build
 from mic_tf.models.config import MICConfig
 from mic_tf.models.mic_model import MICModel
 
@@ -37,7 +40,7 @@ def load_data(dataset: str = DataConfig.dataset,
               maxlen: int = DataConfig.maxlen,
               max_item_users: int = DataConfig.max_item_users,
               data_dir: Optional[str] = None,
-              **dataset_kwargs: Any) -> training.Prepared:
+              **dataset_kwargs: Any) -> features.Prepared:
   """Loads a dataset, applies the ComiRec protocol and builds the features.
 
   Args:
@@ -56,10 +59,10 @@ def load_data(dataset: str = DataConfig.dataset,
   config = ExperimentConfig(data=DataConfig(
       dataset=dataset, data_dir=data_dir, dataset_kwargs=dataset_kwargs,
       maxlen=maxlen, max_item_users=max_item_users))
-  return training.prepare_data(config)
+  return features.prepare_data(config)
 
 
-def build_model(data: training.Prepared, tower: str = "dssm",
+def build_model(data: features.Prepared, tower: str = "dssm",
                 mic: Optional[MICConfig] = None,
                 mining: Optional[MiningConfig] = None, seed: int = 0,
                 **settings: Any) -> MICModel:
@@ -87,14 +90,14 @@ def build_model(data: training.Prepared, tower: str = "dssm",
       mic=mic or MICConfig.base(), mining=mining or MiningConfig.off(),
       seed=seed, **settings)
   tf.keras.utils.set_random_seed(seed)
-  model = training.build_model(config, data.tables, data.dataset)
-  training.build_variables(
+  model = model_build.build_model(config, data.tables, data.dataset)
+  model_build.build_variables(
       model, data.tables,
       towers_first=config.model.towers_first)
   return model
 
 
-def training_data(data: training.Prepared, batch_size: int = 1024,
+def training_data(data: features.Prepared, batch_size: int = 1024,
                   seed: int = 0,
                   examples_per_epoch: Optional[int] = None) -> tf.data.Dataset:
   """The shuffled training batches (every position of every training user).
@@ -110,7 +113,7 @@ def training_data(data: training.Prepared, batch_size: int = 1024,
                                    max_examples=examples_per_epoch)
 
 
-def evaluate_channels(model: MICModel, data: training.Prepared,
+def evaluate_channels(model: MICModel, data: features.Prepared,
                       users: str = "test", index: str = names.EXACT,
                       channel_config: Optional[Any] = None,
                       channels=names.CHANNELS):
@@ -129,7 +132,7 @@ def evaluate_channels(model: MICModel, data: training.Prepared,
   return metrics
 
 
-def export_models(model: MICModel, data: training.Prepared, export_dir: str,
+def export_models(model: MICModel, data: features.Prepared, export_dir: str,
                   channels=names.CHANNELS, k: int = 50,
                   index: str = names.EXACT, channel_config: Optional[Any] = None
                   ):

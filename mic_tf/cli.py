@@ -20,9 +20,8 @@ import dataclasses
 import functools
 import os
 import sys
-import time
-from typing import (Any, Callable, Dict, List, Mapping, Optional,
-                    Sequence, Tuple)
+from typing import (Any, Callable, Dict, List, Mapping, Optional, Sequence,
+                    Tuple)
 
 from absl import app
 from absl import flags
@@ -30,27 +29,15 @@ from absl import logging
 
 from mic_tf import baselines
 from mic_tf import config as config_lib
-from mic_tf import console
 from mic_tf import errors
-from mic_tf import metrics
 from mic_tf import names
 from mic_tf import reproducibility
-from mic_tf import training
 from mic_tf.data import registry as data_registry
 from mic_tf.mining import MiningConfig
 from mic_tf.models.config import BASIC_LOSSES, TERMS, WEIGHTING_MODES
 from mic_tf.models.config import MICConfig
 from mic_tf.towers import registry as tower_registry
 
-BASELINES = ("mostpop", "itemknn", "userknn", "ease")
-BASELINE_NAMES = {"mostpop": "MostPopular", "itemknn": "ItemKNN",
-                  "userknn": "UserKNN", "ease": "EASE"}
-# The hyper-parameter each reference row picks on validation users, and the
-# values tried (UserKNN: neighbours k; EASE: L2 weight lambda).
-BASELINE_GRIDS = {
-    "userknn": ("neighbours", (10, 20, 50, 100, 200)),
-    "ease": ("l2", (10.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0)),
-}
 USER_ERROR_EXIT_CODE = 2
 
 
@@ -240,7 +227,7 @@ def define_training_flags() -> None:
   define_setting_flag("integer", "seed")
   define_setting_flag("string", "output_dir")
   flags.DEFINE_list("baselines", [], "Reference rows to add: "
-                    f"{', '.join(BASELINES)}.")
+                    f"{', '.join(baselines.BASELINES)}.")
   flags.DEFINE_integer("verbose", 1, "Keras progress: 0 silent, 1 bars, "
                        "2 one line per epoch.")
 
@@ -446,9 +433,9 @@ def experiment_config_from_flags(f) -> config_lib.ExperimentConfig:
   except ValueError:
     raise ValueError(f"--hidden_units must be integers, got "
                      f"{f.hidden_units}.") from None
-  bad = [b for b in f.baselines if b not in BASELINES]
+  bad = [b for b in f.baselines if b not in baselines.BASELINES]
   if bad:
-    raise ValueError(f"Unknown --baselines {bad}; choose from {BASELINES}.")
+    raise ValueError(f"Unknown --baselines {bad}; choose from {baselines.BASELINES}.")
   if f.tower not in tower_registry.available_towers():
     raise ValueError(f"Unknown --tower={f.tower}; available: "
                      f"{', '.join(tower_registry.available_towers())}.")
@@ -540,111 +527,3 @@ def flags_for_params(params: Mapping[str, Any],
       raise ValueError(f"No flag sets the searched setting {name!r}; pass it "
                        "through the Python API (tuning.apply_params).")
   return [f"--{k}={v}" for k, v in sorted(out.items())]
-
-
-def make_baseline(name: str, num_items: int, **params):
-  """An unfitted reference recommender by its ``--baselines`` name."""
-  if name not in BASELINES:
-    raise ValueError(f"Unknown baseline {name!r}; choose from {BASELINES}.")
-  cls = {"mostpop": baselines.MostPopular, "itemknn": baselines.ItemKNN,
-         "userknn": baselines.UserKNN, "ease": baselines.EASE}[name]
-  return cls(num_items, **params)
-
-
-def run_baseline(name: str, prepared: training.Prepared,
-                 cutoffs: Sequence[int] = (20, 50),
-                 exclude_history: bool = True,
-                 grid: Optional[Tuple[str, Sequence[Any]]] = None
-                 ) -> Dict[str, Any]:
-  """Fits a reference row on training users; scores valid and test users.
-
-  UserKNN and EASE pick their hyper-parameter (``BASELINE_GRIDS``, or
-  ``grid``) by ``recall@{max cutoff}`` on the valid users only (the first
-  value wins ties); the test users are evaluated once, with the chosen value.
-
-  Returns:
-    ``{"name", "valid", "test", "seconds"}`` plus, for tuned rows,
-    ``"params"`` (the chosen value) and ``"selection"`` (valid metrics of
-    every value tried).
-  """
-  ds = prepared.dataset
-  train = [ds.sequences[u] for u in ds.train_users]
-  k = max(cutoffs)
-  metric = f"recall@{k}"
-
-  def evaluate(model, users):
-    ids = model.retrieve(users.histories, k, exclude_history=exclude_history)
-    return metrics.retrieval_metrics(ids, users.targets, cutoffs)
-
-  out: Dict[str, Any] = {"name": BASELINE_NAMES.get(name, name)}
-  start = time.perf_counter()
-  param, values = grid if grid is not None else BASELINE_GRIDS.get(
-      name, (None, ()))
-  if param is None:
-    model = make_baseline(name, ds.num_items).fit(train)
-    out["valid"] = evaluate(model, prepared.valid)
-  else:
-    if not values:
-      raise ValueError(f"The {name} grid of {param} values is empty; pass "
-                       "at least one value.")
-    rows, model, best = [], None, None
-    for value in values:
-      candidate = make_baseline(name, ds.num_items, **{param: value})
-      candidate.fit(train)
-      rows.append({param: value, **evaluate(candidate, prepared.valid)})
-      logging.info("%s %s=%s valid %s=%.3f", out["name"], param, value,
-                   metric, rows[-1][metric])
-      if best is None or rows[-1][metric] > best[metric]:
-        best, model = rows[-1], candidate
-      del candidate
-    out["params"] = {param: best[param]}
-    out["selection"] = {"metric": metric, "users": "valid", "rows": rows}
-    out["valid"] = {m: v for m, v in best.items() if m != param}
-  out["test"] = evaluate(model, prepared.test)
-  out["seconds"] = time.perf_counter() - start
-  return out
-
-
-def run_with_baselines(config: training.ExperimentConfig,
-                       names: Sequence[str],
-                       verbose: int = 1) -> List[Dict[str, Any]]:
-  """Runs the requested reference rows, then trains and evaluates the model."""
-  prepared = training.prepare_data(config)
-  rows = []
-  for name in console.track(names, "reference rows", unit="rows"):
-    row = run_baseline(name, prepared, config.evaluation.cutoffs, config.evaluation.exclude_history)
-    logging.info("%s test %s", row["name"], row["test"])
-    rows.append(row)
-  results = training.run_experiment(config, prepared, verbose=verbose)
-  results.pop("model")
-  label = config.model.tower.upper() if config.model.tower == "dssm" else config.model.tower
-  if config.mic.terms:
-    label += "+MIC(" + ",".join(t.upper() for t in config.mic.terms) + ")"
-  rows.append({"name": label, "valid": results["valid"],
-               "test": results["test"],
-               "train_seconds": results["train_seconds"]})
-  return rows
-
-
-METRIC_ORDER = ("recall@20", "ndcg@20", "ndcg_gt@20", "hr@20",
-                "recall@50", "ndcg@50", "ndcg_gt@50", "hr@50")
-
-
-def results_table(rows: Sequence[Dict[str, Any]], split: str = "test",
-                  metrics: Sequence[str] = METRIC_ORDER) -> str:
-  """A Markdown table of metrics (percent) for each row.
-
-  A reference row tuned on valid users shows its chosen value in the name,
-  e.g. ``EASE (l2=1000)``.
-  """
-  header = "| model | " + " | ".join(metrics) + " |"
-  lines = [header, "|" + "---|" * (len(metrics) + 1)]
-  for row in rows:
-    m = row[split]
-    name = row["name"]
-    if row.get("params"):
-      name += " (" + ", ".join(f"{p}={v:g}" for p, v in
-                               row["params"].items()) + ")"
-    lines.append(f"| {name} | " +
-                 " | ".join(f"{m[k]:.3f}" for k in metrics) + " |")
-  return "\n".join(lines)

@@ -22,7 +22,6 @@ one the channel evaluation and the exported servers run. Writes:
 A notebook can call the same functions the binaries call.
 """
 
-import dataclasses
 import json
 import os
 import time
@@ -38,97 +37,22 @@ from mic_tf import distribute
 from mic_tf import errors
 from mic_tf import features as F
 from mic_tf import names
-from mic_tf import optimizers
 from mic_tf import pipeline
 from mic_tf import run_record
 from mic_tf import stats
 from mic_tf.channels.assets import ChannelAssets
 from mic_tf.channels.evaluate import evaluate_channels
 from mic_tf.channels.evaluate import evaluate_u2i  # the U2I channel, exact
-from mic_tf.data import protocol
-from mic_tf.data import registry as data_registry
-from mic_tf.data import subsample
-from mic_tf.data.dataset import ProcessedDataset
 from mic_tf.config import ExperimentConfig
 from mic_tf.config import SELECTION
 from mic_tf.config import selection_metric
+from mic_tf.data.dataset import ProcessedDataset
+from mic_tf.features import prepare_data
+from mic_tf.features import Prepared
 from mic_tf.mining import MiningCallback
+from mic_tf.models.build import build_model
+from mic_tf.models.build import build_variables
 from mic_tf.models.mic_model import MICModel
-from mic_tf.models.mined import build_mined_model
-from mic_tf.towers import registry as tower_registry
-
-
-@dataclasses.dataclass
-class Prepared:
-  """Data after the protocol and feature building (reusable across runs)."""
-  dataset: ProcessedDataset
-  tables: F.FeatureTables
-  valid: F.EvalUsers
-  test: F.EvalUsers
-
-
-def prepare_data(config: ExperimentConfig,
-                 dataset: Optional[ProcessedDataset] = None) -> Prepared:
-  """Loads the dataset (unless given), applies the protocol, builds features.
-
-  Args:
-    config: The experiment config.
-    dataset: An already processed dataset to reuse.
-
-  Returns:
-    The ``Prepared`` data.
-  """
-  if dataset is None:
-    raw = data_registry.load_dataset(config.data.dataset, data_dir=config.data.data_dir,
-                                     **config.data.dataset_kwargs)
-    dataset = protocol.apply_comirec_protocol(raw)
-    console.status(protocol.describe(dataset))
-  if config.data.train_user_fraction != dataset.train_user_fraction:
-    total = len(dataset.train_users)
-    dataset = subsample.keep_train_users(dataset, config.data.train_user_fraction,
-                                         seed=config.data.data_seed)
-    console.status(f"Training on {len(dataset.train_users):,} of {total:,} "
-                   f"training users (train_user_fraction="
-                   f"{config.data.train_user_fraction}, data_seed="
-                   f"{config.data.data_seed}); valid and test users unchanged.")
-  tables = F.build_feature_tables(dataset, maxlen=config.data.maxlen,
-                                  use_user_id=config.data.use_user_id,
-                                  max_item_users=config.data.max_item_users,
-                                  seed=config.data.data_seed)
-  valid = F.eval_users(tables, dataset, dataset.valid_users)
-  test = F.eval_users(tables, dataset, dataset.test_users)
-  return Prepared(dataset, tables, valid, test)
-
-
-def build_model(config: ExperimentConfig, tables: F.FeatureTables,
-                dataset: Optional[ProcessedDataset] = None) -> MICModel:
-  """Builds the towers and the (mined) ``MICModel`` and compiles it.
-
-  Args:
-    config: The experiment config.
-    tables: Feature tables.
-    dataset: The processed dataset; needed when mining is on (the user pool
-      is every training user's history).
-
-  Returns:
-    A compiled ``MICModel`` (a ``MinedMICModel`` when mining is on).
-  """
-  user_tower, item_tower = tower_registry.build_towers(
-      config.model.tower, tables.spec, embedding_dim=config.model.embedding_dim,
-      output_dim=config.model.output_dim, dropout=config.model.dropout,
-      hidden_units=config.model.hidden_units, **config.model.tower_kwargs)
-  if config.mining.enabled:
-    if dataset is None:
-      raise ValueError("Mining needs the dataset (training users' "
-                       "histories): pass dataset=prepared.dataset.")
-    model = build_mined_model(user_tower, item_tower, tables, dataset,
-                              config.mic, config.mining)
-  else:
-    model = MICModel(user_tower, item_tower, tables.spec, tables.item_table,
-                     config=config.mic, item_counts=tables.item_counts)
-  model.compile(optimizer=optimizers.make_optimizer(
-      config.training.optimizer, config.training.learning_rate, config.training.weight_decay))
-  return model
 
 
 def selection_description(select_on: Sequence[str],
@@ -526,38 +450,6 @@ def _json_default(o):
   if isinstance(o, tuple):
     return list(o)
   raise TypeError(f"Not JSON serialisable: {type(o)}")
-
-
-def build_variables(model: MICModel, tables: F.FeatureTables,
-                    towers_first: bool = False) -> None:
-  """Creates every variable of a model by running one tiny batch.
-
-  Call it inside ``strategy.scope()`` when the model was built there.
-
-  Args:
-    model: The model.
-    tables: Its feature tables.
-    towers_first: Create the towers and projection heads first, with an
-      inference pass (no perturbation, no dropout), so that their initial
-      weights depend on the seed only and not on the objective
-      (``ExperimentConfig.init_order="towers_first"``).
-  """
-  users = np.nonzero(tables.train_user_mask)[0][:2]
-  feats = tables.user_features(
-      users, np.zeros((len(users), tables.spec.maxlen), np.int32))
-  batch = {k: tf.constant(v) for k, v in feats.items()}
-  batch[F.ITEM_ID] = tf.constant([1, 1], tf.int32)
-  batch[F.USER_KEY] = tf.constant(users.astype(np.int32))
-  if towers_first:
-    model.user_query(batch)
-    model.item_candidate(batch[F.ITEM_ID])
-  strategy = tf.distribute.get_strategy()
-  if tf.distribute.has_strategy():  # inside strategy.scope(): per replica
-    strategy.run(lambda b: model.compute_loss(b, training=True),
-                 args=(batch,))
-  else:
-    model.compute_loss(batch, training=True)
-  model(batch)  # marks the Keras model as built
 
 
 def load_run(output_dir: str, prepared: Optional[Prepared] = None

@@ -36,6 +36,8 @@ import tensorflow as tf
 from mic_tf import config as config_lib
 from mic_tf import console
 from mic_tf import training
+from mic_tf.features import prepare_data
+from mic_tf.features import Prepared
 from mic_tf.models.config import TERMS
 
 try:  # Optuna is an optional dependency (extra "experiments").
@@ -334,7 +336,7 @@ def run_study(base: config_lib.ExperimentConfig,
               study_dir: str,
               num_trials: int,
               seed: int = 0,
-              prepared: Optional[training.Prepared] = None,
+              prepared: Optional[Prepared] = None,
               startup_trials: int = 4,
               verbose: int = 0,
               on_trial: Optional[Callable[[Dict[str, Any]], None]] = None,
@@ -368,7 +370,7 @@ def run_study(base: config_lib.ExperimentConfig,
     raise ImportError("Tuning needs Optuna: pip install 'mic-tf[experiments]'"
                       " (or pip install optuna).")
   os.makedirs(os.path.join(study_dir, "trials"), exist_ok=True)
-  prepared = prepared or training.prepare_data(base)
+  prepared = prepared or prepare_data(base)
   monitor = base.selection_metric
   optuna.logging.set_verbosity(optuna.logging.WARNING)
   study = optuna.create_study(
@@ -490,7 +492,7 @@ def _read_rescores(study_dir: str) -> Dict[int, Dict[str, Any]]:
 def rescore_top_trials(study_dir: str,
                        top_k: int,
                        seeds: Sequence[int],
-                       prepared: Optional[training.Prepared] = None,
+                       prepared: Optional[Prepared] = None,
                        verbose: int = 0) -> list:
   """Trains the ``top_k`` best completed trials again on more seeds.
 
@@ -542,7 +544,7 @@ def rescore_top_trials(study_dir: str,
                                                     {}).items()}
     by_seed[config.training.seed] = record["value"]
     if prepared is None:
-      prepared = training.prepare_data(config)
+      prepared = prepare_data(config)
     for seed in seeds:
       if seed in by_seed:
         continue
@@ -604,7 +606,7 @@ def best_trial_record(study_dir: str) -> Dict[str, Any]:
 
 
 def evaluate_best(study_dir: str,
-                  prepared: Optional[training.Prepared] = None
+                  prepared: Optional[Prepared] = None
                   ) -> Dict[str, Any]:
   """Scores the test users once with the selected trial's best epoch.
 

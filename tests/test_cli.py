@@ -7,6 +7,7 @@ from absl import flags
 import pytest
 
 import mic_tf  # noqa: F401
+from mic_tf import baselines
 from mic_tf import cli
 from mic_tf.config import ExperimentConfig
 
@@ -60,7 +61,7 @@ def test_the_binary_without_flags_trains_the_default_config(monkeypatch):
   train = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(train)
   seen = []
-  monkeypatch.setattr(train.cli, "run_with_baselines",
+  monkeypatch.setattr(train.baselines, "run_with_baselines",
                       lambda config, names, verbose: seen.append(config) or [])
   try:
     cli.invoke(train.main, ["train.py"])
@@ -141,9 +142,9 @@ def test_run_baseline_selects_on_valid_and_tests_once(monkeypatch):
       calls.append((self.p, int(histories[0][0])))
       return [[self.p] + [0] * (k - 1)] * len(histories)
 
-  monkeypatch.setattr(cli, "make_baseline",
+  monkeypatch.setattr(baselines, "make_baseline",
                       lambda name, n, **params: Fake(n, **params))
-  row = cli.run_baseline("ease", _fake_prepared(), cutoffs=(1,),
+  row = baselines.run_baseline("ease", _fake_prepared(), cutoffs=(1,),
                          grid=("p", (4, 1, 2)))
   # Valid target is item 1 (history 2, 4), test target item 2 (history 3, 4).
   assert row["params"] == {"p": 1}
@@ -159,13 +160,13 @@ def test_run_baseline_selects_on_valid_and_tests_once(monkeypatch):
     ("ease", "l2")])
 def test_run_baseline_real_models(name, param):
   grid = {"userknn": ("neighbours", (1, 2)), "ease": ("l2", (1.0, 10.0))}
-  row = cli.run_baseline(name, _fake_prepared(), cutoffs=(1, 2),
+  row = baselines.run_baseline(name, _fake_prepared(), cutoffs=(1, 2),
                          grid=grid.get(name))
-  assert row["name"] == cli.BASELINE_NAMES[name]
+  assert row["name"] == baselines.BASELINE_NAMES[name]
   assert set(row["valid"]) == set(row["test"]) and "recall@2" in row["test"]
   if param:
     assert list(row["params"]) == [param]
-    assert "(" + param + "=" in cli.results_table([row],
+    assert "(" + param + "=" in baselines.results_table([row],
                                                     metrics=("recall@2",))
   else:
     assert "params" not in row
@@ -173,7 +174,7 @@ def test_run_baseline_real_models(name, param):
 
 def test_make_baseline_rejects_unknown_name():
   with pytest.raises(ValueError, match="Unknown baseline"):
-    cli.make_baseline("svd", 5)
+    baselines.make_baseline("svd", 5)
 
 
 def test_weight_decay_flag(parse):

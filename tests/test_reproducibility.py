@@ -15,6 +15,7 @@ import mic_tf  # noqa: F401
 from mic_tf import run_record
 from mic_tf import training
 from mic_tf.data import protocol
+from mic_tf.features import prepare_data
 from mic_tf.models.config import MICConfig
 
 _ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -22,9 +23,9 @@ _ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def prepared(ml100k):
-  config = training.ExperimentConfig.from_settings(dataset="ml-100k", maxlen=10,
-                                     max_item_users=10)
-  return training.prepare_data(config, protocol.apply_comirec_protocol(ml100k))
+  config = training.ExperimentConfig.from_settings(
+      dataset="ml-100k", maxlen=10, max_item_users=10)
+  return prepare_data(config, protocol.apply_comirec_protocol(ml100k))
 
 
 def _run(prepared, output_dir, seed):  # output_dir None: nothing on disk

@@ -30,6 +30,7 @@ from mic_tf import runs
 from mic_tf import training
 from mic_tf.channels import raw_ids
 from mic_tf.channels.ranking import pad_lists
+from mic_tf.features import prepare_data
 from mic_tf.models.config import MICConfig
 
 _LOADER = pathlib.Path(__file__).resolve().parent / "serving_loader.py"
@@ -66,7 +67,7 @@ class ServingTest(tf.test.TestCase):
         output_dim=16, hidden_units=(32,), maxlen=10, max_item_users=8,
         examples_per_epoch=4096, eval_batch_size=256, output_dir=run_dir,
         mic=MICConfig.base(projection_dim=16))
-    prepared = training.prepare_data(config)
+    prepared = prepare_data(config)
     model = training.run_experiment(config, prepared, verbose=0)["model"]
     export_dir = os.path.join(cls.tmp.name, "export")
     cls.paths = runs.export_run(run_dir, export_dir, names.CHANNELS, _K,

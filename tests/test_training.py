@@ -9,19 +9,22 @@ import pytest
 import tensorflow as tf
 
 import mic_tf  # noqa: F401
-from mic_tf import cli
+from mic_tf import baselines
 from mic_tf import errors
 from mic_tf import pipeline
 from mic_tf import training
 from mic_tf.data import protocol
+from mic_tf.features import prepare_data
+from mic_tf.models.build import build_model
+from mic_tf.models.build import build_variables
 from mic_tf.models.config import MICConfig
 
 
 @pytest.fixture(scope="module")
 def prepared(ml100k):
-  config = training.ExperimentConfig.from_settings(dataset="ml-100k", maxlen=10,
-                                     max_item_users=10)
-  return training.prepare_data(config, protocol.apply_comirec_protocol(ml100k))
+  config = training.ExperimentConfig.from_settings(
+      dataset="ml-100k", maxlen=10, max_item_users=10)
+  return prepare_data(config, protocol.apply_comirec_protocol(ml100k))
 
 
 def _config(tmp_path, **kwargs):
@@ -39,14 +42,14 @@ def test_short_real_run_learns_writes_and_reloads(prepared, tmp_path):
   # rebuild the very features the run trained on.
   config = _config(tmp_path, seed=1)
   tf.keras.utils.set_random_seed(0)
-  untrained = training.build_model(config, prepared.tables)
-  training.build_variables(untrained, prepared.tables)
+  untrained = build_model(config, prepared.tables)
+  build_variables(untrained, prepared.tables)
   before = training.evaluate_u2i(untrained, prepared.valid)
   results = training.run_experiment(config, prepared, verbose=0)
   # It learned something: far better than the same model untrained.
   assert results["valid"]["recall@50"] > before["recall@50"] + 5.0
   # The reference rows run on the same prepared data.
-  popular = cli.run_baseline("mostpop", prepared)
+  popular = baselines.run_baseline("mostpop", prepared)
   assert 0 < popular["test"]["recall@50"] < 100
   with open(os.path.join(tmp_path, "metrics.json")) as f:
     saved = json.load(f)
@@ -257,7 +260,7 @@ def test_weight_decay_reaches_the_optimizer_and_shrinks_weights(prepared):
         output_dim=16, hidden_units=(16,), weight_decay=decay,
         mic=MICConfig.base(projection_dim=16))
     tf.keras.utils.set_random_seed(0)
-    model = training.build_model(config, prepared.tables)
+    model = build_model(config, prepared.tables)
     assert (model.optimizer.weight_decay or 0.0) == decay
     batches = pipeline.training_dataset(prepared.tables, prepared.dataset,
                                         batch_size=64, seed=0)
@@ -281,8 +284,8 @@ def test_towers_first_gives_base_and_mic_the_same_initial_weights(
                     ("mic", MICConfig.tuned(projection_dim=32))):
     config = _config(tmp_path, mic=mic, init_order=init_order)
     tf.keras.utils.set_random_seed(config.training.seed)
-    model = training.build_model(config, prepared.tables)
-    training.build_variables(model, prepared.tables,
+    model = build_model(config, prepared.tables)
+    build_variables(model, prepared.tables,
                              towers_first=init_order == "towers_first")
     weights[name] = _tower_weights(model)
   same = [np.array_equal(a, b) for a, b in zip(weights["base"],
@@ -303,11 +306,11 @@ def test_a_fraction_of_the_training_users_trains_and_reloads(ml100k,
                                                               tmp_path):
   full = protocol.apply_comirec_protocol(ml100k)
   config = _config(tmp_path, epochs=1, train_user_fraction=0.25, data_seed=2)
-  prepared = training.prepare_data(config, full)
+  prepared = prepare_data(config, full)
   kept = prepared.dataset.train_users
   assert len(kept) == int(round(0.25 * len(full.train_users)))
   np.testing.assert_array_equal(prepared.valid.users,
-                                training.prepare_data(
+                                prepare_data(
                                     _config(tmp_path), full).valid.users)
   # The items' user bags hold kept training users only (tokens are u + 1).
   bags = prepared.tables.item_table["item_users"]

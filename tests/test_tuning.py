@@ -9,14 +9,15 @@ import mic_tf  # noqa: F401
 from mic_tf import training
 from mic_tf import tuning
 from mic_tf.data import protocol
+from mic_tf.features import prepare_data
 from mic_tf.models.config import MICConfig
 
 
 @pytest.fixture(scope="module")
 def prepared(ml100k):
-  config = training.ExperimentConfig.from_settings(dataset="ml-100k", maxlen=10,
-                                     max_item_users=10)
-  return training.prepare_data(config, protocol.apply_comirec_protocol(ml100k))
+  config = training.ExperimentConfig.from_settings(
+      dataset="ml-100k", maxlen=10, max_item_users=10)
+  return prepare_data(config, protocol.apply_comirec_protocol(ml100k))
 
 
 def _base(**kwargs):

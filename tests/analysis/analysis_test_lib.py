@@ -5,6 +5,7 @@ from typing import Optional, Sequence, Tuple
 from mic_tf import runs as run_lib
 from mic_tf import training
 from mic_tf.data import protocol
+from mic_tf.features import prepare_data
 from mic_tf.models.config import MICConfig
 
 
@@ -17,7 +18,7 @@ def train_tiny_runs(raw, root, specs: Sequence[Tuple[str, tuple, int]],
       dataset="ml-100k", epochs=1, batch_size=256, maxlen=10,
       max_item_users=10, embedding_dim=16, output_dim=16, hidden_units=(32,),
       examples_per_epoch=2048, eval_batch_size=512)
-  prepared = training.prepare_data(base, protocol.apply_comirec_protocol(raw))
+  prepared = prepare_data(base, protocol.apply_comirec_protocol(raw))
   for name, terms, seed in specs:
     config = training.ExperimentConfig.from_settings(**{
         **base.to_dict(), "output_dir": str(root / name), "seed": seed,

@@ -24,6 +24,7 @@ from mic_tf import channels
 from mic_tf import indexes
 from mic_tf import runs
 from mic_tf import training
+from mic_tf.features import prepare_data
 from mic_tf.models.config import MICConfig
 from mic_tf.testing.synthetic import synthetic_dataset
 
@@ -66,7 +67,7 @@ class EvaluateChannelsTest(tf.test.TestCase):
     config = _tiny_config(csv, cls.run_dir)
     cls.results = training.run_experiment(config, verbose=0)
     cls.model = cls.results["model"]
-    cls.prepared = training.prepare_data(config)
+    cls.prepared = prepare_data(config)
     cls.assets = channels.ChannelAssets(
         cls.model, cls.prepared.tables, cls.prepared.dataset)
 
