@@ -25,8 +25,8 @@ from absl import flags
 
 import mic_tf  # noqa: F401
 from mic_tf import cli
-from mic_tf import grid
-from mic_tf.analysis import tables
+from mic_harness import grid
+from mic_harness import tables
 
 FLAGS = flags.FLAGS
 cli.define_data_flags()

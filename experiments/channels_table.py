@@ -8,7 +8,8 @@ Run experiments/evaluate.py on each run directory first, then e.g.:
 
 A GLOB may also match the committed copies in docs/results/ (each run's
 metrics.json copied as <cell>.json beside channels_<cell>.json), so the
-tables of docs/results.md regenerate from a clone without the run directories:
+tables of the results pages (docs/experiments/) regenerate from a clone
+without the run directories:
 
   python experiments/channels_table.py --split=test \
       --groups='DSSM=docs/results/converged/dssm_base_s[0-4].json' \
@@ -22,14 +23,14 @@ group is compared with it per channel, paired by seed (mean ± std of the
 differences, paired t-test p-value, and the 2-pooled-std criterion); with
 --pair=VARIANT:BASE (repeatable) each variant is compared with its own base,
 e.g. every tower of Table 2 with its +MIC row in one table. The logic lives
-in mic_tf/analysis/channel_tables.py.
+in experiments/mic_harness/channel_tables.py.
 """
 
 from absl import app
 from absl import flags
 
 from mic_tf import cli
-from mic_tf.analysis import channel_tables
+from mic_harness import channel_tables
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("groups", [], "LABEL=GLOB of run directories.")

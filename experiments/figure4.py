@@ -15,7 +15,7 @@ Train the Table 3 variants, evaluate each run's channels, then plot, e.g.:
 Writes <output_dir>/figure4_u2i.png, figure4_u2u.png, figure4_i2i.png (one
 point per variant, mean over its seeds, coloured by the channel's recall)
 and figure4.json (every run's numbers). The positive pairs of each space are
-defined in mic_tf/analysis/alignment_uniformity.py.
+defined in experiments/mic_harness/alignment_uniformity.py.
 """
 
 import glob
@@ -27,7 +27,7 @@ from absl import flags
 
 import mic_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TF loads Keras)
 from mic_tf import cli
-from mic_tf.analysis import figure4
+from mic_harness import figure4
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("run_dirs", [], "Run directories or glob patterns.")

@@ -14,7 +14,7 @@ from absl import app
 from absl import flags
 
 from mic_tf import cli
-from mic_tf.analysis import tables
+from mic_harness import tables
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("grid", [], "grid.json file(s) of finished grids.")

@@ -3,14 +3,14 @@ r"""Learning curves: valid Recall@50 epoch by epoch, per seed and per group.
 Reads each run's per-epoch history (a run directory or a committed copy of its
 metrics.json) and writes one PNG, the curves as JSON and a Markdown table of
 the mean over seeds per epoch (also printed). E.g. the DSSM rows of
-docs/results.md:
+docs/experiments/dssm.md:
 
   python experiments/learning_curves.py \
       --groups='DSSM=docs/results/converged/dssm_base_s[0-4].json' \
       --groups='DSSM+MIC=docs/results/converged/dssm_all_s[0-4].json' \
       --output=docs/curves/dssm_ml1m.png
 
-Logic: mic_tf/analysis/learning_curves.py.
+Logic: experiments/mic_harness/learning_curves.py.
 """
 
 import json
@@ -21,8 +21,8 @@ from absl import flags
 
 import mic_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TF loads Keras)
 from mic_tf import cli
-from mic_tf.analysis import groups as groups_lib
-from mic_tf.analysis import learning_curves
+from mic_harness import groups as groups_lib
+from mic_harness import learning_curves
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("groups", [], "LABEL=GLOB[,GLOB...] of run "

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Trains and evaluates every cell of the converged ML-1M tables of
-# docs/results.md, one cell at a time (or JOBS at a time, below), seed by
+# docs/experiments/, one cell at a time (or JOBS at a time, below), seed by
 # seed, so that each finished seed completes a row across all tables before
 # the next starts:
 #
@@ -32,7 +32,7 @@
 # test users (exact, alpha chosen on valid users) into the run directory.
 # Finished cells are kept, an interrupted one resumes from its backup: run it
 # again after an interruption. Tables: experiments/channels_table.py (see
-# docs/results.md). One cell takes 15-60 min on a 2-core CPU (a sparse one
+# docs/experiments/). One cell takes 15-60 min on a 2-core CPU (a sparse one
 # 3-15); all 135 (27 a seed), days.
 #
 #   bash experiments/run_tables.sh            # everything, seeds 0-4

@@ -6,9 +6,9 @@ Example (a quick search; DSSM + MIC on MovieLens-1M):
       --space=mic --num_trials=16 --epochs=4 --patience=2 \
       --study_dir=runs/tune_mic
 
-The search near convergence that follows MICConfig.tuned() (docs/results.md,
-"Tuning"; its first trial is the preset itself, the three best trials are
-re-scored on two more seeds):
+The search near convergence that follows MICConfig.tuned()
+(docs/experiments/dssm.md, "How the preset was chosen"; its first trial is
+the preset itself, the three best trials are re-scored on two more seeds):
 
   python experiments/tune.py --dataset=ml-1m --mic_preset=tuned \
       --space=mic --num_trials=24 --epochs=20 --patience=3 \

@@ -12,7 +12,7 @@ Users are split into --num_groups groups of about equal size by the number
 of distinct items in their input history; each group's recall is the mean
 over its users, per run, then mean ± std over seeds, and every model is
 compared with --base paired by seed. Writes the JSON (--output) and a
-Markdown twin (.md). Logic: mic_tf.analysis.user_groups.
+Markdown twin (.md). Logic: mic_harness.user_groups.
 """
 
 import json
@@ -22,8 +22,8 @@ from absl import app
 from absl import flags
 
 from mic_tf import cli
-from mic_tf.analysis import groups as groups_lib
-from mic_tf.analysis import user_groups
+from mic_harness import groups as groups_lib
+from mic_harness import user_groups
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("groups", [], "LABEL=GLOB of run directories "

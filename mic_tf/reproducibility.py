@@ -33,7 +33,7 @@ on or off).
 * ``tf.config.experimental.enable_op_determinism()``: TensorFlow raises on
   an op without a deterministic implementation instead of running it.
 
-The README's reproducibility section gives what was measured, the cost, and
+docs/guides/reproducibility.md gives what was measured, the cost, and
 what still differs (other TensorFlow builds or versions, GPUs).
 """
 

@@ -39,7 +39,6 @@ from mic_tf import features as F
 from mic_tf import names
 from mic_tf import pipeline
 from mic_tf import run_record
-from mic_tf import stats
 from mic_tf.channels.assets import ChannelAssets
 from mic_tf.channels.evaluate import evaluate_channels
 from mic_tf.channels.evaluate import evaluate_u2i  # the U2I channel, exact
@@ -318,8 +317,8 @@ def run_experiment(config: ExperimentConfig,
       # The best epoch is interior (the metric fell afterwards): the run is
       # converged in the early-stopping sense. A best epoch equal to the
       # last allowed one means training was cut while still improving.
-      "converged": stats.is_converged(evaluator.best_epoch,
-                                      config.training.epochs),
+      "converged": is_converged(evaluator.best_epoch,
+                                config.training.epochs),
       "valid": {k: v for k, v in valid.items()
                 if k not in ("epoch", HISTORY_SECONDS)},
       "test": test, "history": evaluator.history,
@@ -346,6 +345,30 @@ def run_experiment(config: ExperimentConfig,
   return results
 
 
+def is_converged(best_epoch: Optional[int],
+                 max_epochs: Optional[int]) -> Optional[bool]:
+  """``False`` when the selected epoch is the last allowed one.
+
+  A run whose selected (best validation) epoch is the last epoch it was
+  allowed to train was still improving: it is not converged.
+
+  Args:
+    best_epoch: The epoch selected on validation users (1-based).
+    max_epochs: The most epochs the run was allowed
+      (``TrainingConfig.epochs``).
+
+  Returns:
+    ``True``/``False``, or ``None`` when either is unknown.
+  """
+  if best_epoch is None or max_epochs is None:
+    return None
+  if best_epoch < 1 or best_epoch > max_epochs:
+    raise ValueError(
+        f"Selected epoch {best_epoch} is outside 1 .. {max_epochs} (the "
+        "allowed epochs); the run's metrics.json is inconsistent.")
+  return best_epoch < max_epochs
+
+
 def kept_epoch_message(best_epoch: int, epochs_run: int, max_epochs: int,
                        patience: Optional[int], stopped_early: bool,
                        monitor: str, best: float) -> str:
@@ -358,7 +381,7 @@ def kept_epoch_message(best_epoch: int, epochs_run: int, max_epochs: int,
   """
   line = (f"Kept epoch {best_epoch} of {epochs_run} run (max {max_epochs}; "
           f"valid {monitor} = {best:.3f})")
-  if not stats.is_converged(best_epoch, max_epochs):
+  if not is_converged(best_epoch, max_epochs):
     return line + ": the last allowed epoch, NOT converged (raise --epochs)."
   if patience is not None and not stopped_early:
     after = epochs_run - best_epoch

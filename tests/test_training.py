@@ -181,6 +181,15 @@ def test_early_stopping_keeps_the_best_epoch_and_flags_convergence(
   assert capped["best_epoch"] == 1 and not capped["converged"]
 
 
+def test_is_converged():
+  assert training.is_converged(3, 10) is True
+  assert training.is_converged(10, 10) is False
+  assert training.is_converged(None, 10) is None
+  assert training.is_converged(2, None) is None
+  with pytest.raises(ValueError, match="outside 1 .. 3"):
+    training.is_converged(4, 3)
+
+
 def test_kept_epoch_line_says_whether_the_peak_was_confirmed():
   line = functools.partial(training.kept_epoch_message, monitor="recall@50",
                            best=24.33)

@@ -1,1 +1,0 @@
-"""Analyses of trained models (representation geometry, paper Figure 4)."""
