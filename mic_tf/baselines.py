@@ -28,6 +28,7 @@ import scipy.sparse as sp
 
 from mic_tf import console
 from mic_tf import metrics as metric_lib
+from mic_tf import names as names_lib
 from mic_tf.config import ExperimentConfig
 from mic_tf.features import Prepared
 from mic_tf.features import prepare_data
@@ -768,7 +769,7 @@ def run_with_baselines(config: ExperimentConfig, names: Sequence[str],
   """Runs the requested reference rows, then trains and evaluates the model.
 
   What ``experiments/train.py`` runs: the rows share the model's prepared
-  data.
+  data; the model's row is named by ``mic_tf.names.model_label``.
   """
   # The training loop loads TensorFlow; the reference rows alone need not.
   from mic_tf import training  # pylint: disable=g-import-not-at-top
@@ -783,10 +784,8 @@ def run_with_baselines(config: ExperimentConfig, names: Sequence[str],
     rows.append(row)
   results = training.run_experiment(config, prepared, verbose=verbose)
   results.pop("model")
-  tower = config.model.tower
-  label = tower.upper() if tower == "dssm" else tower
-  if config.mic.terms:
-    label += "+MIC(" + ",".join(t.upper() for t in config.mic.terms) + ")"
+  label = names_lib.model_label(config.model.tower, config.mic.terms,
+                                config.mining.enabled)
   rows.append({"name": label, "valid": results["valid"],
                "test": results["test"],
                "train_seconds": results["train_seconds"]})

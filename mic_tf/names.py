@@ -16,6 +16,8 @@
   and on the item side alike).
 * ``PAD_ID`` / ``NEG_INF``: the id and score of an empty slot in a ranked
   result list (fewer than ``k`` items found).
+* ``model_label``: a model's name in result tables, e.g.
+  ``DSSM+MIC(UI+UU+II)``.
 * ``RENAMED_FIELDS`` / ``upgrade_fields``: settings saved under an earlier
   name (reports, saved indexes and exports written before the rename) read
   under today's.
@@ -41,6 +43,21 @@ STRATEGIES = ("default", "mirrored", "multi_worker")
 MISSING_ID = 0
 PAD_ID = -1
 NEG_INF = float("-inf")
+
+def model_label(tower: str, terms=(), mined: bool = False) -> str:
+  """A model's name in result tables: its tower, MIC terms and mining.
+
+  ``model_label("dssm")`` is ``DSSM``; ``model_label("dssm", ("ui", "uu",
+  "ii"))`` is ``DSSM+MIC(UI+UU+II)``; with ``mined`` it ends in
+  `` +mining``. Other towers keep their registered name
+  (``youtube_dnn+MIC(UI)``).
+  """
+  label = "DSSM" if tower == "dssm" else tower
+  if not terms:
+    return label
+  label += "+MIC(" + "+".join(t.upper() for t in terms) + ")"
+  return label + " +mining" if mined else label
+
 
 # Earlier name -> today's, for settings files written before a rename.
 RENAMED_FIELDS = {

@@ -172,6 +172,14 @@ def test_run_baseline_real_models(name, param):
     assert "params" not in row
 
 
+def test_model_label_spells_every_model_one_way():
+  from mic_tf import names  # pylint: disable=g-import-not-at-top
+  assert names.model_label("dssm") == "DSSM"
+  assert names.model_label("dssm", ("ui", "uu", "ii")) == "DSSM+MIC(UI+UU+II)"
+  assert names.model_label("comirec_sa", ("ii",), mined=True) == (
+      "comirec_sa+MIC(II) +mining")
+
+
 def test_make_baseline_rejects_unknown_name():
   with pytest.raises(ValueError, match="Unknown baseline"):
     baselines.make_baseline("svd", 5)

@@ -53,15 +53,6 @@ def parse_variant(name: str) -> Tuple[Tuple[str, ...], bool]:
   return terms, mined
 
 
-def variant_label(tower: str, terms: Sequence[str],
-                  mined: bool = False) -> str:
-  label = "DSSM" if tower == "dssm" else tower
-  if not terms:
-    return label
-  label += "+MIC(" + "+".join(t.upper() for t in terms) + ")"
-  return label + " +mining" if mined else label
-
-
 def run_grid(base: ExperimentConfig, towers: Sequence[str],
              variants: Sequence[str], seeds: Sequence[int],
              output_dir: Optional[str] = None,
@@ -105,12 +96,12 @@ def run_grid(base: ExperimentConfig, towers: Sequence[str],
         result = _finished_cell(config)
         if result is not None:
           logging.info("%s seed %d: finished before, kept (%s)",
-                       variant_label(tower, terms, mined), seed, cell_dir)
+                       names.model_label(tower, terms, mined), seed, cell_dir)
         else:
           result = training.run_experiment(config, prepared, verbose=verbose)
           result.pop("model")
         rows.append({"tower": tower, "variant": variant, "seed": seed,
-                     "label": variant_label(tower, terms, mined),
+                     "label": names.model_label(tower, terms, mined),
                      "valid": result["valid"], "test": result["test"],
                      "best_epoch": result["best_epoch"],
                      "epochs_run": result.get("epochs_run"),
