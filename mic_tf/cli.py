@@ -1,9 +1,15 @@
 """Flags and glue shared by the absl binaries in ``experiments/``.
 
-Binaries stay thin: they define flags from here, build an
-``ExperimentConfig`` with ``experiment_config_from_flags``, call library
-functions, and start with ``cli.run(main)`` (instead of ``app.run``), which
+Binaries stay thin: they define flags from here (each ``ExperimentConfig``
+setting's flag takes its default and help text from ``mic_tf.config``),
+build an ``ExperimentConfig`` with ``experiment_config_from_flags``, call
+library functions, and start with ``cli.run(main)`` (instead of
+``app.run``), which
 
+* parses the flags, then sets the start-up environment (``start_up``:
+  TensorFlow's log level, ``--deterministic``'s oneDNN pins) before
+  TensorFlow loads. This module and ``mic_tf.config`` do not import
+  TensorFlow, so a binary imports the modules that do inside ``main``;
 * keeps the console quiet: absl and TensorFlow log at WARNING unless
   ``--verbosity=1`` (``--v=1``) asks for the detail;
 * prints a user error (``mic_tf.errors.is_user_error``: a bad flag, a
@@ -27,6 +33,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from mic_tf import _env
 from mic_tf import baselines
 from mic_tf import config as config_lib
 from mic_tf import errors
@@ -36,7 +43,6 @@ from mic_tf.data import registry as data_registry
 from mic_tf.mining import MiningConfig
 from mic_tf.models.config import BASIC_LOSSES, TERMS, WEIGHTING_MODES
 from mic_tf.models.config import MICConfig
-from mic_tf.towers import registry as tower_registry
 
 USER_ERROR_EXIT_CODE = 2
 
@@ -66,7 +72,31 @@ def run(main: Callable[[List[str]], Any],
   """``app.run(main)`` with the console and error rules of this module."""
   define_run_flags()
   app.run(functools.partial(_guarded_main, main), argv=argv,
-          flags_parser=_parse_flags)
+          flags_parser=_parse_flags_and_start)
+
+
+def _parse_flags_and_start(argv: List[str]) -> List[str]:
+  remaining = _parse_flags(argv)
+  start_up(flags.FLAGS)
+  return remaining
+
+
+def start_up(f) -> None:
+  """Sets the start-up environment of parsed flags before TensorFlow loads.
+
+  ``TF_CPP_MIN_LOG_LEVEL`` from ``--verbosity`` and, with
+  ``--deterministic`` (or ``MIC_TF_DETERMINISTIC=1``), the pinned oneDNN
+  settings (``mic_tf._env``). Nothing is set once TensorFlow is loaded (it
+  read them already): ``--deterministic`` is then refused with the fix
+  (``reproducibility.enable_determinism``). Binaries therefore import the
+  modules that load TensorFlow inside ``main``, after this ran.
+  """
+  if "tensorflow" in sys.modules:
+    return
+  verbosity = f.verbosity if f["verbosity"].present else None
+  deterministic = (f.deterministic if f["deterministic"].present
+                   else _env.requested_determinism(()))
+  _env.apply_environment(_env.startup_settings(verbosity, deterministic))
 
 
 def invoke(main: Callable[[List[str]], Any], argv: List[str]) -> Any:
@@ -436,6 +466,8 @@ def experiment_config_from_flags(f) -> config_lib.ExperimentConfig:
   bad = [b for b in f.baselines if b not in baselines.BASELINES]
   if bad:
     raise ValueError(f"Unknown --baselines {bad}; choose from {baselines.BASELINES}.")
+  # Towers are Keras layers: the registry loads TensorFlow (after start_up).
+  from mic_tf.towers import registry as tower_registry  # pylint: disable=g-import-not-at-top
   if f.tower not in tower_registry.available_towers():
     raise ValueError(f"Unknown --tower={f.tower}; available: "
                      f"{', '.join(tower_registry.available_towers())}.")

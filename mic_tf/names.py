@@ -8,7 +8,9 @@
   spaces I2I may measure item similarity in.
 * Nearest-neighbour index kinds: ``INDEX_KINDS`` (exact, scann);
   ``INDEX_CHOICES`` adds ``"auto"`` (ScaNN sized by the pool, which is exact
-  below 20k vectors; see ``mic_tf.indexes.ScannConfig.auto``).
+  below 20k vectors; see ``mic_tf.indexes.ScannConfig.auto``);
+  ``EVAL_INDEX_CHOICES`` adds ``"both"`` and ``EVAL_SPLITS`` names the users
+  a finished run is evaluated on (``mic_tf.runs``).
 * Training: ``OPTIMIZERS`` (``mic_tf.optimizers``) and ``STRATEGIES``
   (``mic_tf.distribute``).
 * ``MISSING_ID``: the feature id of padding, a missing attribute and anything
@@ -36,6 +38,10 @@ I2I_SPACES = (ITEM_SPACE, SHARED)
 EXACT, SCANN, AUTO = "exact", "scann", "auto"
 INDEX_KINDS = (EXACT, SCANN)
 INDEX_CHOICES = INDEX_KINDS + (AUTO,)
+# A finished run's evaluation (mic_tf.runs): the users evaluated, and the
+# indexes ("both": exact and ScaNN, side by side).
+EVAL_SPLITS = ("test", "valid")
+EVAL_INDEX_CHOICES = INDEX_KINDS + ("both",)
 
 OPTIMIZERS = ("auto", "adam", "lazy_adam")
 STRATEGIES = ("default", "mirrored", "multi_worker")

@@ -36,8 +36,8 @@ from mic_tf import training
 from mic_tf.channels.assets import check_channels
 from mic_tf.channels.evaluate import evaluate_channels
 
-SPLITS = ("test", "valid")
-INDEX_CHOICES = names.INDEX_KINDS + ("both",)
+SPLITS = names.EVAL_SPLITS
+INDEX_CHOICES = names.EVAL_INDEX_CHOICES
 USER_TOWER = "user_tower"
 ITEM_TOWER = "item_tower"
 

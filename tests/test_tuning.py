@@ -333,3 +333,28 @@ def test_a_study_is_rebuilt_from_its_records_alone(prepared, tmp_path):
   assert best["selected_trial"] == max(values, key=values.get)
   assert best["retrained"]["valid"]["recall@50"] > 0
   assert set(best["test"]) >= {"recall@50"}
+
+
+def test_tune_binary_offers_every_space():
+  # experiments/tune.py names the spaces without importing mic_tf.tuning
+  # (TensorFlow must wait for its start-up settings).
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  own = ("study_dir", "num_trials", "tune_seed", "startup_trials", "space",
+         "enqueue_base", "rescore_top", "rescore_seeds", "evaluate_best")
+
+  def drop():
+    for name in own:
+      if name in flags.FLAGS:
+        delattr(flags.FLAGS, name)
+
+  path = os.path.join(os.path.dirname(__file__), "..", "experiments",
+                      "tune.py")
+  spec = importlib.util.spec_from_file_location("tune_spaces_binary", path)
+  binary = importlib.util.module_from_spec(spec)
+  drop()
+  try:
+    spec.loader.exec_module(binary)
+    assert binary.SPACES == tuple(sorted(tuning.SPACES))
+  finally:
+    drop()

@@ -12,6 +12,8 @@ negatives and cross user-item mining, refreshed during training.
 The model is ``mic_tf.models.mined.MinedMICModel``.
 """
 
+from typing import TYPE_CHECKING
+
 from mic_tf import _lazy
 
 _EXPORTS = {
@@ -27,6 +29,17 @@ _EXPORTS = {
 }
 # Imported on first use: MiningConfig does not load TensorFlow.
 __getattr__, __dir__ = _lazy.exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:  # what static readers (type checkers, the API docs) see
+  from mic_tf.mining.bank import MiningBank
+  from mic_tf.mining.bank import Pool
+  from mic_tf.mining.callback import MiningCallback
+  from mic_tf.mining.config import MiningConfig
+  from mic_tf.mining.kmeans import KMeans
+  from mic_tf.mining.kmeans import kmeans_plus_plus_init
+  from mic_tf.mining.knn import nearest_neighbours
+  from mic_tf.mining.pool import item_pool_ids
+  from mic_tf.mining.pool import training_user_pool
 
 __all__ = [
     "KMeans",
