@@ -1,4 +1,7 @@
-r"""Evaluates the retrieval channels (U2I, U2U, I2I, fused) of a finished run.
+r"""Evaluates the retrieval channels of a finished run.
+
+The learned channels (U2I, U2U, I2I), the classical ones (ItemKNN, UserKNN,
+EASE: the reference models as channels) and their fusion.
 
 Example (tune on valid users with the default grid, then test users, every
 channel, exact and ScaNN indexes):
@@ -7,11 +10,15 @@ channel, exact and ScaNN indexes):
       --channels=u2i,u2u,i2i,fused --index=both
 
 Prints the settings chosen on the valid users (and whether a true mix of
-channels beat the best single channel there), then one row per (index,
-channel), and writes <run_dir>/channels_<split>.json. By default the U2U
-(N, gamma, alpha), I2I (M', M, alpha) and fusion settings (quota, score or
-reciprocal-rank fusion, and the channels' weights, each channel alone
-included) are tuned on the valid users with ``mic_tf.channels.DEFAULT_GRIDS``;
+channels beat the best single channel there, and which channels the chosen
+fusion uses), then one row per (index, channel), and writes
+<run_dir>/channels_<split>.json. By default the U2U (N, gamma, alpha), I2I
+(M', M, alpha), ItemKNN (neighbourhood), UserKNN (k), EASE (lambda) and
+fusion settings (quota, score-normalised or reciprocal-rank fusion and the
+channels' weights, each channel alone included, then the weights refined by
+coordinate ascent) are tuned on the valid users with
+``mic_tf.channels.DEFAULT_GRIDS``; EASE is left out (one line says so)
+above its item limit;
 --tune_grid replaces that grid (JSON file or inline JSON) or switches tuning
 off (--tune_grid=none, then --channel_config or the defaults are used). With
 --channels=u2i --index=exact the U2I row equals the test numbers in the
@@ -30,17 +37,18 @@ flags.DEFINE_string("run_dir", None, "Directory of a finished training run "
 flags.DEFINE_enum("split", "test", list(names.EVAL_SPLITS),
                   "Users to evaluate.")
 flags.DEFINE_list("channels", list(names.CHANNELS),
-                  "Channels: any of u2i, u2u, i2i, fused.")
+                  f"Channels: any of {', '.join(names.CHANNELS)}.")
 flags.DEFINE_enum("index", "exact", list(names.EVAL_INDEX_CHOICES),
                   "Nearest-neighbour index of the searches.")
 flags.DEFINE_string("channel_config", None, "ChannelConfig as a JSON file or "
                     "inline JSON: the settings, or the starting point of "
                     "the tuning (defaults if unset).")
-flags.DEFINE_string("tune_grid", "default", "'default' (tune U2U, I2I and "
-                    "the fusion on valid users with the default grid), "
+flags.DEFINE_string("tune_grid", "default", "'default' (tune every channel "
+                    "and the fusion on valid users with the default grid), "
                     "'none' (no tuning), or JSON (file or inline) "
-                    "{channel: {setting: [values]}} for u2u, i2i and/or "
-                    "fused, e.g. '{\"u2u\": {\"alpha\": [0.3, 0.7]}}'.")
+                    "{channel: {setting: [values]}} for u2u, i2i, itemknn, "
+                    "userknn, ease and/or fused, e.g. "
+                    "'{\"u2u\": {\"alpha\": [0.3, 0.7]}}'.")
 flags.DEFINE_string("tune_metric", "recall@50", "Metric the tuning maximises.")
 flags.DEFINE_string("report_name", None, "File name of the report in "
                     "--run_dir (default channels_<split>.json).")
@@ -80,6 +88,14 @@ def main(argv):
             f"best mix {summary['best_mix']} "
             f"{summary['best_mix_value']:.3f}: "
             f"{'a mix wins' if summary['mix_wins'] else 'no mix wins'}")
+    if summary and "chosen" in summary:
+      how = (f"weights refined from {summary['grid_best']}"
+             if summary["refined"] else "best grid rule")
+      print(f"  chosen fusion: {summary['chosen']} ({how}); channels used: "
+            f"{', '.join(summary['channels_used'])}")
+  if "fusion" in report:
+    print(f"fused list: {report['fusion']['rule']} (channels "
+          f"{', '.join(report['fusion']['channels'])})")
   print(runs.format_table(report["results"]))
 
 

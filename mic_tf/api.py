@@ -23,6 +23,7 @@ from typing import Any, Optional
 import tensorflow as tf
 
 from mic_tf import channels as channel_lib
+from mic_tf import console
 from mic_tf import features
 from mic_tf import names
 from mic_tf import pipeline
@@ -117,16 +118,20 @@ def evaluate_channels(model: MICModel, data: features.Prepared,
                       users: str = "test", index: str = names.EXACT,
                       channel_config: Optional[Any] = None,
                       channels=names.CHANNELS):
-  """Metrics of each channel (u2i, u2u, i2i, fused) on valid or test users.
+  """Metrics of each channel (``names.CHANNELS``) on valid or test users.
 
   The same channel modules serve the exported SavedModels
   (``export_models``); history items are excluded as in the offline
-  protocol.
+  protocol. Channels the catalogue is too large for (EASE above its item
+  limit) are left out with one console line.
 
   Returns:
     Channel -> metrics (percent).
   """
   assets = channel_lib.ChannelAssets(model, data.tables, data.dataset)
+  channels = channel_lib.available_channels(
+      channels, data.tables.spec.num_items, channel_config,
+      say=console.status)
   metrics, _ = _evaluate(assets, getattr(data, users), channels, index,
                          channel_config)
   return metrics

@@ -12,7 +12,7 @@ finished run and calls ``export_modules``, which writes::
                     {"user_shared", "user_space"}
     item_tower/     "item_embedding": {"item_id"} -> {"item_shared",
                     "item_space"}
-    u2i/ u2u/ i2i/ fused/
+    u2i/ u2u/ i2i/ itemknn/ userknn/ ease/ fused/
                     "recommend" (also "serving_default"): raw user features
                     and raw "exclude" ids -> {"item_ids" (raw), "scores"};
                     "recommend_ids": the same in the protocol's int ids.

@@ -1,8 +1,10 @@
 """The names every layer shares, in one place (this module imports nothing).
 
 * MIC's contrastive terms: ``TERMS`` (user-item, user-user, item-item).
-* The retrieval channels: ``BASE_CHANNELS`` (U2I, U2U, I2I) and ``FUSED``;
-  ``CHANNELS`` lists all four, in the default fusion priority order.
+* The retrieval channels: ``BASE_CHANNELS`` (the learned U2I, U2U, I2I),
+  ``CLASSICAL_CHANNELS`` (ItemKNN, UserKNN, EASE: the reference models as
+  channels) and ``FUSED``; ``FUSABLE`` lists the six a fusion may combine and
+  ``CHANNELS`` all seven, in the default fusion priority order.
 * The representation spaces: ``SHARED`` (user-item, U2I), ``USER_SPACE``
   and ``ITEM_SPACE`` (the towers' own, U2U and I2I); ``I2I_SPACES`` are the
   spaces I2I may measure item similarity in.
@@ -29,8 +31,11 @@ UI, UU, II = "ui", "uu", "ii"
 TERMS = (UI, UU, II)
 
 U2I, U2U, I2I, FUSED = "u2i", "u2u", "i2i", "fused"
+ITEMKNN, USERKNN, EASE = "itemknn", "userknn", "ease"
 BASE_CHANNELS = (U2I, U2U, I2I)
-CHANNELS = BASE_CHANNELS + (FUSED,)
+CLASSICAL_CHANNELS = (ITEMKNN, USERKNN, EASE)
+FUSABLE = BASE_CHANNELS + CLASSICAL_CHANNELS
+CHANNELS = FUSABLE + (FUSED,)
 
 SHARED, USER_SPACE, ITEM_SPACE = "shared", "user", "item"
 I2I_SPACES = (ITEM_SPACE, SHARED)

@@ -13,6 +13,8 @@ writes ``<run_dir>/channels_<split>.json``::
   {"split": "test", "cutoffs": [20, 50], "channels": [...],
    "channel_config": {...},          # the settings used (tuned if asked)
    "num_users": 604,
+   "left_out": [],                   # channels the catalogue is too big for
+   "fusion": {"rule": "rrf u2u:1 ease:2", "channels": ["u2u", "ease"]},
    "results": {"exact": {"u2i": {"recall@20": ..}, ..}, "scann": {..}},
    "tuning": {"metric": "recall@50", "users": "valid",
               "channels": {"u2u": {"best_params": .., "best_value": ..,
@@ -22,17 +24,28 @@ writes ``<run_dir>/channels_<split>.json``::
                                                       "mix_wins": ..}}}}}
 
 ``export_run(run_dir, export_dir, ...)`` exports the same channel modules
-(``mic_tf.export``), with raw-id serving.
+(``mic_tf.export``), with raw-id serving. Without a ``channel_config`` it
+serves the settings tuned for the run: those of the newest report in
+``run_dir`` that holds a tuning (``tuned_config``), and says which it used
+(a console line, and ``channel_config_source`` in ``export.json``); a run
+never tuned is exported with the default settings, and says so.
+
+Channels the catalogue is too large for (EASE above its item limit) are
+left out of the evaluation, the tuning and the export, with one console
+line each (and ``left_out`` in the report).
 """
 
+import glob
 import json
 import os
 from typing import Any, Dict, Mapping, Optional, Sequence
 
 from mic_tf import channels as channel_lib
+from mic_tf import console
 from mic_tf import export
 from mic_tf import names
 from mic_tf import training
+from mic_tf.channels.assets import available_channels
 from mic_tf.channels.assets import check_channels
 from mic_tf.channels.evaluate import evaluate_channels
 
@@ -59,9 +72,10 @@ def evaluate_run(run_dir: str, split: str = "test",
     index: ``"exact"``, ``"scann"`` or ``"both"``.
     channel_config: ``ChannelConfig`` (defaults if None); the starting
       point of the tuning when ``tune_grids`` is given.
-    tune_grids: Optional ``{"u2u" | "i2i" | "fused": {field: [values]}}``
-      tuned on the valid users (exact index) before evaluating
-      (``mic_tf.channels.DEFAULT_GRIDS`` is the default of the binary).
+    tune_grids: Optional ``{channel: {field: [values]}}`` (channels of
+      ``mic_tf.channels.tuning.TUNABLE``) tuned on the valid users (exact
+      index) before evaluating (``mic_tf.channels.DEFAULT_GRIDS`` is the
+      default of the binary).
     tune_metric: Metric the tuning maximises.
     prepared: The run's prepared data, if already loaded.
     write: Write ``<run_dir>/channels_<split>.json``.
@@ -88,8 +102,15 @@ def evaluate_run(run_dir: str, split: str = "test",
   run_config, prepared, model = training.load_run(run_dir, prepared)
   assets = channel_lib.ChannelAssets(model, prepared.tables,
                                      prepared.dataset)
+  requested = channels
+  channels = available_channels(channels, prepared.tables.spec.num_items,
+                                config, say=console.status)
+  if not channels:
+    raise ValueError(f"None of the channels {list(requested)} can be built "
+                     "for this catalogue; choose others.")
   report = {"split": split, "cutoffs": list(run_config.evaluation.cutoffs),
-            "channels": list(channels)}
+            "channels": list(channels),
+            "left_out": [c for c in requested if c not in channels]}
   if tune_grids:
     config, tuned = channel_lib.tune_channels(
         assets, prepared.valid, tune_grids, config, tune_metric,
@@ -110,6 +131,8 @@ def evaluate_run(run_dir: str, split: str = "test",
       exact_lists = lists
   report["results"] = results
   report["channel_config"] = config.to_dict()
+  report["fusion"] = {"rule": config.fusion.describe(),
+                      "channels": list(config.fusion.channels)}
   report["num_users"] = int(len(users.users))
   if write:
     path = os.path.join(run_dir, name)
@@ -132,11 +155,12 @@ def export_run(run_dir: str, export_dir: str,
   Args:
     run_dir: The run's output directory.
     export_dir: Output directory (see ``mic_tf.export``).
-    channels: Channel servers to export.
+    channels: Channel servers to export (those the catalogue is too large
+      for are left out, with a console line).
     k: Items per recommendation.
     index: ``"exact"``, ``"scann"`` or ``"auto"``.
-    channel_config: ``ChannelConfig`` (defaults if None), e.g. the tuned
-      one of ``evaluate_run``.
+    channel_config: ``ChannelConfig``; None serves the run's tuned settings
+      (``tuned_config``), or the defaults for a run never tuned.
     raw_ids: Serve raw ids (``recommend``) besides internal ids
       (``recommend_ids``).
     prepared: The run's prepared data, if already loaded.
@@ -148,11 +172,52 @@ def export_run(run_dir: str, export_dir: str,
     FileNotFoundError: If ``run_dir`` holds no finished run.
     ValueError: On unknown channels or index kind, or a bad ``k``.
   """
+  if channel_config is None:
+    channel_config, source = tuned_config(run_dir)
+    if source is None:
+      source = "defaults"
+      console.status(f"No tuned channel settings in {run_dir} (run "
+                     "experiments/evaluate.py first): exporting the "
+                     "default settings.")
+    else:
+      console.status(f"Exporting the channel settings tuned on valid users "
+                     f"in {source} (fusion: "
+                     f"{channel_config.fusion.describe()}).")
+  else:
+    source = "given"
   run_config, prepared, model = training.load_run(run_dir, prepared)
   return export_model(model, prepared, export_dir, channels, k, index,
                       channel_config, raw_ids,
                       run_config.evaluation.exclude_history,
-                      extra_info={"run_dir": os.path.abspath(run_dir)})
+                      extra_info={"run_dir": os.path.abspath(run_dir),
+                                  "channel_config_source": source})
+
+
+def tuned_config(run_dir: str):
+  """The newest tuned ``ChannelConfig`` of a run, and the report it is from.
+
+  Reads the reports ``evaluate_run`` wrote in ``run_dir``
+  (``channels*.json``) and takes the newest (by modification time) that
+  holds a tuning on valid users.
+
+  Returns:
+    ``(ChannelConfig, report path)``, or ``(ChannelConfig(), None)`` when no
+    report holds a tuning.
+  """
+  found = []
+  for path in glob.glob(os.path.join(run_dir, "channels*.json")):
+    try:
+      with open(path) as f:
+        report = json.load(f)
+    except (OSError, ValueError):
+      continue
+    if (isinstance(report, dict) and report.get("tuning")
+        and "channel_config" in report):
+      found.append((os.path.getmtime(path), path, report))
+  if not found:
+    return channel_lib.ChannelConfig(), None
+  _, path, report = max(found, key=lambda t: (t[0], t[1]))
+  return channel_lib.ChannelConfig.from_dict(report["channel_config"]), path
 
 
 def export_model(model, prepared, export_dir: str,
@@ -172,6 +237,8 @@ def export_model(model, prepared, export_dir: str,
   """
   channels = check_channels(channels)
   config = channel_config or channel_lib.ChannelConfig()
+  channels = available_channels(channels, prepared.tables.spec.num_items,
+                                config, say=console.status)
   assets = channel_lib.ChannelAssets(model, prepared.tables,
                                      prepared.dataset)
   raw = (channel_lib.RawIds(prepared.tables.spec, prepared.dataset)

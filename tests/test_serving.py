@@ -41,7 +41,8 @@ _CONFIG = channels.ChannelConfig(
     i2i=channels.I2IConfig(num_history_items=5, num_similar_items=10,
                            alpha=0.3),
     fusion=channels.FusionConfig(mode="rrf", weights={"u2u": 2.0, "i2i": 1.0,
-                                                      "u2i": 1.0}))
+                                                      "u2i": 1.0,
+                                                      "ease": 1.0}))
 
 
 def _raw(values, vocab, kind):
@@ -130,7 +131,7 @@ class ServingTest(tf.test.TestCase):
     super().tearDownClass()
 
   def test_served_lists_equal_offline_lists(self):
-    self.assertLen(self.offline, 5)
+    self.assertLen(self.offline, len(names.CHANNELS) + 1)  # + scann_fused
     for name, (ids, scores) in self.offline.items():
       self.assertTrue(np.all(ids[:, :5] > 0), name)  # real lists
       served = self.served[f"{name}/recommend_ids/item_ids"]

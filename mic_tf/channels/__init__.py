@@ -10,17 +10,26 @@ its searcher(s): ``recommend`` serves (TF path, what a SavedModel runs),
   cosine.
 * I2I (``i2i``): the user's recent items retrieve similar items (item
   space); those are ranked by similar-item weight and user-item cosine.
-* Fused (``fusion``): one list from the three, by quota, normalised score
-  or reciprocal rank.
+* ItemKNN, UserKNN, EASE (``classical``): the reference models of
+  ``mic_tf.baselines`` as channels, scored from the user's known items.
+* Fused (``fusion``): one list from any of them, by quota, normalised
+  score or reciprocal rank.
 
 ``assets`` computes a model's vectors and builds the channels, ``evaluate``
 measures them, ``tuning`` picks their settings on validation users,
 ``raw_ids`` maps the data's raw ids to the protocol's ids for serving.
 """
 
+from mic_tf.channels.assets import available_channels
 from mic_tf.channels.assets import build_channels
 from mic_tf.channels.assets import ChannelAssets
 from mic_tf.channels.base import Channel
+from mic_tf.channels.classical import EASEChannel
+from mic_tf.channels.classical import EASEConfig
+from mic_tf.channels.classical import ItemKNNChannel
+from mic_tf.channels.classical import ItemKNNConfig
+from mic_tf.channels.classical import UserKNNChannel
+from mic_tf.channels.classical import UserKNNConfig
 from mic_tf.channels.config import ChannelConfig
 from mic_tf.channels.config import load_channel_config
 from mic_tf.channels.config import load_json_option
@@ -44,3 +53,5 @@ from mic_tf.channels.u2u import U2UChannel
 from mic_tf.channels.u2u import U2UConfig
 from mic_tf.names import BASE_CHANNELS
 from mic_tf.names import CHANNELS
+from mic_tf.names import CLASSICAL_CHANNELS
+from mic_tf.names import FUSABLE

@@ -13,10 +13,16 @@ cosine):
 * ``train_sequences``: those users' full training sequences (U2U's
   candidates).
 
+``classical_model`` fits (and keeps) the reference model behind a classical
+channel (``mic_tf.channels.classical``) on ``train_sequences``.
+
 ``build_channels`` turns them into ``Channel`` modules: the objects that
 evaluate offline, are tuned on validation users and are exported.
+``available_channels`` drops the channels a catalogue is too large for,
+with one line saying why.
 """
 
+import dataclasses
 import functools
 from typing import Dict, List, Mapping, Optional, Sequence
 
@@ -25,6 +31,7 @@ import numpy as np
 from mic_tf import features as F
 from mic_tf import indexes
 from mic_tf import names
+from mic_tf.channels import classical
 from mic_tf.channels.base import Channel
 from mic_tf.channels.config import ChannelConfig
 from mic_tf.channels.encoder import UserEncoder
@@ -57,6 +64,7 @@ class ChannelAssets:
     self.dataset = dataset
     self.batch_size = batch_size
     self.encoder = UserEncoder(model)
+    self._fitted = {}
 
   @functools.cached_property
   def item_shared(self) -> np.ndarray:
@@ -83,6 +91,46 @@ class ChannelAssets:
                        for s in self.train_sequences])
     feats = self.tables.user_features(users, padded)
     return encode.encode_users(self.model, feats, "user", self.batch_size)
+
+
+  def classical_model(self, name: str, config):
+    """The fitted ``mic_tf.baselines`` model of classical channel ``name``
+    with ``config`` (the latest one of each channel is kept)."""
+    key = dataclasses.astuple(config)
+    held = self._fitted.get(name)
+    if held is None or held[0] != key:
+      self._fitted.pop(name, None)  # free the previous one first
+      held = (key, classical.fit_model(name, self.tables.spec.num_items,
+                                       self.train_sequences, config))
+      self._fitted[name] = held
+    return held[1]
+
+
+def available_channels(channels: Sequence[str], num_items: int,
+                       config: Optional[ChannelConfig] = None,
+                       say=None) -> tuple:
+  """``channels`` without those a catalogue of ``num_items`` is too large for.
+
+  Args:
+    channels: Requested channel names.
+    num_items: The item vocabulary size.
+    config: ``ChannelConfig`` (its ``ease.max_items``).
+    say: Called with one line per channel left out (e.g.
+      ``mic_tf.console.status``).
+
+  Returns:
+    The kept channels, in order.
+  """
+  config = config or ChannelConfig()
+  missing = classical.unavailable(num_items, config.ease)
+  kept = []
+  for c in channels:
+    if c in missing:
+      if say is not None:
+        say(missing[c])
+    else:
+      kept.append(c)
+  return tuple(kept)
 
 
 def check_channels(channels: Sequence[str]) -> tuple:
@@ -113,8 +161,9 @@ def build_channels(assets: ChannelAssets,
 
   Args:
     assets: The model's ``ChannelAssets``.
-    channels: Any of ``"u2i", "u2u", "i2i", "fused"``; the fused channel
-      builds (and returns) the members its fusion needs.
+    channels: Any of ``names.CHANNELS`` (``"u2i", "u2u", "i2i",
+      "itemknn", "userknn", "ease", "fused"``); the fused channel builds
+      (and returns) the members its fusion needs.
     k: Items per user.
     index: ``"exact"``, ``"scann"`` or ``"auto"`` (``mic_tf.indexes``).
     config: ``ChannelConfig`` (defaults if None).
@@ -128,8 +177,9 @@ def build_channels(assets: ChannelAssets,
     Channel name -> ``Channel``.
 
   Raises:
-    ValueError: On unknown channels, index kind or searcher names, or a
-      ``k`` larger than the item pool.
+    ValueError: On unknown channels, index kind or searcher names, a
+      ``k`` larger than the item pool, or a channel the catalogue is too
+      large for (``available_channels``).
   """
   channels = check_channels(channels)
   config = config or ChannelConfig()
@@ -146,16 +196,27 @@ def build_channels(assets: ChannelAssets,
       1 <= k < num_items):
     raise ValueError(f"k must be in [1, {num_items - 1}] (the item pool), "
                      f"got {k!r}.")
-  needed = [c for c in channels if c in names.BASE_CHANNELS]
+  needed = [c for c in channels if c in names.FUSABLE]
   if names.FUSED in channels:
     needed += [c for c in config.fusion.channels if c not in needed]
+  missing = classical.unavailable(num_items, config.ease)
+  for c in needed:
+    if c in missing:
+      raise ValueError(missing[c] + " Drop it from the channels and the "
+                       "fusion weights.")
   common = dict(k=int(k), index=index, exclude_history=exclude_history,
                 raw_ids=raw_ids)
   out = {}
-  for name in names.BASE_CHANNELS:
+  for name in names.FUSABLE:
     if name not in needed:
       continue
-    if name == names.U2I:
+    if name in names.CLASSICAL_CHANNELS:
+      section = getattr(config, name)
+      out[name] = classical.CLASSES[name](
+          assets.encoder, assets.train_sequences, section, int(k),
+          exclude_history, raw_ids,
+          fitted=assets.classical_model(name, section))
+    elif name == names.U2I:
       out[name] = U2IChannel(assets.encoder, assets.item_shared,
                              scann_config=scann_configs.get("items"),
                              **common)

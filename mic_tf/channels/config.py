@@ -2,7 +2,9 @@
 
 U2I has no setting of its own (it is the plain nearest-neighbour search);
 U2U, I2I and the fusion are configured by ``U2UConfig``, ``I2IConfig`` and
-``FusionConfig`` (see those modules for the exact formulas).
+``FusionConfig`` (see those modules for the exact formulas), the classical
+channels by ``ItemKNNConfig``, ``UserKNNConfig`` and ``EASEConfig``
+(``mic_tf.channels.classical``).
 """
 
 import dataclasses
@@ -11,6 +13,9 @@ import os
 from typing import Any, Dict, Mapping, Optional
 
 from mic_tf import names
+from mic_tf.channels.classical import EASEConfig
+from mic_tf.channels.classical import ItemKNNConfig
+from mic_tf.channels.classical import UserKNNConfig
 from mic_tf.channels.fusion import FusionConfig
 from mic_tf.channels.i2i import I2IConfig
 from mic_tf.channels.u2u import U2UConfig
@@ -18,15 +23,21 @@ from mic_tf.channels.u2u import U2UConfig
 
 @dataclasses.dataclass(frozen=True)
 class ChannelConfig:
-  """Settings of U2U, I2I and the fusion.
+  """Settings of U2U, I2I, the classical channels and the fusion.
 
   Attributes:
     u2u: ``U2UConfig``.
     i2i: ``I2IConfig``.
+    itemknn: ``ItemKNNConfig``.
+    userknn: ``UserKNNConfig``.
+    ease: ``EASEConfig``.
     fusion: ``FusionConfig``.
   """
   u2u: U2UConfig = dataclasses.field(default_factory=U2UConfig)
   i2i: I2IConfig = dataclasses.field(default_factory=I2IConfig)
+  itemknn: ItemKNNConfig = dataclasses.field(default_factory=ItemKNNConfig)
+  userknn: UserKNNConfig = dataclasses.field(default_factory=UserKNNConfig)
+  ease: EASEConfig = dataclasses.field(default_factory=EASEConfig)
   fusion: FusionConfig = dataclasses.field(default_factory=FusionConfig)
 
   def replace(self, **sections) -> "ChannelConfig":
@@ -36,6 +47,9 @@ class ChannelConfig:
   def to_dict(self) -> Dict[str, Any]:
     return {"u2u": dataclasses.asdict(self.u2u),
             "i2i": dataclasses.asdict(self.i2i),
+            "itemknn": dataclasses.asdict(self.itemknn),
+            "userknn": dataclasses.asdict(self.userknn),
+            "ease": dataclasses.asdict(self.ease),
             "fusion": self.fusion.to_dict()}
 
   def to_json(self) -> str:
@@ -51,7 +65,9 @@ class ChannelConfig:
     Raises:
       ValueError: On an unknown section or field.
     """
-    sections = {"u2u": U2UConfig, "i2i": I2IConfig, "fusion": FusionConfig}
+    sections = {"u2u": U2UConfig, "i2i": I2IConfig,
+                "itemknn": ItemKNNConfig, "userknn": UserKNNConfig,
+                "ease": EASEConfig, "fusion": FusionConfig}
     unknown = sorted(set(d) - set(sections))
     if unknown:
       raise ValueError(f"Unknown channel config section(s) {unknown}; use "

@@ -1,4 +1,7 @@
-"""Fusion: one list of ``k`` items from the U2I, U2U and I2I lists.
+"""Fusion: one list of ``k`` items from the channels' lists.
+
+Any of the learned (U2I, U2U, I2I) and classical (ItemKNN, UserKNN, EASE)
+channels may be fused.
 
 Three rules (``FusionConfig.mode``); ``weights`` lists the channels in
 priority order (default ``u2i: 0.5, u2u: 0.25, i2i: 0.25``). A config with
@@ -57,7 +60,7 @@ from mic_tf.channels.raw_ids import RawIds
 
 MODES = ("quota", "score", "rrf")
 NORMALIZATIONS = ("minmax", "rank")
-FUSABLE = names.BASE_CHANNELS
+FUSABLE = names.FUSABLE
 
 
 def _default_weights() -> Dict[str, float]:

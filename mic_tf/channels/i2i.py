@@ -15,9 +15,13 @@ instead). Every retrieved item is a candidate:
   score     = alpha * S^(u, j) + (1 - alpha) * c(u, j)
 
 Excluded items (the user's history) and padding are dropped and the ``k``
-best remain. A user with an empty history has no source and gets an empty
-list (all id -1). Sources come from the padded ``history`` feature, so
-``M'`` is at most ``maxlen``.
+best remain. Sources come from the padded ``history`` feature, so ``M'`` is
+at most ``maxlen``.
+
+A user whose history holds no known item (empty, or only ids the model never
+saw) has no source: it gets the most popular items it may be served
+(``ranking.popular_items``: the lowest ids, scores in ``(-2, -1)``, below
+any I2I score), as U2U gives such a user its neighbours' popular items.
 """
 
 import dataclasses
@@ -215,6 +219,13 @@ class I2IChannel(Channel):
     """``rank_i2i`` with the channel's (or the given) settings."""
     s = settings or self.settings()
     sources, ids, sims = searched
-    return rank_i2i(sources, ids, sims, users.shared, self.item_shared,
-                    exclude, self.k, s["num_similar_items"], s["alpha"],
-                    s["gamma"], s["recency_decay"])
+    ids, scores = rank_i2i(sources, ids, sims, users.shared,
+                           self.item_shared, exclude, self.k,
+                           s["num_similar_items"], s["alpha"], s["gamma"],
+                           s["recency_decay"])
+    # No source (no known history item): the popular fallback.
+    no_source = tf.reduce_all(sources <= 0, axis=1, keepdims=True)
+    popular_ids, popular_scores = ranking.popular_items(
+        exclude, self.num_items, self.k)
+    return (tf.where(no_source, popular_ids, ids),
+            tf.where(no_source, popular_scores, scores))

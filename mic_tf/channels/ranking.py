@@ -255,6 +255,35 @@ def rank_weighted_pairs(rows: tf.Tensor, items: tf.Tensor, weights: tf.Tensor,
                        num_rows, k)
 
 
+def popular_items(exclude: tf.Tensor, num_items: int,
+                  k: int) -> Tuple[tf.Tensor, tf.Tensor]:
+  """The ``k`` most popular items of each row that ``exclude`` allows.
+
+  Item ids follow popularity (id 1 is the most popular training item, the
+  protocol's numbering), so these are the lowest allowed ids. Their scores,
+  ``-1 - id / num_items``, lie in ``(-2, -1)``: below any cosine blend.
+
+  Args:
+    exclude: ``(B, E)`` int exclusion lists, 0-padded.
+    num_items: Item vocabulary size (padding included).
+    k: Items per row.
+
+  Returns:
+    ``(ids, scores)``, ``(B, k)`` (``(-1, -inf)`` past the pool).
+  """
+  exclude = tf.cast(exclude, tf.int64)
+  batch = tf.shape(exclude, out_type=tf.int64)[0]
+  widest = tf.reduce_max(tf.concat(
+      [tf.reduce_sum(tf.cast(exclude > 0, tf.int64), axis=1), [0]], axis=0))
+  count = tf.minimum(tf.constant(num_items - 1, tf.int64), k + widest)
+  candidates = tf.range(1, count + 1, dtype=tf.int64)
+  rows = tf.repeat(tf.range(batch), count)
+  items = tf.tile(candidates, [batch])
+  scores = -1.0 - tf.cast(items, tf.float32) / float(num_items)
+  rows, items, scores = keep_pairs(rows, items, scores, exclude)
+  return top_k_per_row(rows, items, scores, batch, k)
+
+
 def last_distinct_items(history: tf.Tensor, m: int) -> tf.Tensor:
   """The ``m`` most recent distinct items of padded histories.
 

@@ -1,6 +1,7 @@
-"""Grid search of the U2U, I2I and fusion settings on validation users.
+"""Grid search of the channels' settings and their fusion on validation users.
 
-The channels' settings (``N``, ``gamma``, ``alpha``, ``M'``, ``M``, the
+The channels' settings (U2U ``N``, ``gamma``, ``alpha``; I2I ``M'``, ``M``,
+``alpha``; ItemKNN's neighbourhood, UserKNN's ``k``, EASE's ``lambda``; the
 fusion rule and weights) are chosen on *valid* users, never on test users,
 with the channel modules themselves (exact indexes)::
 
@@ -10,11 +11,19 @@ with the channel modules themselves (exact indexes)::
 U2U and I2I: the channel searches once with the largest ``N`` (or ``M'``
 and ``M``) of the grid, then every grid point re-ranks the first ``N`` (or
 ``M'``, ``M``) with ``Channel.rank``, exactly as a channel built with that
-point would. Fusion: the tuned U2I, U2U and I2I lists are retrieved once and
-every candidate rule fuses them (``fusion.fuse_lists``, what the fused
-channel runs). The candidates always include each channel alone, so the
-chosen fusion is at least as good as the best single channel on the
-validation users; ``GridSearchResult.summary`` says whether a true mix won.
+point would. Classical channels: each grid point is fitted and its channel
+retrieves. Fusion: the tuned channels' lists are retrieved once and every
+candidate rule fuses them (``fusion.fuse_lists``, what the fused channel
+runs): rank-based (``quota``, reciprocal rank ``rrf``) and score-normalised
+(``score``) rules over each channel alone and mixes of two or three; then
+the best rule's weights are refined by coordinate ascent on the same valid
+users (``refine_fusion``: each channel's weight, an absent channel's too, is
+scaled by a few factors and a change is kept when it improves the metric).
+The candidates always include each channel alone, so the chosen fusion is
+at least as good as the best single channel on the validation users;
+``GridSearchResult.summary`` says whether a true mix won and which channels
+the chosen fusion uses. Channels the catalogue is too large for (EASE above
+its item limit) are left out with one line saying so.
 """
 
 import dataclasses
@@ -27,7 +36,9 @@ import tensorflow as tf
 
 from mic_tf import features as F
 from mic_tf import metrics as metric_lib
+from mic_tf import console
 from mic_tf import names
+from mic_tf.channels import classical
 from mic_tf.channels import fusion
 from mic_tf.channels.assets import build_channels
 from mic_tf.channels.assets import ChannelAssets
@@ -35,34 +46,39 @@ from mic_tf.channels.config import ChannelConfig
 from mic_tf.channels.evaluate import retrieve_users
 from mic_tf.channels.ranking import pad_lists
 
-TUNABLE = (names.U2U, names.I2I, names.FUSED)
+TUNABLE = (names.U2U, names.I2I) + names.CLASSICAL_CHANNELS + (names.FUSED,)
+#: Factors ``refine_fusion`` scales a weight by (0 drops the channel).
+REFINE_FACTORS = (0.0, 0.5, 1.0, 2.0)
 
 
-def _fusion_weights() -> List[List[List[Any]]]:
-  """Each channel alone, then mixes of two or three (weights 1 or 2)."""
-  channels = names.BASE_CHANNELS
+def _fusion_weights(channels: Sequence[str] = names.FUSABLE,
+                    largest: int = 3) -> List[List[List[Any]]]:
+  """Each channel alone, then mixes of two .. ``largest`` channels with
+  weights 1 or 2 (all-equal weights once)."""
   out = [[[c, 1.0]] for c in channels]
-  seen = set()
-  for combo in itertools.product((0, 1, 2), repeat=len(channels)):
-    used = [w for w in combo if w]
-    if len(used) < 2 or tuple(combo) in seen:
-      continue
-    if len(set(used)) == 1 and used[0] != 1:  # (2, 2, 0) is (1, 1, 0)
-      continue
-    seen.add(tuple(combo))
-    out.append([[c, float(w)] for c, w in zip(channels, combo) if w])
+  for size in range(2, largest + 1):
+    for chosen in itertools.combinations(channels, size):
+      for combo in itertools.product((1.0, 2.0), repeat=size):
+        if len(set(combo)) == 1 and combo[0] != 1.0:  # (2, 2) is (1, 1)
+          continue
+        out.append([[c, w] for c, w in zip(chosen, combo)])
   return out
 
 
-#: The default grids of ``experiments/evaluate.py`` (small: 18, 18 and 57
-#: points).
+#: The default grids of ``experiments/evaluate.py`` (18, 18, 5, 5, 8 points;
+#: the fusion 191 weightings x 4 rules, then ``refine_fusion``).
 DEFAULT_GRIDS = {
     names.U2U: {"num_neighbours": [20, 50, 100], "gamma": [1.0, 2.0],
                 "alpha": [0.0, 0.5, 1.0]},
     names.I2I: {"num_history_items": [5, 20],
                 "num_similar_items": [10, 20, 50],
                 "alpha": [0.0, 0.5, 1.0]},
+    names.ITEMKNN: {"neighbourhood": [20, 50, 100, 200, 500]},
+    names.USERKNN: {"neighbours": [10, 20, 50, 100, 200]},
+    names.EASE: {"l2": [10.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0,
+                        5000.0]},
     names.FUSED: {"mode": ["quota", "score", "rrf"],
+                  "normalization": ["minmax", "rank"],
                   "weights": _fusion_weights()},
 }
 
@@ -77,8 +93,12 @@ class GridSearchResult:
     best_value: Its metric value.
     rows: Every grid point with its metrics, in grid order.
     summary: For the fusion: the best single channel and the best true mix
-      (``{"best_single": .., "best_single_value": .., "best_mix": ..,
-      "best_mix_value": .., "mix_wins": ..}``); empty otherwise.
+      of the grid (``{"best_single": .., "best_single_value": ..,
+      "best_mix": .., "best_mix_value": .., "mix_wins": ..}``), the grid's
+      best rule (``grid_best``, ``grid_best_value``), the chosen one after
+      ``refine_fusion`` (``chosen``, ``chosen_value``, ``refined``), the
+      channels it uses (``channels_used``) and the channels left out of the
+      search (``left_out``); empty otherwise.
   """
   best_config: ChannelConfig
   best_params: Dict[str, Any]
@@ -178,18 +198,44 @@ def _rankings(assets: ChannelAssets, users: F.EvalUsers, channel: str,
   return [np.concatenate(parts) for parts in out]
 
 
-def _fusion_rankings(assets: ChannelAssets, users: F.EvalUsers,
-                     configs: Sequence[ChannelConfig], base: ChannelConfig,
-                     k: int, exclude_history: bool,
-                     batch_size: int) -> List[np.ndarray]:
-  """Each fusion config's ids from the base channels' lists (retrieved once)."""
-  modules = build_channels(assets, names.BASE_CHANNELS, k, names.EXACT, base,
+def _classical_rankings(assets: ChannelAssets, users: F.EvalUsers,
+                        channel: str, configs: Sequence[ChannelConfig],
+                        k: int, exclude_history: bool,
+                        batch_size: int) -> List[np.ndarray]:
+  """Each config's ids: its model is fitted and its channel retrieves."""
+  out = []
+  for config in configs:
+    module = build_channels(assets, (channel,), k, names.EXACT, config,
+                            exclude_history)[channel]
+    out.append(retrieve_users(module, users, batch_size)[0])
+  return out
+
+
+def _fusion_lists(assets: ChannelAssets, users: F.EvalUsers,
+                  channels: Sequence[str], base: ChannelConfig, k: int,
+                  exclude_history: bool, batch_size: int
+                  ) -> Dict[str, Tuple[tf.Tensor, tf.Tensor]]:
+  """The lists of ``channels`` with ``base``'s settings (retrieved once)."""
+  modules = build_channels(assets, channels, k, names.EXACT, base,
                            exclude_history)
-  lists = {c: tuple(tf.constant(x) for x in retrieve_users(m, users,
-                                                           batch_size))
-           for c, m in modules.items()}
+  return {c: tuple(tf.constant(x) for x in retrieve_users(modules[c], users,
+                                                          batch_size))
+          for c in channels}
+
+
+def _fusion_key(config: fusion.FusionConfig) -> Tuple[Any, ...]:
+  """What a fusion rule computes (settings a rule ignores left out)."""
+  weights = tuple(config.weights.items())
+  if config.is_single:
+    return ("single", weights[0][0])
+  return (config.mode, weights,
+          config.normalization if config.mode == "score" else None,
+          config.rrf_k if config.mode == "rrf" else None)
+
+
+def _fuse(lists, config: ChannelConfig, k: int) -> np.ndarray:
   # Eagerly: each rule would be a trace of its own.
-  return [fusion.fuse_lists(lists, c.fusion, k)[0].numpy() for c in configs]
+  return fusion.fuse_lists(lists, config.fusion, k)[0].numpy()
 
 
 def grid_search(assets: ChannelAssets, users: F.EvalUsers, channel: str,
@@ -204,9 +250,11 @@ def grid_search(assets: ChannelAssets, users: F.EvalUsers, channel: str,
   Args:
     assets: The model's ``ChannelAssets``.
     users: The users to tune on (``prepared.valid``).
-    channel: ``"u2u"``, ``"i2i"`` or ``"fused"``.
-    grid: Field of ``U2UConfig`` / ``I2IConfig`` / ``FusionConfig`` ->
-      candidate values; every combination is tried.
+    channel: One of ``TUNABLE``.
+    grid: Field of the channel's config section (``U2UConfig``,
+      ``I2IConfig``, ``ItemKNNConfig``, ``UserKNNConfig``, ``EASEConfig``,
+      ``FusionConfig``) -> candidate values; every combination is tried
+      (for the fusion: every distinct rule, then ``refine_fusion``).
     base: Settings of everything not in the grid (defaults if None).
     metric: Metric to maximise (a ``mic_tf.metrics`` name, e.g.
       ``"recall@50"``); ties keep the earlier grid point.
@@ -232,9 +280,15 @@ def grid_search(assets: ChannelAssets, users: F.EvalUsers, channel: str,
   points = _grid_points(grid)
   configs = [_with_section(base, channel, p) for p in points]
   k = max(cutoffs)
+  missing = classical.unavailable(assets.tables.spec.num_items, base.ease)
+  if channel in missing:
+    raise ValueError(missing[channel] + " Drop it from the tuning grids.")
   if channel == names.FUSED:
-    rankings = _fusion_rankings(assets, users, configs, base, k,
-                                exclude_history, batch_size)
+    return _fusion_search(assets, users, points, configs, base, metric,
+                          cutoffs, exclude_history, batch_size, missing)
+  if channel in names.CLASSICAL_CHANNELS:
+    rankings = _classical_rankings(assets, users, channel, configs, k,
+                                   exclude_history, batch_size)
   else:
     rankings = _rankings(assets, users, channel, configs, base, k,
                          exclude_history, batch_size)
@@ -244,11 +298,114 @@ def grid_search(assets: ChannelAssets, users: F.EvalUsers, channel: str,
     table.append({**params, **values})
     if best is None or values[metric] > best[2]:
       best = (params, config, values[metric])
-  summary = {}
-  if channel == names.FUSED:
-    summary = _fusion_summary(configs, table, metric)
   return GridSearchResult(best_config=best[1], best_params=best[0],
-                          best_value=best[2], rows=table, summary=summary)
+                          best_value=best[2], rows=table)
+
+
+def _fusion_search(assets, users, points, configs, base, metric, cutoffs,
+                   exclude_history, batch_size, missing) -> GridSearchResult:
+  """The fusion grid (distinct rules only, channels the catalogue is too
+  large for left out), then ``refine_fusion`` of the best rule."""
+  left_out = sorted({c for config in configs for c in config.fusion.channels
+                     if c in missing})
+  for c in left_out:
+    console.status(missing[c])
+  kept, seen = [], set()
+  for params, config in zip(points, configs):
+    key = _fusion_key(config.fusion)
+    if key in seen or any(c in missing for c in config.fusion.channels):
+      continue
+    seen.add(key)
+    kept.append((params, config))
+  if not kept:
+    raise ValueError("No fusion rule of the grid can be built here: every "
+                     f"one names a channel left out ({left_out}).")
+  k = max(cutoffs)
+  channels = [c for c in names.FUSABLE if c not in missing]
+  used = [c for c in channels if any(c in config.fusion.channels
+                                     for _, config in kept)]
+  lists = _fusion_lists(assets, users, used, base, k, exclude_history,
+                        batch_size)
+  table, best = [], None
+  for params, config in console.track(kept, "fusion tuning",
+                                      unit="rules"):
+    values = metric_lib.retrieval_metrics(_fuse(lists, config, k),
+                                          users.targets, cutoffs)
+    table.append({**params, **values})
+    if best is None or values[metric] > best[2]:
+      best = (params, config, values[metric])
+  summary = _fusion_summary([c for _, c in kept], table, metric)
+  grid_best = best[1]
+  best_config, best_value, steps = refine_fusion(
+      assets, users, best[1], best[2], metric, cutoffs, exclude_history,
+      batch_size, channels, lists)
+  for config, values in steps:
+    table.append({**config.fusion.to_dict(), "refined": True, **values})
+  summary.update(grid_best=grid_best.fusion.describe(),
+                 grid_best_value=best[2],
+                 chosen=best_config.fusion.describe(),
+                 chosen_value=best_value,
+                 refined=best_config.fusion != grid_best.fusion,
+                 channels_used=list(best_config.fusion.channels),
+                 left_out=left_out)
+  params = best_config.fusion.to_dict()
+  return GridSearchResult(best_config=best_config, best_params=params,
+                          best_value=best_value, rows=table, summary=summary)
+
+
+def refine_fusion(assets: ChannelAssets, users: F.EvalUsers,
+                  start: ChannelConfig, start_value: float,
+                  metric: str = "recall@50",
+                  cutoffs: Sequence[int] = (20, 50),
+                  exclude_history: bool = True, batch_size: int = 256,
+                  channels: Sequence[str] = names.FUSABLE,
+                  lists=None, rounds: int = 2,
+                  factors: Sequence[float] = REFINE_FACTORS):
+  """Coordinate ascent of the fusion weights on (validation) users.
+
+  From ``start`` (its rule kept), each round visits every channel of
+  ``channels``: its weight (for an absent channel, the mean weight of the
+  present ones) is scaled by each of ``factors`` (0 drops it), and the best
+  change is kept when it raises ``metric``. Stops after ``rounds`` rounds or
+  a round without a change. A quota rule changes into a score-free mix the
+  same way.
+
+  Returns:
+    ``(best config, its metric value, [(config, metrics) of every step
+    tried])``.
+  """
+  k = max(cutoffs)
+  if lists is None or any(c not in lists for c in channels):
+    lists = _fusion_lists(assets, users, channels, start, k, exclude_history,
+                          batch_size)
+  best, best_value, tried, seen = start, start_value, [], set()
+  seen.add(_fusion_key(start.fusion))
+  for _ in range(rounds):
+    changed = False
+    for c in channels:
+      weights = dict(best.fusion.weights)
+      mean = float(np.mean(list(weights.values())))
+      for factor in factors:
+        trial = dict(weights)
+        trial[c] = weights.get(c, mean) * factor
+        trial = {name: w for name, w in trial.items() if w > 0}
+        if not trial:
+          continue
+        config = best.replace(fusion=dataclasses.replace(
+            best.fusion, weights=[[n, trial[n]] for n in channels
+                                  if n in trial]))
+        key = _fusion_key(config.fusion)
+        if key in seen:
+          continue
+        seen.add(key)
+        values = metric_lib.retrieval_metrics(_fuse(lists, config, k),
+                                              users.targets, cutoffs)
+        tried.append((config, values))
+        if values[metric] > best_value:
+          best, best_value, changed = config, values[metric], True
+    if not changed:
+      break
+  return best, best_value, tried
 
 
 def _fusion_summary(configs: Sequence[ChannelConfig],
@@ -279,15 +436,17 @@ def tune_channels(assets: ChannelAssets, users: F.EvalUsers,
                   cutoffs: Sequence[int] = (20, 50),
                   exclude_history: bool = True
                   ) -> Tuple[ChannelConfig, Dict[str, GridSearchResult]]:
-  """Tunes several channels one after the other (U2U, I2I, then fusion).
+  """Tunes several channels one after the other (``TUNABLE`` order).
 
-  Each channel's grid search starts from the settings chosen so far, so the
-  fusion is tuned on the tuned U2U and I2I lists.
+  U2U, I2I, ItemKNN, UserKNN, EASE, then the fusion; each grid search starts
+  from the settings chosen so far, so the fusion is tuned on the tuned
+  channels' lists. A channel the catalogue is too large for (EASE above its
+  item limit) is skipped with one console line.
 
   Args:
     assets: The model's ``ChannelAssets``.
     users: The users to tune on (``prepared.valid``).
-    grids: Channel (``"u2u"``, ``"i2i"``, ``"fused"``) -> grid.
+    grids: Channel (any of ``TUNABLE``) -> grid.
     base: Starting settings (defaults if None).
     metric: Metric to maximise.
     cutoffs: Metric cutoffs.
@@ -303,8 +462,12 @@ def tune_channels(assets: ChannelAssets, users: F.EvalUsers,
   if unknown:
     raise ValueError(f"Cannot tune {unknown}; tunable channels: {TUNABLE}.")
   config = base or ChannelConfig()
+  missing = classical.unavailable(assets.tables.spec.num_items, config.ease)
   results = {}
   for channel in TUNABLE:
+    if channel in missing and channel in grids:
+      console.status(missing[channel])
+      continue
     if channel in grids:
       results[channel] = grid_search(assets, users, channel, grids[channel],
                                      config, metric, cutoffs,

@@ -20,8 +20,10 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from mic_tf import baselines
 from mic_tf import channels
 from mic_tf import indexes
+from mic_tf import metrics
 from mic_tf import runs
 from mic_tf import training
 from mic_tf.features import prepare_data
@@ -141,14 +143,18 @@ class EvaluateChannelsTest(tf.test.TestCase):
                                  channels.DEFAULT_GRIDS["fused"])
     # Every channel alone is a candidate: the fusion never loses to one.
     singles, _ = channels.evaluate_channels(self.assets, valid,
-                                            channels.BASE_CHANNELS)
+                                            channels.FUSABLE)
     best_single = max(m["recall@50"] for m in singles.values())
     self.assertGreaterEqual(fused.best_value, best_single)
     self.assertAlmostEqual(fused.summary["best_single_value"], best_single,
                            places=9)
     self.assertEqual(fused.summary["mix_wins"],
                      fused.summary["best_mix_value"] > best_single)
-    # The chosen fusion, as a fused channel, scores what the grid said.
+    # The chosen fusion (the grid's best, its weights refined), as a fused
+    # channel, scores what the search said.
+    self.assertGreaterEqual(fused.best_value, fused.summary["grid_best_value"])
+    self.assertEqual(fused.summary["channels_used"],
+                     list(fused.best_config.fusion.channels))
     self.assertAlmostEqual(
         fused.best_value,
         self._direct(fused.best_config, "fused", "recall@50"), places=9)
@@ -157,6 +163,74 @@ class EvaluateChannelsTest(tf.test.TestCase):
     with self.assertRaisesRegex(ValueError, "metric"):
       channels.grid_search(self.assets, valid, "u2u", {"alpha": [1.0]},
                            metric="recall@100")
+
+  def test_classical_channels_equal_the_reference_rows(self):
+    test = self.prepared.test
+    results, _ = channels.evaluate_channels(
+        self.assets, test, channels.CLASSICAL_CHANNELS)
+    train = self.assets.train_sequences
+    num_items = self.prepared.dataset.num_items
+    for name, model in (("itemknn", baselines.ItemKNN(num_items, 100)),
+                        ("userknn", baselines.UserKNN(num_items, 50)),
+                        ("ease", baselines.EASE(num_items, 500.0))):
+      ids = model.fit(train).retrieve(test.histories, 50)
+      want = metrics.retrieval_metrics(ids, test.targets, (20, 50))
+      for metric, value in want.items():
+        self.assertAlmostEqual(results[name][metric], value, places=6,
+                               msg=f"{name} {metric}")
+
+  def test_classical_grid_search_and_ease_left_out(self):
+    valid = self.prepared.valid
+    result = channels.grid_search(self.assets, valid, "ease",
+                                  {"l2": [10.0, 1000.0]})
+    self.assertLen(result.rows, 2)
+    self.assertEqual(result.best_config.ease.l2, result.best_params["l2"])
+    small = channels.ChannelConfig(ease=channels.EASEConfig(max_items=10))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+      config, tuned = channels.tune_channels(
+          self.assets, valid, {"ease": {"l2": [10.0]},
+                               "fused": {"weights": [[["u2i", 1.0]],
+                                                     [["ease", 1.0]]]}},
+          small)
+      report = runs.evaluate_run(self.run_dir, "valid",
+                                 ("u2i", "ease"), channel_config=small,
+                                 write=False)
+    self.assertNotIn("ease", tuned)
+    self.assertEqual(tuned["fused"].summary["left_out"], ["ease"])
+    self.assertNotIn("ease", config.fusion.channels)
+    self.assertEqual(report["left_out"], ["ease"])
+    self.assertEqual(list(report["results"]["exact"]), ["u2i"])
+    self.assertIn("EASE left out", out.getvalue())
+    with self.assertRaisesRegex(ValueError, "EASE left out"):
+      channels.build_channels(self.assets, ("ease",), config=small)
+
+  def test_export_serves_the_tuned_settings(self):
+    grid = {"u2u": {"num_neighbours": [3, 7]},
+            "fused": {"weights": [[["u2u", 1.0]], [["ease", 1.0]]]}}
+    report = runs.evaluate_run(self.run_dir, "valid", ("u2u", "fused"),
+                               tune_grids=grid,
+                               report_name="channels_tuned.json")
+    export_dir = os.path.join(self.tmp.name, "export")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+      runs.export_run(self.run_dir, export_dir, ("fused",), k=20)
+    with open(os.path.join(export_dir, "export.json")) as f:
+      info = json.load(f)
+    path = os.path.join(self.run_dir, "channels_tuned.json")
+    self.assertEqual(info["channel_config_source"], path)
+    self.assertEqual(info["channel_config"], report["channel_config"])
+    self.assertIn(f"tuned on valid users in {path}", out.getvalue())
+    # --channel_config overrides; a run without a tuned report: defaults.
+    given = channels.ChannelConfig()
+    runs.export_run(self.run_dir, export_dir, ("u2i",), k=20,
+                    channel_config=given)
+    with open(os.path.join(export_dir, "export.json")) as f:
+      self.assertEqual(json.load(f)["channel_config_source"], "given")
+    os.remove(path)
+    config, source = runs.tuned_config(self.tmp.name)
+    self.assertIsNone(source)
+    self.assertEqual(config, channels.ChannelConfig())
 
   def test_i2i_similarity_space(self):
     valid = self.prepared.valid

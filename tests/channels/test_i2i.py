@@ -25,6 +25,11 @@ def _reference(history, shared, item_space, item_shared, exclude, config, k):
     for item in row[::-1]:
       if item > 0 and item not in sources:
         sources.append(int(item))
+    if not sources:  # popular fallback: the lowest allowed ids
+      allowed = [j for j in range(1, len(item_space))
+                 if j not in set(int(e) for e in exclude[u])][:k]
+      out.append([(-1.0 - j / len(item_space), j) for j in allowed])
+      continue
     total = {}
     for p, h in enumerate(sources[:config.num_history_items]):
       sims = item_space @ item_space[h]
@@ -86,12 +91,14 @@ class I2IChannelTest(tf.test.TestCase, parameterized.TestCase):
     self.assertAllEqual(ids, [[2, 4, -1]])
     self.assertAllClose(scores[0, :2], [1.0, 0.8])
 
-  def test_empty_history_gives_an_empty_list(self):
+  def test_no_known_history_item_gives_popular_items(self):
     ids, scores = _channel(self.item_space, self.item_shared, I2IConfig()
-                           ).retrieve(_queries([[0, 0, 0, 0]], self.shared,
-                                               [[]]), 3)
-    self.assertAllEqual(ids, [[-1, -1, -1]])
-    self.assertTrue(np.all(np.isneginf(scores)))
+                           ).retrieve(_queries([[0, 0, 0, 0], [0, 0, 0, 0]],
+                                               [[[0.0, 1.0]]] * 2,
+                                               [[], [1, 3]]), 3)
+    # Lowest ids first (the most popular), excluded ones skipped.
+    self.assertAllEqual(ids, [[1, 2, 3], [2, 4, 5]])
+    self.assertTrue(np.all(scores < -1) and np.all(scores > -2))
 
   @parameterized.parameters(
       (I2IConfig(num_history_items=3, num_similar_items=4), 1),
