@@ -31,6 +31,8 @@ from mic_tf import runs
 from mic_tf.channels.evaluate import evaluate_channels as _evaluate
 from mic_tf.config import DataConfig
 from mic_tf.config import ExperimentConfig
+from mic_tf.config import ModelConfig
+from mic_tf.config import TrainingConfig
 from mic_tf.mining import MiningConfig
 from mic_tf.models import build as model_build
 from mic_tf.models.config import MICConfig
@@ -63,9 +65,10 @@ def load_data(dataset: str = DataConfig.dataset,
   return features.prepare_data(config)
 
 
-def build_model(data: features.Prepared, tower: str = "dssm",
+def build_model(data: features.Prepared, tower: str = ModelConfig.tower,
                 mic: Optional[MICConfig] = None,
-                mining: Optional[MiningConfig] = None, seed: int = 0,
+                mining: Optional[MiningConfig] = None,
+                seed: int = TrainingConfig.seed,
                 **settings: Any) -> MICModel:
   """A compiled ``MICModel`` with a registered tower on prepared data.
 
@@ -98,8 +101,9 @@ def build_model(data: features.Prepared, tower: str = "dssm",
   return model
 
 
-def training_data(data: features.Prepared, batch_size: int = 1024,
-                  seed: int = 0,
+def training_data(data: features.Prepared,
+                  batch_size: int = TrainingConfig.batch_size,
+                  seed: int = TrainingConfig.seed,
                   examples_per_epoch: Optional[int] = None) -> tf.data.Dataset:
   """The shuffled training batches (every position of every training user).
 
