@@ -16,7 +16,9 @@ one the channel evaluation and the exported servers run. Writes:
     feature_spec.json   the FeatureSpec
     metrics.json        valid + test metrics, per epoch history, timings
     checkpoints/best    weights of the selected epoch (tf.train.Checkpoint)
-    backup/             BackupAndRestore state (resume after a crash)
+    backup/             BackupAndRestore state: a crashed or killed run
+                        resumes from it; removed once metrics.json is
+                        written
     tensorboard/        TensorBoard logs (every loss term, valid metrics)
 
 A notebook can call the same functions the binaries call.
@@ -75,8 +77,18 @@ class EvaluationCallback(tf.keras.callbacks.Callback):
   are added to the epoch logs as ``val_<metric>`` (so TensorBoard and the
   progress bar show them) and kept in ``history``. With a checkpoint path,
   the best weights and the history are also written to disk after every
-  epoch, so a run resumed by ``BackupAndRestore`` after a crash still knows
-  its best epoch.
+  epoch (by ``persist``), so a run resumed by ``BackupAndRestore`` after a
+  crash still knows its best epoch.
+
+  Crash safety: with ``defer_writes``, ``on_epoch_end`` only evaluates and
+  the caller runs ``persist`` once the epoch's backup is committed
+  (``PersistAfterBackup``, placed after ``BackupAndRestore``), so the disk
+  never records an epoch the backup does not hold. A run killed between the
+  backup and ``persist`` resumes with the history one epoch behind the
+  backup: the first epoch of the resumed process (or the end of training,
+  if none is left) evaluates the restored weights, which are that epoch's,
+  and records it, so no finished epoch is lost or trained again, and a best
+  checkpoint cut off mid-write is written again.
   """
 
   def __init__(self, users: F.EvalUsers, cutoffs: Sequence[int],
@@ -85,8 +97,13 @@ class EvaluationCallback(tf.keras.callbacks.Callback):
                patience: Optional[int] = None,
                select_on: Sequence[str] = (names.U2I,),
                tables: Optional[F.FeatureTables] = None,
-               dataset: Optional[ProcessedDataset] = None):
+               dataset: Optional[ProcessedDataset] = None,
+               defer_writes: bool = False):
     super().__init__()
+    self.defer_writes = defer_writes
+    self._resume = resume
+    self._epochs_begun = 0
+    self._improved = False
     self.select_on = tuple(select_on)
     self._other_channels = [c for c in self.select_on if c != names.U2I]
     if self._other_channels and (tables is None or dataset is None):
@@ -122,16 +139,45 @@ class EvaluationCallback(tf.keras.callbacks.Callback):
     return max(h["epoch"] for h in self.history) - max(self.best_epoch, 0)
 
   def on_train_begin(self, logs=None):
-    # A resumed run that had already stopped early must not train on.
+    # A resumed run that had already stopped early must not train on
+    # (``run_experiment`` does not even call fit for it).
     if self._should_stop():
       self.model.stop_training = True
+
+  def should_stop(self) -> bool:
+    """Whether early stopping has ended the run (resumed runs: already)."""
+    return self._should_stop()
 
   def _should_stop(self) -> bool:
     return (self.patience is not None and self.best_epoch > 0 and
             self.epochs_without_improvement >= self.patience)
 
+  def _catch_up(self, finished: int) -> None:
+    """Records epoch ``finished`` from the restored weights if it is missing.
+
+    A resumed run's weights are those of its last backed-up epoch; when the
+    crash came after that backup but before ``persist``, the history lacks
+    the epoch: evaluate it now (the same weights give the same metrics).
+    """
+    if not self._resume or finished < 1:
+      return
+    if any(h["epoch"] >= finished for h in self.history):
+      return
+    logging.info("Resuming: epoch %d was backed up but not recorded; "
+                 "evaluating its weights", finished)
+    # Its wall seconds were lost with the crashed process: unknown.
+    self._record(finished, None)
+    self.persist()
+
   def on_epoch_begin(self, epoch, logs=None):
+    if self._epochs_begun == 0:
+      self._catch_up(epoch)
+    self._epochs_begun += 1
     self._epoch_start = time.perf_counter()
+
+  def on_train_end(self, logs=None):
+    if self._epochs_begun == 0 and self.params:
+      self._catch_up(int(self.params.get("epochs") or 0))
 
   def _evaluate(self) -> Dict[str, float]:
     metrics = evaluate_u2i(self.model, self.users, self.cutoffs,
@@ -151,31 +197,45 @@ class EvaluationCallback(tf.keras.callbacks.Callback):
         for c in self.select_on]))
     return metrics
 
-  def on_epoch_end(self, epoch, logs=None):
+  def _record(self, epoch: int, seconds: Optional[float]
+              ) -> Dict[str, float]:
+    """Evaluates the current weights as (1-based) ``epoch``; keeps the best."""
     metrics = self._evaluate()
-    self.history = [h for h in self.history if h["epoch"] != epoch + 1]
-    # Wall seconds of the epoch (training and this validation): they
-    # survive a resume, so a resumed run still reports its whole time.
-    seconds = time.perf_counter() - getattr(self, "_epoch_start",
-                                            time.perf_counter())
-    self.history.append({"epoch": epoch + 1, **metrics,
+    self.history = [h for h in self.history if h["epoch"] != epoch]
+    self.history.append({"epoch": epoch, **metrics,
                          HISTORY_SECONDS: seconds})
-    if logs is not None:
-      logs.update({f"val_{k}": v for k, v in metrics.items()})
-    logging.info("epoch %d valid %s", epoch + 1, _fmt(metrics))
+    self.history.sort(key=lambda h: h["epoch"])
+    logging.info("epoch %d valid %s", epoch, _fmt(metrics))
     if metrics[self.monitor] > self.best:
-      self.best, self.best_epoch = metrics[self.monitor], epoch + 1
+      self.best, self.best_epoch = metrics[self.monitor], epoch
       self.best_weights = self.model.get_weights()
-      if self.checkpoint_path:
-        # Collective under multi-worker: every worker writes, only the
-        # chief where it is kept.
-        tf.train.Checkpoint(model=self.model).write(distribute.worker_path(
-            self.checkpoint_path, self.model.distribute_strategy))
+      self._improved = True
+    return metrics
+
+  def persist(self) -> None:
+    """Writes the best checkpoint (if the last epoch improved), then history."""
+    if self._improved and self.checkpoint_path:
+      # Collective under multi-worker: every worker writes, only the
+      # chief where it is kept.
+      tf.train.Checkpoint(model=self.model).write(distribute.worker_path(
+          self.checkpoint_path, self.model.distribute_strategy))
+    self._improved = False
     if self._state_path and distribute.is_chief(
         self.model.distribute_strategy):
       _write_json(self._state_path, {"history": self.history,
                                      "best": self.best,
                                      "best_epoch": self.best_epoch})
+
+  def on_epoch_end(self, epoch, logs=None):
+    # Wall seconds of the epoch (training and this validation): they
+    # survive a resume, so a resumed run still reports its whole time.
+    seconds = time.perf_counter() - getattr(self, "_epoch_start",
+                                            time.perf_counter())
+    metrics = self._record(epoch + 1, seconds)
+    if logs is not None:
+      logs.update({f"val_{k}": v for k, v in metrics.items()})
+    if not self.defer_writes:
+      self.persist()
     if self._should_stop():
       self.stopped_epoch = epoch + 1
       self.model.stop_training = True
@@ -191,6 +251,50 @@ class EvaluationCallback(tf.keras.callbacks.Callback):
         self.checkpoint_path + ".index"):
       tf.train.Checkpoint(model=self.model).read(
           self.checkpoint_path).assert_existing_objects_matched()
+
+
+class PersistAfterBackup(tf.keras.callbacks.Callback):
+  """Runs ``EvaluationCallback.persist`` once the epoch's backup is written.
+
+  Place it right after ``BackupAndRestore`` (see ``EvaluationCallback``).
+  """
+
+  def __init__(self, evaluator: EvaluationCallback):
+    super().__init__()
+    self.evaluator = evaluator
+
+  def on_epoch_end(self, epoch, logs=None):
+    self.evaluator.persist()
+
+
+#: Where a finished run's backup goes while it is deleted (a folder rename
+#: is atomic: a run killed then holds either the whole backup or none).
+_REMOVED_BACKUP = "backup.removing"
+
+
+def _remove_backup(out_dir: str) -> None:
+  """Deletes a finished run's backup: renamed away first, then removed."""
+  backup = os.path.join(out_dir, "backup")
+  gone = os.path.join(out_dir, _REMOVED_BACKUP)
+  if not tf.io.gfile.exists(backup):
+    return
+  if tf.io.gfile.exists(gone):
+    tf.io.gfile.rmtree(gone)
+  tf.io.gfile.rename(backup, gone)
+  tf.io.gfile.rmtree(gone)
+
+
+def _remove_stale_temp(out_dir: str) -> None:
+  """Removes what a killed run's interrupted writes left behind.
+
+  TensorFlow writes a checkpoint into ``<prefix>_temp/`` and then moves it
+  into place; a run killed meanwhile leaves that folder (never read).
+  """
+  for pattern in ("checkpoints/*_temp", "backup/chief/*_temp",
+                  _REMOVED_BACKUP):
+    for path in tf.io.gfile.glob(os.path.join(out_dir, pattern)):
+      if tf.io.gfile.isdir(path):
+        tf.io.gfile.rmtree(path)
 
 
 #: Key of an epoch's wall seconds in ``history`` entries.
@@ -257,6 +361,7 @@ def run_experiment(config: ExperimentConfig,
   chief = distribute.is_chief(strategy)
   if out_dir and chief:
     tf.io.gfile.makedirs(out_dir)
+    _remove_stale_temp(out_dir)
     _write_json(os.path.join(out_dir, "config.json"), config.to_dict())
     _write_json(os.path.join(out_dir, run_record.FILENAME),
                 run_record.collect(config))
@@ -283,7 +388,8 @@ def run_experiment(config: ExperimentConfig,
                                  resume=resume,
                                  patience=config.training.patience,
                                  select_on=evaluation.select_on,
-                                 tables=tables, dataset=prepared.dataset)
+                                 tables=tables, dataset=prepared.dataset,
+                                 defer_writes=bool(out_dir))
   all_callbacks = [evaluator]
   if config.mining.enabled:
     all_callbacks.insert(0, MiningCallback(verbose=verbose > 0))
@@ -291,12 +397,17 @@ def run_experiment(config: ExperimentConfig,
     all_callbacks += [
         tf.keras.callbacks.TensorBoard(os.path.join(out_dir, "tensorboard"),
                                        update_freq=100),
-        tf.keras.callbacks.BackupAndRestore(backup),
+        # Kept until metrics.json is written (below): a run killed after
+        # its last epoch resumes with nothing left to train.
+        tf.keras.callbacks.BackupAndRestore(backup, delete_checkpoint=False),
+        PersistAfterBackup(evaluator),
     ]
   all_callbacks += list(callbacks)
   start = time.perf_counter()
-  model.fit(train_ds, epochs=config.training.epochs, callbacks=all_callbacks,
-            verbose=verbose, steps_per_epoch=config.training.steps_per_epoch)
+  if not (resume and evaluator.should_stop()):
+    model.fit(train_ds, epochs=config.training.epochs,
+              callbacks=all_callbacks, verbose=verbose,
+              steps_per_epoch=config.training.steps_per_epoch)
   train_seconds = time.perf_counter() - start
   evaluator.restore_best()
   distribute.remove_worker_files(strategy)
@@ -341,6 +452,7 @@ def run_experiment(config: ExperimentConfig,
     logging.info("test %s", _fmt(test))
   if out_dir and chief:
     _write_json(os.path.join(out_dir, "metrics.json"), results)
+    _remove_backup(out_dir)  # last: the run is complete on disk
   results["model"] = model
   return results
 

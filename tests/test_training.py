@@ -155,6 +155,80 @@ def test_crashed_run_resumes_and_keeps_its_best_epoch(prepared, tmp_path):
   assert training.whole_train_seconds({"train_seconds": 5.0}) == 5.0
 
 
+def test_crash_between_backup_and_record_loses_no_epoch(prepared, tmp_path,
+                                                        monkeypatch):
+  # Killed after epoch 2's backup was committed but before its record (the
+  # history and best checkpoint) reached the disk.
+  config = _config(tmp_path, epochs=3, examples_per_epoch=2048)
+  persist = training.EvaluationCallback.persist
+
+  def crash_at_epoch_2(self):
+    if max(h["epoch"] for h in self.history) == 2:
+      raise RuntimeError("simulated crash")
+    persist(self)
+
+  monkeypatch.setattr(training.EvaluationCallback, "persist",
+                      crash_at_epoch_2)
+  with pytest.raises(RuntimeError, match="simulated crash"):
+    training.run_experiment(config, prepared, verbose=0)
+  monkeypatch.setattr(training.EvaluationCallback, "persist", persist)
+  with open(os.path.join(tmp_path, "checkpoints",
+                         "best.history.json")) as f:
+    before = json.load(f)["history"]
+  assert [h["epoch"] for h in before] == [1]
+  counter = _EpochCounter()
+  resumed = training.run_experiment(config, prepared, verbose=0,
+                                    callbacks=[counter])
+  assert counter.epochs == [2]  # epoch 2 was backed up: not trained again
+  assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
+  assert resumed["history"][0] == before[0]
+  # Epoch 2 was evaluated from its backed-up weights; its time was lost.
+  assert resumed["history"][1]["seconds"] is None
+  assert resumed["train_seconds_all_epochs"] is None
+  # The selected checkpoint on disk is the epoch the record names.
+  _, _, model = training.load_run(str(tmp_path), prepared)
+  valid = training.evaluate_u2i(model, prepared.valid)
+  assert valid["recall@50"] == pytest.approx(resumed["valid"]["recall@50"])
+
+
+def test_crash_after_the_last_epoch_resumes_with_nothing_to_train(
+    prepared, tmp_path, monkeypatch):
+  config = _config(tmp_path, epochs=2, examples_per_epoch=2048)
+  message = training.kept_epoch_message
+
+  def crash(*args, **kwargs):
+    raise RuntimeError("simulated crash")
+
+  monkeypatch.setattr(training, "kept_epoch_message", crash)
+  with pytest.raises(RuntimeError, match="simulated crash"):
+    training.run_experiment(config, prepared, verbose=0)
+  monkeypatch.setattr(training, "kept_epoch_message", message)
+  assert not os.path.exists(os.path.join(tmp_path, "metrics.json"))
+  with open(os.path.join(tmp_path, "checkpoints",
+                         "best.history.json")) as f:
+    before = json.load(f)["history"]
+  counter = _EpochCounter()
+  resumed = training.run_experiment(config, prepared, verbose=0,
+                                    callbacks=[counter])
+  assert counter.epochs == []
+  assert resumed["resumed"] and resumed["history"] == before
+  # Complete on disk: the backup is gone, so a rerun starts over.
+  assert os.path.exists(os.path.join(tmp_path, "metrics.json"))
+  assert not os.path.exists(os.path.join(tmp_path, "backup"))
+
+
+def test_rerun_removes_what_an_interrupted_write_left(prepared, tmp_path):
+  stale = os.path.join(tmp_path, "checkpoints", "best_temp")
+  os.makedirs(stale)
+  with open(os.path.join(stale, "part-00000-of-00001.data-00000-of-00001"),
+            "w") as f:
+    f.write("half a checkpoint")
+  training.run_experiment(_config(tmp_path, epochs=1,
+                                  examples_per_epoch=1024), prepared,
+                          verbose=0)
+  assert not os.path.exists(stale)
+
+
 def test_rerun_in_a_finished_directory_starts_fresh(prepared, tmp_path):
   config = _config(tmp_path, epochs=1, examples_per_epoch=2048)
   training.run_experiment(config, prepared, verbose=0)
