@@ -20,12 +20,15 @@ import mic_tf  # noqa: F401  (Keras 2 first)
 
 from mic_tf import channels as channel_lib
 from mic_tf import names
-from mic_tf import training
 from mic_tf.channels.evaluate import retrieve_users
+from mic_tf.config import ExperimentConfig
 from mic_tf.data import fetch
 from mic_tf.data import protocol
 from mic_tf.data import registry
 from mic_tf.data import synthetic
+from mic_tf.features import prepare_data
+from mic_tf.models.build import build_model
+from mic_tf.models.build import build_variables
 from mic_tf.models.config import MICConfig
 
 FLAGS = flags.FLAGS
@@ -49,11 +52,11 @@ def main(argv):
   synthetic.books_files(data_dir, FLAGS.scale, 0)
   dataset = protocol.apply_comirec_protocol(registry.load_dataset(
       "synthetic-books", data_dir=data_dir, scale=FLAGS.scale, seed=0))
-  config = training.ExperimentConfig(dataset="synthetic-books",
-                                     mic=MICConfig.base())
-  prepared = training.prepare_data(config, dataset)
-  model = training.build_model(config, prepared.tables, dataset)
-  training.build_variables(model, prepared.tables)
+  config = ExperimentConfig.from_settings(
+      dataset="synthetic-books", mic=MICConfig.base())
+  prepared = prepare_data(config, dataset)
+  model = build_model(config, prepared.tables, dataset)
+  build_variables(model, prepared.tables)
   assets = channel_lib.ChannelAssets(model, prepared.tables, dataset)
   for name in ("item_shared", "item_space", "train_user_space"):
     getattr(assets, name)

@@ -249,10 +249,11 @@ class Verifier:
     from mic_tf.channels.evaluate import evaluate_u2i  # pylint: disable=g-import-not-at-top
     config, self._prepared, model = training.load_run(out_dir,
                                                       self._prepared)
-    got = evaluate_u2i(model, self._prepared.valid, config.cutoffs,
-                       config.exclude_history, config.eval_batch_size)
+    evaluation = config.evaluation
+    got = evaluate_u2i(model, self._prepared.valid, evaluation.cutoffs,
+                       evaluation.exclude_history, evaluation.eval_batch_size)
     want = _json(os.path.join(out_dir, "metrics.json"))["valid"]
-    key = f"recall@{max(config.cutoffs)}"
+    key = f"recall@{max(evaluation.cutoffs)}"
     if abs(got[key] - want[key]) > 1e-3:
       return (f"checkpoint valid {key} {got[key]:.4f}, metrics.json "
               f"{want[key]:.4f}")

@@ -41,12 +41,10 @@ import time
 from absl import flags
 
 
-import mic_tf  # noqa: F401
-import tensorflow as tf
 from mic_tf import cli
-from mic_tf import pipeline
 from mic_tf import reproducibility
-from mic_tf import training
+from mic_tf.config import ExperimentConfig
+from mic_tf.features import prepare_data
 from mic_tf.models.config import MICConfig
 
 FLAGS = flags.FLAGS
@@ -104,6 +102,7 @@ def similarity_gflop(mic: MICConfig, batch_size: int, dim: int) -> float:
 def matmul_gflops_per_s(size: int = 2048, dim: int = 128,
                         repeats: int = 20) -> float:
   """This CPU's measured rate on the contrastive terms' matmul shape."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   a = tf.random.normal((size, dim))
   b = tf.random.normal((size, dim))
   mm = tf.function(lambda x, y: tf.matmul(x, y, transpose_b=True))
@@ -206,6 +205,11 @@ def compare_deterministic():
 
 
 def main(argv):
+  # TensorFlow loads once cli.run set the start-up environment
+  # (--deterministic picks oneDNN's kernels before it starts).
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from mic_tf import pipeline  # pylint: disable=g-import-not-at-top
+  from mic_tf.models.build import build_model  # pylint: disable=g-import-not-at-top
   del argv
   if FLAGS.compare_deterministic and FLAGS.compare_parallel:
     raise ValueError("Pass one of --compare_deterministic and "
@@ -215,18 +219,18 @@ def main(argv):
   if FLAGS.compare_parallel:
     return compare_parallel()
   variants = _selected()
-  base = training.ExperimentConfig(dataset=FLAGS.dataset,
-                                   maxlen=FLAGS.maxlen,
-                                   max_item_users=FLAGS.max_item_users)
-  prepared = training.prepare_data(base)
+  base = ExperimentConfig.from_settings(
+      dataset=FLAGS.dataset, maxlen=FLAGS.maxlen,
+      max_item_users=FLAGS.max_item_users)
+  prepared = prepare_data(base)
   data = pipeline.training_dataset(prepared.tables, prepared.dataset,
                                    batch_size=FLAGS.batch_size, seed=0)
   batches = [b for b in data.take(FLAGS.steps)]
   steps = {}
   for name, mic in variants.items():
     tf.keras.utils.set_random_seed(0)
-    model = training.build_model(
-        training.ExperimentConfig(dataset=FLAGS.dataset, mic=mic),
+    model = build_model(
+        base.replace_settings(mic=mic),
         prepared.tables)
     optimizer = model.optimizer
 

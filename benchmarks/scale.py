@@ -67,12 +67,17 @@ from mic_tf import runs
 from mic_tf import training
 from mic_tf.channels.evaluate import list_recall
 from mic_tf.channels.evaluate import retrieve_users
+from mic_tf.config import ExperimentConfig
 from mic_tf.data import fetch
 from mic_tf.data import protocol
 from mic_tf.data import registry
 from mic_tf.data import synthetic
+from mic_tf.features import prepare_data
+from mic_tf.features import Prepared
 from mic_tf.mining import MiningCallback
 from mic_tf.mining import MiningConfig
+from mic_tf.models.build import build_model
+from mic_tf.models.build import build_variables
 from mic_tf.models.config import MICConfig
 
 FLAGS = flags.FLAGS
@@ -231,7 +236,7 @@ def _fmt_seconds(s: float) -> str:
 
 # ------------------------------------------------------------------ stages
 
-def _experiment_config(variant: str) -> training.ExperimentConfig:
+def _experiment_config(variant: str) -> ExperimentConfig:
   rows = FLAGS.contrastive_batch_size or None
   mining = MiningConfig.off()
   if variant == "dssm":
@@ -242,7 +247,7 @@ def _experiment_config(variant: str) -> training.ExperimentConfig:
       mining = MiningConfig()
   else:
     raise ValueError(f"Unknown variant {variant!r}; use dssm, mic, mic+nn.")
-  return training.ExperimentConfig(
+  return ExperimentConfig.from_settings(
       dataset=FLAGS.dataset, maxlen=FLAGS.maxlen,
       max_item_users=FLAGS.max_item_users, batch_size=FLAGS.batch_size,
       optimizer=FLAGS.optimizer, mic=mic, mining=mining, seed=FLAGS.seed,
@@ -267,7 +272,7 @@ class _StepTimer(tf.keras.callbacks.Callback):
       self.timed = batch + 1 - self.warmup
 
 
-def _train(recorder: Recorder, variant: str, prepared: training.Prepared,
+def _train(recorder: Recorder, variant: str, prepared: Prepared,
            steps_per_epoch: int, full_epoch: bool):
   config = _experiment_config(variant)
   label = {"dssm": "DSSM", "mic": "DSSM+MIC",
@@ -275,12 +280,12 @@ def _train(recorder: Recorder, variant: str, prepared: training.Prepared,
   tf.keras.utils.set_random_seed(FLAGS.seed)
   with recorder.stage(f"train one epoch: {label}") as st:
     build_start = time.perf_counter()
-    model = training.build_model(config, prepared.tables, prepared.dataset)
-    training.build_variables(model, prepared.tables)
+    model = build_model(config, prepared.tables, prepared.dataset)
+    build_variables(model, prepared.tables)
     build_s = time.perf_counter() - build_start
     data = pipeline.training_dataset(
-        prepared.tables, prepared.dataset, batch_size=config.batch_size,
-        seed=config.seed)
+        prepared.tables, prepared.dataset,
+        batch_size=config.training.batch_size, seed=config.training.seed)
     timer = _StepTimer(FLAGS.warmup_steps)
     callbacks = [timer]
     mining = None
@@ -330,7 +335,7 @@ def _short(config) -> str:
   return ", ".join(parts)
 
 
-def _evaluate(recorder: Recorder, model, prepared: training.Prepared,
+def _evaluate(recorder: Recorder, model, prepared: Prepared,
               export_servers: bool):
   k = 50
   test = prepared.test
@@ -434,7 +439,7 @@ def main(argv):
   logging.info("%s", protocol.describe(dataset))
   with recorder.stage("features + tf.data") as st:
     config = _experiment_config("dssm")
-    prepared = training.prepare_data(config, dataset)
+    prepared = prepare_data(config, dataset)
     data = pipeline.training_dataset(prepared.tables, dataset,
                                      batch_size=FLAGS.batch_size,
                                      seed=FLAGS.seed)

@@ -25,8 +25,6 @@ from absl import flags
 
 import mic_tf  # noqa: F401
 from mic_tf import cli
-from mic_harness import grid
-from mic_harness import tables
 
 FLAGS = flags.FLAGS
 cli.define_data_flags()
@@ -41,6 +39,8 @@ flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of every cell.")
 
 
 def main(argv):
+  from mic_harness import grid  # pylint: disable=g-import-not-at-top
+  from mic_harness import tables  # pylint: disable=g-import-not-at-top
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   base = cli.experiment_config_from_flags(FLAGS)

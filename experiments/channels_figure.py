@@ -21,7 +21,6 @@ from absl import app
 from absl import flags
 
 from mic_tf import cli
-from mic_harness import channel_figure
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("groups", [], "LABEL=GLOB[,GLOB...] of run "
@@ -35,6 +34,7 @@ flags.DEFINE_string("output", None, "PNG path; its .json twin gets every "
 
 
 def main(argv):
+  from mic_harness import channel_figure  # pylint: disable=g-import-not-at-top
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   if not FLAGS.groups:

@@ -30,7 +30,6 @@ from absl import app
 from absl import flags
 
 from mic_tf import cli
-from mic_harness import channel_tables
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("groups", [], "LABEL=GLOB of run directories.")
@@ -55,6 +54,7 @@ flags.DEFINE_bool("per_seed", False, "Also print each comparison's "
 
 
 def main(argv):
+  from mic_harness import channel_tables  # pylint: disable=g-import-not-at-top
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   print(channel_tables.channel_tables(

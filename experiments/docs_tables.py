@@ -20,7 +20,6 @@ from absl import app
 from absl import flags
 
 from mic_tf import cli
-from mic_harness import doc_tables
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("doc", None, "The markdown pages (default: every results "
@@ -30,6 +29,7 @@ flags.DEFINE_bool("write", False, "Rewrite the tables that differ from what "
 
 
 def main(argv):
+  from mic_harness import doc_tables  # pylint: disable=g-import-not-at-top
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   # The commands' paths are relative to the repository root.

@@ -28,19 +28,17 @@ run's metrics.json. All logic lives in ``mic_tf.runs``.
 from absl import app
 from absl import flags
 
-import mic_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TF loads Keras)
-from mic_tf import channels
 from mic_tf import cli
 from mic_tf import names
-from mic_tf import runs
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("run_dir", None, "Directory of a finished training run "
                     "(the --output_dir of experiments/train.py).")
-flags.DEFINE_enum("split", "test", list(runs.SPLITS), "Users to evaluate.")
+flags.DEFINE_enum("split", "test", list(names.EVAL_SPLITS),
+                  "Users to evaluate.")
 flags.DEFINE_list("channels", list(names.CHANNELS),
                   f"Channels: any of {', '.join(names.CHANNELS)}.")
-flags.DEFINE_enum("index", "exact", list(runs.INDEX_CHOICES),
+flags.DEFINE_enum("index", "exact", list(names.EVAL_INDEX_CHOICES),
                   "Nearest-neighbour index of the searches.")
 flags.DEFINE_string("channel_config", None, "ChannelConfig as a JSON file or "
                     "inline JSON: the settings, or the starting point of "
@@ -59,6 +57,7 @@ flags.mark_flag_as_required("run_dir")
 
 def tune_grids(value: str):
   """The grids of --tune_grid."""
+  from mic_tf import channels  # pylint: disable=g-import-not-at-top
   if value == "default":
     return channels.DEFAULT_GRIDS
   if value in ("none", ""):
@@ -69,6 +68,9 @@ def tune_grids(value: str):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  # Loaded once cli.run set the start-up environment (--deterministic).
+  from mic_tf import channels  # pylint: disable=g-import-not-at-top
+  from mic_tf import runs  # pylint: disable=g-import-not-at-top
   report = runs.evaluate_run(
       FLAGS.run_dir, split=FLAGS.split, channels=FLAGS.channels,
       index=FLAGS.index,

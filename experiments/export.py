@@ -23,12 +23,8 @@ attribute values (signature ``recommend``) or the protocol's ids
 from absl import app
 from absl import flags
 
-import mic_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TF loads Keras)
-from mic_tf import channels
 from mic_tf import cli
-from mic_tf import export
 from mic_tf import names
-from mic_tf import runs
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("run_dir", None, "Directory of a finished training run "
@@ -53,6 +49,9 @@ flags.mark_flags_as_required(["run_dir", "export_dir"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  # Loaded once cli.run set the start-up environment (--deterministic).
+  from mic_tf import channels  # pylint: disable=g-import-not-at-top
+  from mic_tf import runs  # pylint: disable=g-import-not-at-top
   paths = runs.export_run(
       FLAGS.run_dir, FLAGS.export_dir, channels=FLAGS.channels, k=FLAGS.k,
       index=FLAGS.index,

@@ -27,7 +27,6 @@ from absl import flags
 
 import mic_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TF loads Keras)
 from mic_tf import cli
-from mic_harness import figure4
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("run_dirs", [], "Run directories or glob patterns.")
@@ -44,6 +43,7 @@ flags.DEFINE_integer("seed", 0, "Seed of the subsets.")
 
 
 def main(argv):
+  from mic_harness import figure4  # pylint: disable=g-import-not-at-top
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   run_dirs = []

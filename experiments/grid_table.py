@@ -14,7 +14,6 @@ from absl import app
 from absl import flags
 
 from mic_tf import cli
-from mic_harness import tables
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("grid", [], "grid.json file(s) of finished grids.")
@@ -30,6 +29,7 @@ flags.DEFINE_integer("default_max_epochs", None, "Most epochs allowed, for "
 
 
 def main(argv):
+  from mic_harness import tables  # pylint: disable=g-import-not-at-top
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   if not FLAGS.grid:

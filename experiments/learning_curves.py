@@ -21,8 +21,6 @@ from absl import flags
 
 import mic_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TF loads Keras)
 from mic_tf import cli
-from mic_harness import groups as groups_lib
-from mic_harness import learning_curves
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("groups", [], "LABEL=GLOB[,GLOB...] of run "
@@ -34,6 +32,8 @@ flags.DEFINE_string("title", "", "Plot title.")
 
 
 def main(argv):
+  from mic_harness import groups as groups_lib  # pylint: disable=g-import-not-at-top
+  from mic_harness import learning_curves  # pylint: disable=g-import-not-at-top
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   if not FLAGS.groups:

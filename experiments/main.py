@@ -21,8 +21,6 @@ from absl import flags
 
 import mic_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TF loads Keras)
 from mic_tf import cli
-from mic_tf import main_job
-from mic_harness import learning_curves
 
 FLAGS = flags.FLAGS
 cli.define_data_flags()
@@ -50,13 +48,16 @@ def main(argv):
                          "job always shows its four reference rows.")
   if not FLAGS.output_dir:
     raise app.UsageError("Pass --output_dir (the run directory).")
+  # TensorFlow loads here, after cli.run applied the start-up environment.
+  from mic_tf import main_job  # pylint: disable=g-import-not-at-top
+  from mic_harness import learning_curves  # pylint: disable=g-import-not-at-top
   config = cli.experiment_config_from_flags(FLAGS)
   result = main_job.run_main_job(config, verbose=FLAGS.verbose)
   curve = learning_curves.plot(
       {result.model_label: [learning_curves.load(result.output_dir,
                                                  result.metric)]},
       os.path.join(result.output_dir, LEARNING_CURVE), result.metric,
-      title=f"{config.dataset}, seed {config.seed}: valid {result.metric} "
+      title=f"{config.data.dataset}, seed {config.training.seed}: valid {result.metric} "
       "by epoch")
   for line in main_job.tuned_lines(result.channels):
     print(line)

@@ -7,13 +7,16 @@ Example (DSSM + MIC with all three contrastive terms on MovieLens-1M):
 
 Writes config.json, metrics.json (valid + test, every metric, both NDCG
 variants), checkpoints, TensorBoard logs under --output_dir, and prints a
-table. All logic lives in ``mic_tf.training``.
+table. All logic lives in the library: ``mic_tf.config`` (the settings),
+``mic_tf.training`` (the training loop) and ``mic_tf.baselines`` (the
+reference rows of --baselines).
 """
 
 from absl import app
 from absl import flags
 
 import mic_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TF loads Keras)
+from mic_tf import baselines
 from mic_tf import cli
 
 FLAGS = flags.FLAGS
@@ -27,9 +30,9 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   config = cli.experiment_config_from_flags(FLAGS)
-  results = cli.run_with_baselines(config, FLAGS.baselines,
-                                   verbose=FLAGS.verbose)
-  print(cli.results_table(results))
+  results = baselines.run_with_baselines(config, FLAGS.baselines,
+                                         verbose=FLAGS.verbose)
+  print(baselines.results_table(results))
 
 
 if __name__ == "__main__":

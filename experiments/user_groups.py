@@ -22,8 +22,6 @@ from absl import app
 from absl import flags
 
 from mic_tf import cli
-from mic_harness import groups as groups_lib
-from mic_harness import user_groups
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("groups", [], "LABEL=GLOB of run directories "
@@ -37,6 +35,8 @@ flags.DEFINE_string("output", None, "JSON to write (and a .md twin).")
 
 
 def main(argv):
+  from mic_harness import groups as groups_lib  # pylint: disable=g-import-not-at-top
+  from mic_harness import user_groups  # pylint: disable=g-import-not-at-top
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   if not FLAGS.groups:

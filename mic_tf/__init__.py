@@ -18,30 +18,51 @@ details)::
   (``mic_tf.models``); subclass ``MICModel`` to change any step.
 * ``Tower``, ``register_tower``, ``build_towers``: plug in your own tower
   (``mic_tf.towers``).
-* ``mic_tf.training.run_experiment``: what ``experiments/train.py`` runs
-  (epoch selection on valid users, checkpoints, run record).
+* ``ExperimentConfig`` (``mic_tf.config``): every setting of a training run,
+  with the defaults of ``experiments/train.py``;
+  ``mic_tf.training.run_experiment`` is what that binary runs (epoch
+  selection on valid users, checkpoints, run record).
 
-Importing ``mic_tf`` first sets ``TF_USE_LEGACY_KERAS=1`` so that ``tf.keras``
-is Keras 2 (TensorFlow Recommenders needs it); see ``mic_tf._env``.
+Importing ``mic_tf`` is cheap and has no other effect than the environment
+settings of ``mic_tf._env``: ``TF_USE_LEGACY_KERAS=1``, so that ``tf.keras``
+is Keras 2 (TensorFlow Recommenders needs it), and, with
+``MIC_TF_DETERMINISTIC=1`` in the environment, the deterministic mode's
+oneDNN settings. The names above (and the submodules) load on first use;
+TensorFlow loads with the first that needs it.
 """
 
-from mic_tf import _env  # noqa: F401  (must run before tf.keras is touched)
+from typing import TYPE_CHECKING
 
-# pylint: disable=g-import-not-at-top,wrong-import-position
-from mic_tf.api import build_model
-from mic_tf.api import evaluate_channels
-from mic_tf.api import export_models
-from mic_tf.api import load_data
-from mic_tf.api import training_data
-from mic_tf.models.config import MICConfig
-from mic_tf.models.mic_model import MICModel
-from mic_tf.towers.base import Tower
-from mic_tf.towers.registry import build_towers, register_tower
+from mic_tf import _env  # noqa: F401  (must run before tf.keras is touched)
+from mic_tf import _lazy
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "MICConfig", "MICModel", "Tower", "build_model", "build_towers",
-    "evaluate_channels", "export_models", "load_data", "register_tower",
-    "training_data",
-]
+_EXPORTS = {
+    "ExperimentConfig": "mic_tf.config",
+    "MICConfig": "mic_tf.models.config",
+    "MICModel": "mic_tf.models.mic_model",
+    "Tower": "mic_tf.towers.base",
+    "build_model": "mic_tf.api",
+    "build_towers": "mic_tf.towers.registry",
+    "evaluate_channels": "mic_tf.api",
+    "export_models": "mic_tf.api",
+    "load_data": "mic_tf.api",
+    "register_tower": "mic_tf.towers.registry",
+    "training_data": "mic_tf.api",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = _lazy.exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:  # what static readers (type checkers, the API docs) see
+  from mic_tf.api import build_model
+  from mic_tf.api import evaluate_channels
+  from mic_tf.api import export_models
+  from mic_tf.api import load_data
+  from mic_tf.api import training_data
+  from mic_tf.config import ExperimentConfig
+  from mic_tf.models.config import MICConfig
+  from mic_tf.models.mic_model import MICModel
+  from mic_tf.towers.base import Tower
+  from mic_tf.towers.registry import build_towers
+  from mic_tf.towers.registry import register_tower

@@ -6,18 +6,25 @@ is set before ``tf.keras`` is first touched. ``tf.keras`` is resolved lazily, so
 setting the variable here works even when the user imported ``tensorflow``
 before ``mic_tf``, as long as nothing touched ``tf.keras`` in between.
 
-TensorFlow reads a few more variables once, when it loads, before any absl
-flag is parsed; a variable the user already set is never changed:
+TensorFlow reads a few more variables once, when it loads. Importing
+``mic_tf`` sets only what the environment asks for; the binaries
+(``mic_tf.cli.run``) set the rest after parsing their flags and before
+TensorFlow loads. A variable the user already set is never changed, except
+the two that deterministic mode pins:
 
-* ``TF_CPP_MIN_LOG_LEVEL`` (TensorFlow's C++ log): ``3`` on a machine without
-  an NVIDIA device (it hides the meaningless "failed call to cuInit" error
-  line), else ``2``; ``0`` when the command line asks for detail
-  (``--verbosity=1`` or ``--v=1``).
-* With ``--deterministic`` on the command line, or ``MIC_TF_DETERMINISTIC=1``
-  in the environment: ``ONEDNN_MAX_CPU_ISA=AVX2`` and
-  ``TF_ENABLE_ONEDNN_OPTS=1`` (see ``mic_tf.reproducibility``). These two are
-  pinned: deterministic mode replaces another value the user set, says so on
-  stderr, and the run record keeps what was replaced (``PINNED_OVERRIDES``).
+* ``TF_CPP_MIN_LOG_LEVEL`` (TensorFlow's C++ log; binaries only): ``3`` on
+  a machine without an NVIDIA device (it hides the meaningless "failed call
+  to cuInit" error line), else ``2``; ``0`` when the command line asks for
+  detail (``--verbosity=1`` or ``--v=1``).
+* With ``MIC_TF_DETERMINISTIC=1`` in the environment (at import), or
+  ``--deterministic`` on a binary's command line: ``ONEDNN_MAX_CPU_ISA=AVX2``
+  and ``TF_ENABLE_ONEDNN_OPTS=1`` (see ``mic_tf.reproducibility``). These
+  two are pinned: deterministic mode replaces another value the user set,
+  says so on stderr, and the run record keeps what was replaced
+  (``PINNED_OVERRIDES``).
+
+Nothing here reads ``sys.argv``: ``startup_environment`` and
+``apply_startup_environment`` take the command line they are given.
 """
 
 import os
@@ -81,26 +88,40 @@ def requested_determinism(argv: Sequence[str],
 def startup_environment(argv: Sequence[str],
                         environ: Optional[Dict[str, str]] = None,
                         has_gpu: Optional[bool] = None) -> Dict[str, str]:
-  """The variables to set before TensorFlow loads.
+  """The variables a binary run with ``argv`` sets before TensorFlow loads.
 
   User values win, except for the settings deterministic mode pins
   (``DETERMINISTIC_ENVIRONMENT``), which replace any other value.
   """
+  return startup_settings(requested_verbosity(argv),
+                          requested_determinism(argv, environ), environ,
+                          has_gpu)
+
+
+def startup_settings(verbosity: Optional[int], deterministic: bool,
+                     environ: Optional[Dict[str, str]] = None,
+                     has_gpu: Optional[bool] = None) -> Dict[str, str]:
+  """``startup_environment`` from parsed values (``--verbosity``, mode)."""
   environ = os.environ if environ is None else environ
   if has_gpu is None:
     has_gpu = any(os.path.exists(p) for p in _NVIDIA_DEVICES)
   wanted = {}
-  verbosity = requested_verbosity(argv)
   if verbosity is not None and verbosity >= 1:
     wanted["TF_CPP_MIN_LOG_LEVEL"] = "0"
   else:
     wanted["TF_CPP_MIN_LOG_LEVEL"] = "2" if has_gpu else "3"
   out = {k: v for k, v in wanted.items() if k not in environ}
-  if requested_determinism(argv, environ):
-    for name, value in DETERMINISTIC_ENVIRONMENT.items():
-      if environ.get(name, "").upper() != value:
-        out[name] = value
+  if deterministic:
+    out.update(deterministic_environment(environ))
   return out
+
+
+def deterministic_environment(environ: Optional[Dict[str, str]] = None
+                              ) -> Dict[str, str]:
+  """The pinned variables (``DETERMINISTIC_ENVIRONMENT``) ``environ`` lacks."""
+  environ = os.environ if environ is None else environ
+  return {name: value for name, value in DETERMINISTIC_ENVIRONMENT.items()
+          if environ.get(name, "").upper() != value}
 
 
 def pinned_overrides(wanted: Dict[str, str],
@@ -114,7 +135,11 @@ def pinned_overrides(wanted: Dict[str, str],
 
 def apply_startup_environment(argv: Sequence[str]) -> None:
   """Sets ``startup_environment(argv)``; says on stderr what it replaced."""
-  wanted = startup_environment(argv)
+  apply_environment(startup_environment(argv))
+
+
+def apply_environment(wanted: Dict[str, str]) -> None:
+  """Sets ``wanted``; says on stderr which pinned user values it replaced."""
   replaced = pinned_overrides(wanted)
   for name, old in replaced.items():
     print(f"mic_tf: deterministic mode sets {name}={wanted[name]} (was "
@@ -124,8 +149,9 @@ def apply_startup_environment(argv: Sequence[str]) -> None:
   os.environ.update(wanted)
 
 
-if "tensorflow" not in sys.modules:
-  apply_startup_environment(sys.argv)
+if "tensorflow" not in sys.modules and requested_determinism(()):
+  # MIC_TF_DETERMINISTIC=1 (notebooks): pinned before TensorFlow loads.
+  apply_environment(deterministic_environment())
 
 
 def check_keras() -> None:

@@ -11,35 +11,39 @@
   mic_tf.export_models(model, data, "exports/ml100k")
 
 Each function is a thin layer over the library the binaries use
-(``mic_tf.training``, ``mic_tf.pipeline``, ``mic_tf.channels``,
-``mic_tf.export``); ``experiments/train.py`` adds the epoch selection on
-valid users, checkpoints and the run record (``training.run_experiment``).
+(``mic_tf.features.prepare_data``, ``mic_tf.models.build``,
+``mic_tf.pipeline``, ``mic_tf.channels``, ``mic_tf.export``), with the
+defaults of ``mic_tf.config``; ``experiments/train.py`` adds the epoch
+selection on valid users, checkpoints and the run record
+(``mic_tf.training.run_experiment``).
 """
 
 from typing import Any, Optional
 
 import tensorflow as tf
 
-from mic_tf import console
-from mic_tf import pipeline
-from mic_tf import training
 from mic_tf import channels as channel_lib
+from mic_tf import console
+from mic_tf import features
 from mic_tf import names
+from mic_tf import pipeline
 from mic_tf import runs
 from mic_tf.channels.evaluate import evaluate_channels as _evaluate
+from mic_tf.config import DataConfig
+from mic_tf.config import ExperimentConfig
+from mic_tf.config import ModelConfig
+from mic_tf.config import TrainingConfig
 from mic_tf.mining import MiningConfig
+from mic_tf.models import build as model_build
 from mic_tf.models.config import MICConfig
 from mic_tf.models.mic_model import MICModel
 
-# The binaries' defaults (experiments/train.py), used by the README tables.
-DEFAULT_MAXLEN = 20
-DEFAULT_ITEM_USERS = 20
 
-
-def load_data(dataset: str = "ml-1m", maxlen: int = DEFAULT_MAXLEN,
-              max_item_users: int = DEFAULT_ITEM_USERS,
+def load_data(dataset: str = DataConfig.dataset,
+              maxlen: int = DataConfig.maxlen,
+              max_item_users: int = DataConfig.max_item_users,
               data_dir: Optional[str] = None,
-              **dataset_kwargs: Any) -> training.Prepared:
+              **dataset_kwargs: Any) -> features.Prepared:
   """Loads a dataset, applies the ComiRec protocol and builds the features.
 
   Args:
@@ -55,15 +59,16 @@ def load_data(dataset: str = "ml-1m", maxlen: int = DEFAULT_MAXLEN,
   Returns:
     The prepared data: ``.dataset``, ``.tables``, ``.valid``, ``.test``.
   """
-  config = training.ExperimentConfig(
+  config = ExperimentConfig(data=DataConfig(
       dataset=dataset, data_dir=data_dir, dataset_kwargs=dataset_kwargs,
-      maxlen=maxlen, max_item_users=max_item_users)
-  return training.prepare_data(config)
+      maxlen=maxlen, max_item_users=max_item_users))
+  return features.prepare_data(config)
 
 
-def build_model(data: training.Prepared, tower: str = "dssm",
+def build_model(data: features.Prepared, tower: str = ModelConfig.tower,
                 mic: Optional[MICConfig] = None,
-                mining: Optional[MiningConfig] = None, seed: int = 0,
+                mining: Optional[MiningConfig] = None,
+                seed: int = TrainingConfig.seed,
                 **settings: Any) -> MICModel:
   """A compiled ``MICModel`` with a registered tower on prepared data.
 
@@ -84,20 +89,21 @@ def build_model(data: training.Prepared, tower: str = "dssm",
     The model, compiled with Adam; train it with ``model.fit``.
   """
   spec = data.tables.spec
-  config = training.ExperimentConfig(
+  config = ExperimentConfig.from_settings(
       dataset=data.dataset.name, tower=tower, maxlen=spec.maxlen,
       mic=mic or MICConfig.base(), mining=mining or MiningConfig.off(),
       seed=seed, **settings)
   tf.keras.utils.set_random_seed(seed)
-  model = training.build_model(config, data.tables, data.dataset)
-  training.build_variables(
+  model = model_build.build_model(config, data.tables, data.dataset)
+  model_build.build_variables(
       model, data.tables,
-      towers_first=config.towers_first)
+      towers_first=config.model.towers_first)
   return model
 
 
-def training_data(data: training.Prepared, batch_size: int = 1024,
-                  seed: int = 0,
+def training_data(data: features.Prepared,
+                  batch_size: int = TrainingConfig.batch_size,
+                  seed: int = TrainingConfig.seed,
                   examples_per_epoch: Optional[int] = None) -> tf.data.Dataset:
   """The shuffled training batches (every position of every training user).
 
@@ -112,7 +118,7 @@ def training_data(data: training.Prepared, batch_size: int = 1024,
                                    max_examples=examples_per_epoch)
 
 
-def evaluate_channels(model: MICModel, data: training.Prepared,
+def evaluate_channels(model: MICModel, data: features.Prepared,
                       users: str = "test", index: str = names.EXACT,
                       channel_config: Optional[Any] = None,
                       channels=names.CHANNELS):
@@ -135,7 +141,7 @@ def evaluate_channels(model: MICModel, data: training.Prepared,
   return metrics
 
 
-def export_models(model: MICModel, data: training.Prepared, export_dir: str,
+def export_models(model: MICModel, data: features.Prepared, export_dir: str,
                   channels=names.CHANNELS, k: int = 50,
                   index: str = names.EXACT, channel_config: Optional[Any] = None
                   ):

@@ -12,14 +12,27 @@ users in chunks of bounded size and take the top-k from the sparse scores
 inverse) and refuses vocabularies above ``EASE_ITEM_LIMIT`` items.
 
 Each model's hyper-parameter (``UserKNN.neighbours``, ``EASE.l2``) is a
-constructor argument; ``mic_tf.cli.run_baseline`` picks it on validation
-users.
+constructor argument; ``run_baseline`` picks it on validation users
+(``BASELINE_GRIDS``). ``run_with_baselines`` runs the reference rows and
+then trains the model (``mic_tf.training.run_experiment``), and
+``results_table`` prints them; both are what ``experiments/train.py``
+runs.
 """
 
-from typing import Callable, Iterator, Optional, Sequence
+import time
+from typing import (Any, Callable, Dict, Iterator, List, Mapping, Optional,
+                    Sequence, Tuple)
 
+from absl import logging
 import numpy as np
 import scipy.sparse as sp
+
+from mic_tf import console
+from mic_tf import metrics as metric_lib
+from mic_tf import names as names_lib
+from mic_tf.config import ExperimentConfig
+from mic_tf.features import Prepared
+from mic_tf.features import prepare_data
 
 EASE_ITEM_LIMIT = 20_000
 # Elements of temporary dense (users x items) work arrays, and nonzeros of
@@ -709,3 +722,149 @@ class EASE(_HistoryScorer):
 
   def _score_block(self, block: sp.csr_matrix) -> np.ndarray:
     return np.asarray(block @ self.weights_, dtype=np.float32)
+
+
+# The reference rows of experiments/train.py --baselines and
+# experiments/baselines.py, by flag name.
+BASELINES = ("mostpop", "itemknn", "userknn", "ease")
+BASELINE_NAMES = {"mostpop": "MostPopular", "itemknn": "ItemKNN",
+                  "userknn": "UserKNN", "ease": "EASE"}
+# The hyper-parameter each reference row picks on validation users, and the
+# values tried (UserKNN: neighbours k; EASE: L2 weight lambda).
+BASELINE_GRIDS = {
+    "userknn": ("neighbours", (10, 20, 50, 100, 200)),
+    "ease": ("l2", (10.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0)),
+}
+
+
+def make_baseline(name: str, num_items: int, **params):
+  """An unfitted reference recommender by its ``--baselines`` name."""
+  if name not in BASELINES:
+    raise ValueError(f"Unknown baseline {name!r}; choose from {BASELINES}.")
+  cls = {"mostpop": MostPopular, "itemknn": ItemKNN, "userknn": UserKNN,
+         "ease": EASE}[name]
+  return cls(num_items, **params)
+
+
+def _fitted_grid(name: str, num_items: int, param: str,
+                 values: Sequence[Any], train: Sequence[Any]):
+  """One fitted reference model per grid value, in order; a class with a
+  ``fit_grid`` (EASE) shares the work that every value repeats."""
+  cls = type(make_baseline(name, num_items, **{param: values[0]}))
+  fit_grid = getattr(cls, "fit_grid", None)
+  if fit_grid is not None:
+    yield from fit_grid(num_items, train, **{param: values})
+    return
+  for value in values:
+    yield make_baseline(name, num_items, **{param: value}).fit(train)
+
+
+def run_baseline(name: str, prepared: Prepared,
+                 cutoffs: Sequence[int] = (20, 50),
+                 exclude_history: bool = True,
+                 grid: Optional[Tuple[str, Sequence[Any]]] = None
+                 ) -> Dict[str, Any]:
+  """Fits a reference row on training users; scores valid and test users.
+
+  UserKNN and EASE pick their hyper-parameter (``BASELINE_GRIDS``, or
+  ``grid``) by ``recall@{max cutoff}`` on the valid users only (the first
+  value wins ties); the test users are evaluated once, with the chosen value.
+
+  Returns:
+    ``{"name", "valid", "test", "seconds"}`` plus, for tuned rows,
+    ``"params"`` (the chosen value) and ``"selection"`` (valid metrics of
+    every value tried).
+  """
+  ds = prepared.dataset
+  train = [ds.sequences[u] for u in ds.train_users]
+  k = max(cutoffs)
+  metric = f"recall@{k}"
+
+  def evaluate(model, users):
+    ids = model.retrieve(users.histories, k, exclude_history=exclude_history)
+    return metric_lib.retrieval_metrics(ids, users.targets, cutoffs)
+
+  out: Dict[str, Any] = {"name": BASELINE_NAMES.get(name, name)}
+  start = time.perf_counter()
+  param, values = grid if grid is not None else BASELINE_GRIDS.get(
+      name, (None, ()))
+  if param is None:
+    model = make_baseline(name, ds.num_items).fit(train)
+    out["valid"] = evaluate(model, prepared.valid)
+  else:
+    if not values:
+      raise ValueError(f"The {name} grid of {param} values is empty; pass "
+                       "at least one value.")
+    rows, model, best = [], None, None
+    for value, candidate in zip(values, _fitted_grid(name, ds.num_items,
+                                                     param, values, train)):
+      rows.append({param: value, **evaluate(candidate, prepared.valid)})
+      logging.info("%s %s=%s valid %s=%.3f", out["name"], param, value,
+                   metric, rows[-1][metric])
+      if best is None or rows[-1][metric] > best[metric]:
+        best, model = rows[-1], candidate
+      del candidate
+    out["params"] = {param: best[param]}
+    out["selection"] = {"metric": metric, "users": "valid", "rows": rows}
+    out["valid"] = {m: v for m, v in best.items() if m != param}
+  out["test"] = evaluate(model, prepared.test)
+  out["seconds"] = time.perf_counter() - start
+  return out
+
+
+def run_with_baselines(config: ExperimentConfig, names: Sequence[str],
+                       verbose: int = 1) -> List[Dict[str, Any]]:
+  """Runs the requested reference rows, then trains and evaluates the model.
+
+  What ``experiments/train.py`` runs: the rows share the model's prepared
+  data; the model's row is named by ``mic_tf.names.model_label``.
+  """
+  # The training loop loads TensorFlow; the reference rows alone need not.
+  from mic_tf import training  # pylint: disable=g-import-not-at-top
+
+  prepared = prepare_data(config)
+  rows = []
+  evaluation = config.evaluation
+  for name in console.track(names, "reference rows", unit="rows"):
+    row = run_baseline(name, prepared, evaluation.cutoffs,
+                       evaluation.exclude_history)
+    logging.info("%s test %s", row["name"], row["test"])
+    rows.append(row)
+  results = training.run_experiment(config, prepared, verbose=verbose)
+  results.pop("model")
+  label = names_lib.model_label(config.model.tower, config.mic.terms,
+                                config.mining.enabled)
+  rows.append({"name": label, "valid": results["valid"],
+               "test": results["test"],
+               "train_seconds": results["train_seconds"]})
+  return rows
+
+
+METRIC_ORDER = ("recall@20", "ndcg@20", "ndcg_gt@20", "hr@20",
+                "recall@50", "ndcg@50", "ndcg_gt@50", "hr@50")
+
+
+def row_label(row: Mapping[str, Any]) -> str:
+  """A row's name with the value it chose on valid users, if any, e.g.
+  ``EASE (l2=1000)``."""
+  name = row["name"]
+  if row.get("params"):
+    name += " (" + ", ".join(f"{p}={v:g}" for p, v in
+                             row["params"].items()) + ")"
+  return name
+
+
+def results_table(rows: Sequence[Dict[str, Any]], split: str = "test",
+                  metrics: Sequence[str] = METRIC_ORDER) -> str:
+  """A Markdown table of metrics (percent) for each row.
+
+  A reference row tuned on valid users shows its chosen value in the name,
+  e.g. ``EASE (l2=1000)``.
+  """
+  header = "| model | " + " | ".join(metrics) + " |"
+  lines = [header, "|" + "---|" * (len(metrics) + 1)]
+  for row in rows:
+    m = row[split]
+    lines.append(f"| {row_label(row)} | " +
+                 " | ".join(f"{m[k]:.3f}" for k in metrics) + " |")
+  return "\n".join(lines)

@@ -1,9 +1,15 @@
 """Flags and glue shared by the absl binaries in ``experiments/``.
 
-Binaries stay thin: they define flags from here, build an
-``ExperimentConfig`` with ``experiment_config_from_flags``, call library
-functions, and start with ``cli.run(main)`` (instead of ``app.run``), which
+Binaries stay thin: they define flags from here (each ``ExperimentConfig``
+setting's flag takes its default and help text from ``mic_tf.config``),
+build an ``ExperimentConfig`` with ``experiment_config_from_flags``, call
+library functions, and start with ``cli.run(main)`` (instead of
+``app.run``), which
 
+* parses the flags, then sets the start-up environment (``start_up``:
+  TensorFlow's log level, ``--deterministic``'s oneDNN pins) before
+  TensorFlow loads. This module and ``mic_tf.config`` do not import
+  TensorFlow, so a binary imports the modules that do inside ``main``;
 * keeps the console quiet: absl and TensorFlow log at WARNING unless
   ``--verbosity=1`` (``--v=1``) asks for the detail;
 * prints a user error (``mic_tf.errors.is_user_error``: a bad flag, a
@@ -16,38 +22,28 @@ A notebook can build the same ``ExperimentConfig`` by hand; ``invoke`` runs
 a binary's ``main`` in-process exactly as ``run`` would (tests use it).
 """
 
+import dataclasses
 import functools
 import os
 import sys
-import time
-from typing import (Any, Callable, Dict, List, Mapping, Optional,
-                    Sequence, Tuple)
+from typing import (Any, Callable, Dict, List, Mapping, Optional, Sequence,
+                    Tuple)
 
 from absl import app
 from absl import flags
 from absl import logging
 
+from mic_tf import _env
 from mic_tf import baselines
-from mic_tf import console
+from mic_tf import config as config_lib
 from mic_tf import errors
-from mic_tf import metrics
+from mic_tf import names
 from mic_tf import reproducibility
-from mic_tf import training
 from mic_tf.data import registry as data_registry
 from mic_tf.mining import MiningConfig
 from mic_tf.models.config import BASIC_LOSSES, TERMS, WEIGHTING_MODES
 from mic_tf.models.config import MICConfig
-from mic_tf.towers import registry as tower_registry
 
-BASELINES = ("mostpop", "itemknn", "userknn", "ease")
-BASELINE_NAMES = {"mostpop": "MostPopular", "itemknn": "ItemKNN",
-                  "userknn": "UserKNN", "ease": "EASE"}
-# The hyper-parameter each reference row picks on validation users, and the
-# values tried (UserKNN: neighbours k; EASE: L2 weight lambda).
-BASELINE_GRIDS = {
-    "userknn": ("neighbours", (10, 20, 50, 100, 200)),
-    "ease": ("l2", (10.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0)),
-}
 USER_ERROR_EXIT_CODE = 2
 
 
@@ -76,7 +72,31 @@ def run(main: Callable[[List[str]], Any],
   """``app.run(main)`` with the console and error rules of this module."""
   define_run_flags()
   app.run(functools.partial(_guarded_main, main), argv=argv,
-          flags_parser=_parse_flags)
+          flags_parser=_parse_flags_and_start)
+
+
+def _parse_flags_and_start(argv: List[str]) -> List[str]:
+  remaining = _parse_flags(argv)
+  start_up(flags.FLAGS)
+  return remaining
+
+
+def start_up(f) -> None:
+  """Sets the start-up environment of parsed flags before TensorFlow loads.
+
+  ``TF_CPP_MIN_LOG_LEVEL`` from ``--verbosity`` and, with
+  ``--deterministic`` (or ``MIC_TF_DETERMINISTIC=1``), the pinned oneDNN
+  settings (``mic_tf._env``). Nothing is set once TensorFlow is loaded (it
+  read them already): ``--deterministic`` is then refused with the fix
+  (``reproducibility.enable_determinism``). Binaries therefore import the
+  modules that load TensorFlow inside ``main``, after this ran.
+  """
+  if "tensorflow" in sys.modules:
+    return
+  verbosity = f.verbosity if f["verbosity"].present else None
+  deterministic = (f.deterministic if f["deterministic"].present
+                   else _env.requested_determinism(()))
+  _env.apply_environment(_env.startup_settings(verbosity, deterministic))
 
 
 def invoke(main: Callable[[List[str]], Any], argv: List[str]) -> Any:
@@ -142,14 +162,50 @@ def _guarded_main(main: Callable[[List[str]], Any], argv: List[str]) -> Any:
     _fail(_program(argv), errors.one_line(error))
 
 
+def setting_default(name: str) -> Any:
+  """The default of an ``ExperimentConfig`` setting (``mic_tf.config``)."""
+  return _setting_field(name)[1]
+
+
+def _setting_field(name: str) -> Tuple[dataclasses.Field, Any]:
+  if name in config_lib.SETTING_SECTIONS:
+    cls = config_lib.SECTIONS[config_lib.SETTING_SECTIONS[name]]
+  else:
+    cls = config_lib.ExperimentConfig
+  field = next(f for f in dataclasses.fields(cls) if f.name == name)
+  default = (field.default if field.default is not dataclasses.MISSING
+             else field.default_factory())
+  return field, default
+
+
+def define_setting_flag(kind: str, name: str, **kwargs: Any) -> None:
+  """Defines ``--<name>`` for an ``ExperimentConfig`` setting.
+
+  Its default and help text are the setting's (``mic_tf.config``), so that
+  the binaries and ``ExperimentConfig()`` share one set of defaults.
+
+  Args:
+    kind: ``"string"``, ``"integer"``, ``"float"``, ``"bool"``, ``"enum"``
+      or ``"list"`` (``flags.DEFINE_<kind>``).
+    name: The setting (a field of a ``mic_tf.config`` section).
+    **kwargs: Flag-only arguments (``lower_bound``, ``enum_values``, ...).
+  """
+  field, default = _setting_field(name)
+  if kind == "list":
+    default = [str(v) for v in default]
+  elif name == "patience" and default is None:
+    default = 0  # --patience=0: train every epoch
+  getattr(flags, f"DEFINE_{kind}")(name=name, default=default,
+                                   help=field.metadata["help"], **kwargs)
+
+
 def define_data_flags() -> None:
   """--dataset, --data_dir, --data_path and the bring-your-own columns."""
   if "dataset" in flags.FLAGS:
     return  # a binary and a test may both define them
-  flags.DEFINE_enum("dataset", "ml-1m", sorted(data_registry.LOADERS),
-                    "Dataset name.")
-  flags.DEFINE_string("data_dir", None, "Data cache directory (default: "
-                      "$MIC_TF_DATA_DIR or ~/.cache/mic_tf/data).")
+  define_setting_flag("enum", "dataset",
+                      enum_values=sorted(data_registry.LOADERS))
+  define_setting_flag("string", "data_dir")
   flags.DEFINE_string("data_path", None, "File or folder of datasets that "
                       "cannot be downloaded (ml-1m-grouplens zip, "
                       "amazon-books reviews, taobao UserBehavior.csv, custom "
@@ -168,77 +224,40 @@ def define_data_flags() -> None:
   flags.DEFINE_float("synthetic_scale", None, "synthetic-books / "
                      "synthetic-taobao: fraction of the real dataset's size "
                      "(default 1.0 / 0.01).", lower_bound=1e-6)
-  flags.DEFINE_float("train_user_fraction", 1.0, "Train on this seeded "
-                     "fraction of the training users only (a sparser "
-                     "dataset; valid and test users unchanged).")
+  define_setting_flag("float", "train_user_fraction")
 
 
 def define_training_flags() -> None:
   """Model, optimisation and output flags."""
   if "tower" in flags.FLAGS:
     return
-  flags.DEFINE_string("tower", "dssm", "Registered tower name: one of "
-                      f"{', '.join(tower_registry.available_towers())} or "
-                      "your own.")
-  flags.DEFINE_integer("epochs", 30, "Maximum training epochs (early "
-                       "stopping ends training sooner; see --patience).",
-                       lower_bound=1)
-  flags.DEFINE_integer("patience", 3, "Early stopping: stop after this many "
-                       "epochs without a new best valid score (--select_on) "
-                       "and keep the best epoch; 0 trains every epoch.",
-                       lower_bound=0)
-  flags.DEFINE_list("select_on", ["u2i"], "Channels whose valid Recall@50 "
-                    "selects the epoch and early-stops, averaged (any of "
-                    "u2i,u2u,i2i,fused): select on the channel you serve. "
-                    "Channels other than u2i are evaluated exactly after "
-                    "every epoch, with their default settings.")
-  flags.DEFINE_enum("init_order", "lazy", list(training.INIT_ORDERS),
-                    "towers_first: create the towers and heads before the "
-                    "objective draws anything, so the base model and MIC "
-                    "start from the same weights at one seed (paired "
-                    "comparisons); lazy: as before.")
-  flags.DEFINE_integer("batch_size", 1024, "Batch size.", lower_bound=2)
-  flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.",
-                     lower_bound=0.0)
-  flags.DEFINE_float("weight_decay", 0.0,
-                     "Decoupled (AdamW) weight decay; 0 turns it off.",
-                     lower_bound=0.0)
-  flags.DEFINE_enum("optimizer", "auto", ["auto", "adam", "lazy_adam"],
-                    "adam: Keras' Adam; lazy_adam: sparse (lazy) updates of "
-                    "embedding rows; auto: lazy for tables of >= 100k rows.")
-  flags.DEFINE_enum("strategy", "default",
-                    ["default", "mirrored", "multi_worker"],
-                    "tf.distribute strategy; multi_worker reads the cluster "
-                    "from TF_CONFIG. --batch_size is the global batch.")
-  flags.DEFINE_integer("embedding_dim", 128, "Field embedding width.",
-                       lower_bound=1)
-  flags.DEFINE_integer("output_dim", 128, "Tower output width.",
-                       lower_bound=1)
-  flags.DEFINE_list("hidden_units", ["256"], "Hidden widths of MLP towers.")
-  flags.DEFINE_float("dropout", 0.2, "Dropout inside the towers.",
-                     lower_bound=0.0, upper_bound=0.99)
-  flags.DEFINE_integer("maxlen", 20, "History length.", lower_bound=1)
-  flags.DEFINE_integer("steps_per_epoch", None, "Validate (and early-stop) "
-                       "every this many batches of an endless reshuffled "
-                       "stream (default: one full pass per epoch).",
-                       lower_bound=1)
-  flags.DEFINE_integer("examples_per_epoch", None, "Seeded subset of training "
-                       "(user, position) pairs per epoch (default: all).",
-                       lower_bound=1)
+  define_setting_flag("string", "tower")
+  define_setting_flag("integer", "epochs", lower_bound=1)
+  define_setting_flag("integer", "patience", lower_bound=0)
+  define_setting_flag("list", "select_on")
+  define_setting_flag("enum", "init_order",
+                      enum_values=list(config_lib.INIT_ORDERS))
+  define_setting_flag("integer", "batch_size", lower_bound=2)
+  define_setting_flag("float", "learning_rate", lower_bound=0.0)
+  define_setting_flag("float", "weight_decay", lower_bound=0.0)
+  define_setting_flag("enum", "optimizer", enum_values=list(names.OPTIMIZERS))
+  define_setting_flag("enum", "strategy", enum_values=list(names.STRATEGIES))
+  define_setting_flag("integer", "embedding_dim", lower_bound=1)
+  define_setting_flag("integer", "output_dim", lower_bound=1)
+  define_setting_flag("list", "hidden_units")
+  define_setting_flag("float", "dropout", lower_bound=0.0, upper_bound=0.99)
+  define_setting_flag("integer", "maxlen", lower_bound=1)
+  define_setting_flag("integer", "steps_per_epoch", lower_bound=1)
+  define_setting_flag("integer", "examples_per_epoch", lower_bound=1)
   flags.DEFINE_integer("num_interests", 4, "Interests of multi-interest "
                        "towers (comirec_sa, comirec_dr).", lower_bound=1)
-  flags.DEFINE_bool("use_user_id", False, "Give the user tower a user-id "
-                    "field (useless for users unseen in training).")
-  flags.DEFINE_integer("max_item_users", 20, "Size of each item's bag of "
-                       "training users (0 disables the field).",
-                       lower_bound=0)
-  flags.DEFINE_bool("exclude_history", True, "Exclude history items from "
-                    "retrieval (MovieLens has no repeat interactions).")
-  flags.DEFINE_integer("seed", 0, "Random seed.")
-  flags.DEFINE_string("output_dir", None, "Run directory (metrics.json, "
-                      "checkpoints, TensorBoard logs).")
+  define_setting_flag("bool", "use_user_id")
+  define_setting_flag("integer", "max_item_users", lower_bound=0)
+  define_setting_flag("bool", "exclude_history")
+  define_setting_flag("integer", "seed")
+  define_setting_flag("string", "output_dir")
   flags.DEFINE_list("baselines", [], "Reference rows to add: "
-                    f"{', '.join(BASELINES)}.")
+                    f"{', '.join(baselines.BASELINES)}.")
   flags.DEFINE_integer("verbose", 1, "Keras progress: 0 silent, 1 bars, "
                        "2 one line per epoch.")
 
@@ -437,38 +456,44 @@ def dataset_kwargs_from_flags(f) -> Dict[str, Any]:
   return kwargs
 
 
-def experiment_config_from_flags(f) -> training.ExperimentConfig:
+def experiment_config_from_flags(f) -> config_lib.ExperimentConfig:
   """Builds (and validates) an ``ExperimentConfig`` from parsed flags."""
   try:
     hidden = tuple(int(h) for h in f.hidden_units)
   except ValueError:
     raise ValueError(f"--hidden_units must be integers, got "
                      f"{f.hidden_units}.") from None
-  bad = [b for b in f.baselines if b not in BASELINES]
+  bad = [b for b in f.baselines if b not in baselines.BASELINES]
   if bad:
-    raise ValueError(f"Unknown --baselines {bad}; choose from {BASELINES}.")
+    raise ValueError(f"Unknown --baselines {bad}; choose from {baselines.BASELINES}.")
+  # Towers are Keras layers: the registry loads TensorFlow (after start_up).
+  from mic_tf.towers import registry as tower_registry  # pylint: disable=g-import-not-at-top
   if f.tower not in tower_registry.available_towers():
     raise ValueError(f"Unknown --tower={f.tower}; available: "
                      f"{', '.join(tower_registry.available_towers())}.")
   tower_kwargs = {}
   if f.tower in ("comirec_sa", "comirec_dr"):
     tower_kwargs["num_interests"] = f.num_interests
-  return training.ExperimentConfig(
-      dataset=f.dataset, data_dir=f.data_dir,
-      dataset_kwargs=dataset_kwargs_from_flags(f),
-      tower=f.tower, epochs=f.epochs, patience=f.patience or None,
-      select_on=tuple(f.select_on), batch_size=f.batch_size,
-      learning_rate=f.learning_rate, optimizer=f.optimizer,
-      weight_decay=f.weight_decay, strategy=f.strategy,
-      embedding_dim=f.embedding_dim,
-      output_dim=f.output_dim, hidden_units=hidden, dropout=f.dropout,
-      maxlen=f.maxlen, examples_per_epoch=f.examples_per_epoch,
-      steps_per_epoch=f.steps_per_epoch,
-      use_user_id=f.use_user_id, max_item_users=f.max_item_users,
-      train_user_fraction=f.train_user_fraction, seed=f.seed,
-      init_order=f.init_order, output_dir=f.output_dir,
-      exclude_history=f.exclude_history, mic=mic_config_from_flags(f),
-      mining=mining_config_from_flags(f), tower_kwargs=tower_kwargs)
+  return config_lib.ExperimentConfig(
+      data=config_lib.DataConfig(
+          dataset=f.dataset, data_dir=f.data_dir,
+          dataset_kwargs=dataset_kwargs_from_flags(f),
+          train_user_fraction=f.train_user_fraction, maxlen=f.maxlen,
+          max_item_users=f.max_item_users, use_user_id=f.use_user_id),
+      model=config_lib.ModelConfig(
+          tower=f.tower, embedding_dim=f.embedding_dim,
+          output_dim=f.output_dim, hidden_units=hidden, dropout=f.dropout,
+          init_order=f.init_order, tower_kwargs=tower_kwargs),
+      training=config_lib.TrainingConfig(
+          epochs=f.epochs, patience=f.patience or None,
+          batch_size=f.batch_size, learning_rate=f.learning_rate,
+          optimizer=f.optimizer, weight_decay=f.weight_decay,
+          strategy=f.strategy, steps_per_epoch=f.steps_per_epoch,
+          examples_per_epoch=f.examples_per_epoch, seed=f.seed),
+      evaluation=config_lib.EvaluationConfig(
+          select_on=tuple(f.select_on), exclude_history=f.exclude_history),
+      mic=mic_config_from_flags(f), mining=mining_config_from_flags(f),
+      output_dir=f.output_dir)
 
 
 # The flag of each MICConfig field a flag sets alone, from its value: the
@@ -498,7 +523,7 @@ def _flag_value(value: Any) -> str:
 
 
 def flags_for_params(params: Mapping[str, Any],
-                     config: training.ExperimentConfig) -> List[str]:
+                     config: config_lib.ExperimentConfig) -> List[str]:
   """The flags that give a search trial's settings, e.g. to train it again.
 
   Added to the flags of the search's starting point (``--mic_preset``,
@@ -529,134 +554,8 @@ def flags_for_params(params: Mapping[str, Any],
     elif name in _FLAG_OF_MIC_SETTING:
       out[_FLAG_OF_MIC_SETTING[name]] = _flag_value(mic[name])
     elif name in _EXPERIMENT_FLAGS:
-      out[name] = _flag_value(getattr(config, name))
+      out[name] = _flag_value(config.setting(name))
     else:
       raise ValueError(f"No flag sets the searched setting {name!r}; pass it "
                        "through the Python API (tuning.apply_params).")
   return [f"--{k}={v}" for k, v in sorted(out.items())]
-
-
-def make_baseline(name: str, num_items: int, **params):
-  """An unfitted reference recommender by its ``--baselines`` name."""
-  if name not in BASELINES:
-    raise ValueError(f"Unknown baseline {name!r}; choose from {BASELINES}.")
-  cls = {"mostpop": baselines.MostPopular, "itemknn": baselines.ItemKNN,
-         "userknn": baselines.UserKNN, "ease": baselines.EASE}[name]
-  return cls(num_items, **params)
-
-
-def _fitted_grid(name: str, num_items: int, param: str,
-                 values: Sequence[Any], train: Sequence[Any]):
-  """One fitted reference model per grid value, in order; a class with a
-  ``fit_grid`` (EASE) shares the work that every value repeats."""
-  cls = type(make_baseline(name, num_items, **{param: values[0]}))
-  fit_grid = getattr(cls, "fit_grid", None)
-  if fit_grid is not None:
-    yield from fit_grid(num_items, train, **{param: values})
-    return
-  for value in values:
-    yield make_baseline(name, num_items, **{param: value}).fit(train)
-
-
-def run_baseline(name: str, prepared: training.Prepared,
-                 cutoffs: Sequence[int] = (20, 50),
-                 exclude_history: bool = True,
-                 grid: Optional[Tuple[str, Sequence[Any]]] = None
-                 ) -> Dict[str, Any]:
-  """Fits a reference row on training users; scores valid and test users.
-
-  UserKNN and EASE pick their hyper-parameter (``BASELINE_GRIDS``, or
-  ``grid``) by ``recall@{max cutoff}`` on the valid users only (the first
-  value wins ties); the test users are evaluated once, with the chosen value.
-
-  Returns:
-    ``{"name", "valid", "test", "seconds"}`` plus, for tuned rows,
-    ``"params"`` (the chosen value) and ``"selection"`` (valid metrics of
-    every value tried).
-  """
-  ds = prepared.dataset
-  train = [ds.sequences[u] for u in ds.train_users]
-  k = max(cutoffs)
-  metric = f"recall@{k}"
-
-  def evaluate(model, users):
-    ids = model.retrieve(users.histories, k, exclude_history=exclude_history)
-    return metrics.retrieval_metrics(ids, users.targets, cutoffs)
-
-  out: Dict[str, Any] = {"name": BASELINE_NAMES.get(name, name)}
-  start = time.perf_counter()
-  param, values = grid if grid is not None else BASELINE_GRIDS.get(
-      name, (None, ()))
-  if param is None:
-    model = make_baseline(name, ds.num_items).fit(train)
-    out["valid"] = evaluate(model, prepared.valid)
-  else:
-    if not values:
-      raise ValueError(f"The {name} grid of {param} values is empty; pass "
-                       "at least one value.")
-    rows, model, best = [], None, None
-    for value, candidate in zip(values, _fitted_grid(name, ds.num_items,
-                                                     param, values, train)):
-      rows.append({param: value, **evaluate(candidate, prepared.valid)})
-      logging.info("%s %s=%s valid %s=%.3f", out["name"], param, value,
-                   metric, rows[-1][metric])
-      if best is None or rows[-1][metric] > best[metric]:
-        best, model = rows[-1], candidate
-      del candidate
-    out["params"] = {param: best[param]}
-    out["selection"] = {"metric": metric, "users": "valid", "rows": rows}
-    out["valid"] = {m: v for m, v in best.items() if m != param}
-  out["test"] = evaluate(model, prepared.test)
-  out["seconds"] = time.perf_counter() - start
-  return out
-
-
-def run_with_baselines(config: training.ExperimentConfig,
-                       names: Sequence[str],
-                       verbose: int = 1) -> List[Dict[str, Any]]:
-  """Runs the requested reference rows, then trains and evaluates the model."""
-  prepared = training.prepare_data(config)
-  rows = []
-  for name in console.track(names, "reference rows", unit="rows"):
-    row = run_baseline(name, prepared, config.cutoffs, config.exclude_history)
-    logging.info("%s test %s", row["name"], row["test"])
-    rows.append(row)
-  results = training.run_experiment(config, prepared, verbose=verbose)
-  results.pop("model")
-  label = config.tower.upper() if config.tower == "dssm" else config.tower
-  if config.mic.terms:
-    label += "+MIC(" + ",".join(t.upper() for t in config.mic.terms) + ")"
-  rows.append({"name": label, "valid": results["valid"],
-               "test": results["test"],
-               "train_seconds": results["train_seconds"]})
-  return rows
-
-
-METRIC_ORDER = ("recall@20", "ndcg@20", "ndcg_gt@20", "hr@20",
-                "recall@50", "ndcg@50", "ndcg_gt@50", "hr@50")
-
-
-def row_label(row: Mapping[str, Any]) -> str:
-  """A row's name with the value it chose on valid users, if any, e.g.
-  ``EASE (l2=1000)``."""
-  name = row["name"]
-  if row.get("params"):
-    name += " (" + ", ".join(f"{p}={v:g}" for p, v in
-                             row["params"].items()) + ")"
-  return name
-
-
-def results_table(rows: Sequence[Dict[str, Any]], split: str = "test",
-                  metrics: Sequence[str] = METRIC_ORDER) -> str:
-  """A Markdown table of metrics (percent) for each row.
-
-  A reference row tuned on valid users shows its chosen value in the name,
-  e.g. ``EASE (l2=1000)``.
-  """
-  header = "| model | " + " | ".join(metrics) + " |"
-  lines = [header, "|" + "---|" * (len(metrics) + 1)]
-  for row in rows:
-    m = row[split]
-    lines.append(f"| {row_label(row)} | " +
-                 " | ".join(f"{m[k]:.3f}" for k in metrics) + " |")
-  return "\n".join(lines)

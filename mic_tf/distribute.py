@@ -41,7 +41,9 @@ from typing import Any, Optional
 
 import tensorflow as tf
 
-STRATEGIES = ("default", "mirrored", "multi_worker")
+from mic_tf import names
+
+STRATEGIES = names.STRATEGIES
 TF_CONFIG = "TF_CONFIG"
 _MULTI_WORKER: Optional[tf.distribute.Strategy] = None
 

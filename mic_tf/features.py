@@ -2,7 +2,9 @@
 
 Data flows one way: ``data`` (raw tables, protocol) -> ``features`` (this
 module: integer feature arrays and the spec towers are built from) ->
-``pipeline`` (tf.data) -> towers.
+``pipeline`` (tf.data) -> towers. ``prepare_data(config)`` runs the first
+two steps for a config: load, protocol, features, valid and test users
+(``Prepared``).
 
 Feature names and meaning (every value is an int id, 0 = padding/missing):
 
@@ -31,12 +33,20 @@ a masked field never collides with a real id.
 import dataclasses
 import json
 import os
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from mic_tf import console
 from mic_tf import errors
 from mic_tf import names
+from mic_tf.config import DataConfig
+from mic_tf.config import ExperimentConfig
+from mic_tf.config import ModelConfig
+from mic_tf.config import TrainingConfig
+from mic_tf.data import protocol
+from mic_tf.data import registry as data_registry
+from mic_tf.data import subsample
 from mic_tf.data.dataset import ProcessedDataset
 
 SCALAR = "scalar"
@@ -405,3 +415,52 @@ def as_ragged_arrays(sequences: Sequence[np.ndarray]
   values = (np.concatenate(sequences).astype(np.int32)
             if len(sequences) else np.zeros(0, np.int32))
   return values, starts
+
+
+@dataclasses.dataclass
+class Prepared:
+  """Data after the protocol and feature building (reusable across runs)."""
+  dataset: ProcessedDataset
+  tables: FeatureTables
+  valid: EvalUsers
+  test: EvalUsers
+
+
+def prepare_data(config: Union[ExperimentConfig, DataConfig],
+                 dataset: Optional[ProcessedDataset] = None) -> Prepared:
+  """Loads the dataset (unless given), applies the protocol, builds features.
+
+  Args:
+    config: The experiment config, or its ``data`` section
+      (``mic_tf.config.DataConfig``).
+    dataset: An already processed dataset to reuse.
+
+  Returns:
+    The ``Prepared`` data.
+  """
+  data = getattr(config, "data", config)
+  if dataset is None:
+    raw = data_registry.load_dataset(data.dataset, data_dir=data.data_dir,
+                                     **data.dataset_kwargs)
+    dataset = protocol.apply_comirec_protocol(raw)
+    console.status(protocol.describe(dataset))
+  if data.train_user_fraction != dataset.train_user_fraction:
+    total = len(dataset.train_users)
+    dataset = subsample.keep_train_users(dataset, data.train_user_fraction,
+                                         seed=data.data_seed)
+    console.status(f"Training on {len(dataset.train_users):,} of {total:,} "
+                   f"training users (train_user_fraction="
+                   f"{data.train_user_fraction}, data_seed="
+                   f"{data.data_seed}); valid and test users unchanged.")
+  # A data section alone: the memory check assumes the default model.
+  training = getattr(config, "training", None) or TrainingConfig()
+  model = getattr(config, "model", None) or ModelConfig()
+  check_history_memory(dataset, data.maxlen, training.batch_size,
+                       model.embedding_dim)
+  tables = build_feature_tables(dataset, maxlen=data.maxlen,
+                                use_user_id=data.use_user_id,
+                                max_item_users=data.max_item_users,
+                                seed=data.data_seed)
+  valid = eval_users(tables, dataset, dataset.valid_users)
+  test = eval_users(tables, dataset, dataset.test_users)
+  return Prepared(dataset, tables, valid, test)

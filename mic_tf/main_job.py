@@ -3,9 +3,9 @@
 ``run_main_job(config)`` is what ``bash experiments/run_main.sh`` runs
 (through ``experiments/main.py``); a notebook can call it the same way:
 
-1. The reference rows (``cli.BASELINES``: MostPopular, ItemKNN, UserKNN,
+1. The reference rows (``baselines.BASELINES``: MostPopular, ItemKNN, UserKNN,
    EASE) are fitted on the training users; UserKNN's neighbours ``k`` and
-   EASE's ``l2`` are chosen on the valid users (``cli.run_baseline``).
+   EASE's ``l2`` are chosen on the valid users (``baselines.run_baseline``).
 2. The model is trained with early stopping on the valid users' U2I
    Recall@50, and the best epoch is kept (``training.run_experiment``).
 3. The channels' settings and the fusion are tuned on the valid users
@@ -26,14 +26,14 @@ import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from mic_tf import channels as channel_lib
-from mic_tf import cli
+from mic_tf import baselines
 from mic_tf import console
 from mic_tf import names
 from mic_tf import runs
 from mic_tf import training
 
 #: The rows of the main job's table besides the model's channels.
-REFERENCE_ROWS = cli.BASELINES
+REFERENCE_ROWS = baselines.BASELINES
 #: The reference row the summary compares the best list with.
 SUMMARY_REFERENCE = "EASE"
 #: The model's lists in the table (the classical channels join the fusion;
@@ -52,7 +52,7 @@ class MainJobResult:
 
   Attributes:
     rows: The reference rows, then one row per channel of the model, each
-      ``{"name", "valid", "test", ...}`` (``cli.results_table`` prints
+      ``{"name", "valid", "test", ...}`` (``baselines.results_table`` prints
       them); a channel row also has ``"channel"`` and, when its settings
       were tuned, ``"params"`` (the settings chosen on the valid users).
     summary: One line: the best list on the test users (``metric``) and
@@ -77,14 +77,14 @@ class MainJobResult:
             if self.output_dir else None)
 
   def table(self) -> str:
-    """The test users' table (``cli.results_table``)."""
-    return cli.results_table(self.rows)
+    """The test users' table (``baselines.results_table``)."""
+    return baselines.results_table(self.rows)
 
 
 def model_label(config: training.ExperimentConfig) -> str:
-  """``DSSM``, ``DSSM+MIC``, ``youtube_dnn+MIC``, ..."""
-  label = config.tower.upper() if config.tower == "dssm" else config.tower
-  return label + ("+MIC" if config.mic.terms else "")
+  """The model's name in the table (``mic_tf.names.model_label``)."""
+  return names.model_label(config.model.tower, config.mic.terms,
+                           config.mining.enabled)
 
 
 def run_main_job(config: training.ExperimentConfig,
@@ -99,7 +99,7 @@ def run_main_job(config: training.ExperimentConfig,
   Args:
     config: The model's experiment config; ``output_dir`` is required (the
       channels are evaluated from the run's checkpoint).
-    reference: Reference rows (``cli.BASELINES`` names).
+    reference: Reference rows (``baselines.BASELINES`` names).
     tune_grids: The U2U / I2I / fusion grids tuned on the valid users;
       None evaluates the default channel settings.
     metric: Metric of the tuning and the summary (default
@@ -116,16 +116,17 @@ def run_main_job(config: training.ExperimentConfig,
   if not config.output_dir:
     raise ValueError("The main job needs an output_dir: the channels are "
                      "evaluated from the run's best checkpoint.")
-  unknown = [r for r in reference if r not in cli.BASELINES]
+  unknown = [r for r in reference if r not in baselines.BASELINES]
   if unknown:
     raise ValueError(f"Unknown reference rows {unknown}; choose from "
-                     f"{cli.BASELINES}.")
-  metric = metric or f"recall@{max(config.cutoffs)}"
+                     f"{baselines.BASELINES}.")
+  metric = metric or f"recall@{max(config.evaluation.cutoffs)}"
   prepared = prepared or training.prepare_data(config)
   rows = []
   for name in console.track(list(reference), "reference rows", unit="rows"):
-    rows.append(cli.run_baseline(name, prepared, config.cutoffs,
-                                 config.exclude_history))
+    rows.append(baselines.run_baseline(
+        name, prepared, config.evaluation.cutoffs,
+        config.evaluation.exclude_history))
   results = training.run_experiment(config, prepared, verbose=verbose)
   results.pop("model")
   report = runs.evaluate_run(config.output_dir, split="test",
@@ -188,10 +189,10 @@ def summarize(rows: Sequence[Mapping[str, Any]], metric: str,
 
   best = max(rows, key=value)
   ref = next((r for r in rows if r["name"] == reference), None)
-  line = (f"Best list on the test users ({metric}): {cli.row_label(best)} "
+  line = (f"Best list on the test users ({metric}): {baselines.row_label(best)} "
           f"at {value(best):.3f}")
   if ref is not None and best is not ref:
-    line += (f", {value(best) / value(ref):.2f}x {cli.row_label(ref)} at "
+    line += (f", {value(best) / value(ref):.2f}x {baselines.row_label(ref)} at "
              f"{value(ref):.3f}")
   own = [r for r in rows if "channel" in r]
   if own and "channel" not in best:

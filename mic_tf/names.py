@@ -10,12 +10,18 @@
   spaces I2I may measure item similarity in.
 * Nearest-neighbour index kinds: ``INDEX_KINDS`` (exact, scann);
   ``INDEX_CHOICES`` adds ``"auto"`` (ScaNN sized by the pool, which is exact
-  below 20k vectors; see ``mic_tf.indexes.ScannConfig.auto``).
+  below 20k vectors; see ``mic_tf.indexes.ScannConfig.auto``);
+  ``EVAL_INDEX_CHOICES`` adds ``"both"`` and ``EVAL_SPLITS`` names the users
+  a finished run is evaluated on (``mic_tf.runs``).
+* Training: ``OPTIMIZERS`` (``mic_tf.optimizers``) and ``STRATEGIES``
+  (``mic_tf.distribute``).
 * ``MISSING_ID``: the feature id of padding, a missing attribute and anything
   unknown (an id outside its field's vocabulary is read as it, on the user
   and on the item side alike).
 * ``PAD_ID`` / ``NEG_INF``: the id and score of an empty slot in a ranked
   result list (fewer than ``k`` items found).
+* ``model_label``: a model's name in result tables, e.g.
+  ``DSSM+MIC(UI+UU+II)``.
 * ``RENAMED_FIELDS`` / ``upgrade_fields``: settings saved under an earlier
   name (reports, saved indexes and exports written before the rename) read
   under today's.
@@ -37,10 +43,32 @@ I2I_SPACES = (ITEM_SPACE, SHARED)
 EXACT, SCANN, AUTO = "exact", "scann", "auto"
 INDEX_KINDS = (EXACT, SCANN)
 INDEX_CHOICES = INDEX_KINDS + (AUTO,)
+# A finished run's evaluation (mic_tf.runs): the users evaluated, and the
+# indexes ("both": exact and ScaNN, side by side).
+EVAL_SPLITS = ("test", "valid")
+EVAL_INDEX_CHOICES = INDEX_KINDS + ("both",)
+
+OPTIMIZERS = ("auto", "adam", "lazy_adam")
+STRATEGIES = ("default", "mirrored", "multi_worker")
 
 MISSING_ID = 0
 PAD_ID = -1
 NEG_INF = float("-inf")
+
+def model_label(tower: str, terms=(), mined: bool = False) -> str:
+  """A model's name in result tables: its tower, MIC terms and mining.
+
+  ``model_label("dssm")`` is ``DSSM``; ``model_label("dssm", ("ui", "uu",
+  "ii"))`` is ``DSSM+MIC(UI+UU+II)``; with ``mined`` it ends in
+  `` +mining``. Other towers keep their registered name
+  (``youtube_dnn+MIC(UI)``).
+  """
+  label = "DSSM" if tower == "dssm" else tower
+  if not terms:
+    return label
+  label += "+MIC(" + "+".join(t.upper() for t in terms) + ")"
+  return label + " +mining" if mined else label
+
 
 # Earlier name -> today's, for settings files written before a rename.
 RENAMED_FIELDS = {

@@ -37,7 +37,9 @@ as its moments do), so the decay stays as sparse as the update.
 
 import tensorflow as tf
 
-OPTIMIZERS = ("auto", "adam", "lazy_adam")
+from mic_tf import names
+
+OPTIMIZERS = names.OPTIMIZERS
 AUTO_MIN_LAZY_ROWS = 100_000
 
 

@@ -49,8 +49,8 @@ from mic_tf.channels.assets import available_channels
 from mic_tf.channels.assets import check_channels
 from mic_tf.channels.evaluate import evaluate_channels
 
-SPLITS = ("test", "valid")
-INDEX_CHOICES = names.INDEX_KINDS + ("both",)
+SPLITS = names.EVAL_SPLITS
+INDEX_CHOICES = names.EVAL_INDEX_CHOICES
 USER_TOWER = "user_tower"
 ITEM_TOWER = "item_tower"
 
@@ -108,13 +108,13 @@ def evaluate_run(run_dir: str, split: str = "test",
   if not channels:
     raise ValueError(f"None of the channels {list(requested)} can be built "
                      "for this catalogue; choose others.")
-  report = {"split": split, "cutoffs": list(run_config.cutoffs),
+  report = {"split": split, "cutoffs": list(run_config.evaluation.cutoffs),
             "channels": list(channels),
             "left_out": [c for c in requested if c not in channels]}
   if tune_grids:
     config, tuned = channel_lib.tune_channels(
         assets, prepared.valid, tune_grids, config, tune_metric,
-        run_config.cutoffs, run_config.exclude_history)
+        run_config.evaluation.cutoffs, run_config.evaluation.exclude_history)
     report["tuning"] = {
         "metric": tune_metric, "users": "valid",
         "channels": {c: {"best_params": r.best_params,
@@ -125,8 +125,8 @@ def evaluate_run(run_dir: str, split: str = "test",
   results, exact_lists = {}, None
   for kind in ((names.EXACT, names.SCANN) if index == "both" else (index,)):
     results[kind], lists = evaluate_channels(
-        assets, users, channels, kind, config, run_config.cutoffs,
-        run_config.exclude_history, exact_lists=exact_lists)
+        assets, users, channels, kind, config, run_config.evaluation.cutoffs,
+        run_config.evaluation.exclude_history, exact_lists=exact_lists)
     if kind == names.EXACT:
       exact_lists = lists
   report["results"] = results
@@ -187,7 +187,8 @@ def export_run(run_dir: str, export_dir: str,
     source = "given"
   run_config, prepared, model = training.load_run(run_dir, prepared)
   return export_model(model, prepared, export_dir, channels, k, index,
-                      channel_config, raw_ids, run_config.exclude_history,
+                      channel_config, raw_ids,
+                      run_config.evaluation.exclude_history,
                       extra_info={"run_dir": os.path.abspath(run_dir),
                                   "channel_config_source": source})
 

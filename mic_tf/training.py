@@ -24,7 +24,6 @@ one the channel evaluation and the exported servers run. Writes:
 A notebook can call the same functions the binaries call.
 """
 
-import dataclasses
 import json
 import os
 import time
@@ -34,294 +33,28 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from mic_tf import config as config_lib
 from mic_tf import console
 from mic_tf import distribute
 from mic_tf import errors
 from mic_tf import features as F
 from mic_tf import names
-from mic_tf import optimizers
 from mic_tf import pipeline
 from mic_tf import run_files
 from mic_tf import run_record
 from mic_tf.channels.assets import ChannelAssets
 from mic_tf.channels.evaluate import evaluate_channels
 from mic_tf.channels.evaluate import evaluate_u2i  # the U2I channel, exact
-from mic_tf.data import protocol
-from mic_tf.data import registry as data_registry
-from mic_tf.data import subsample
+from mic_tf.config import ExperimentConfig
+from mic_tf.config import SELECTION
+from mic_tf.config import selection_metric
 from mic_tf.data.dataset import ProcessedDataset
-from mic_tf.mining import MiningCallback, MiningConfig
-from mic_tf.models.config import MICConfig
+from mic_tf.features import prepare_data
+from mic_tf.features import Prepared
+from mic_tf.mining import MiningCallback
+from mic_tf.models.build import build_model
+from mic_tf.models.build import build_variables
 from mic_tf.models.mic_model import MICModel
-from mic_tf.models.mined import build_mined_model
-from mic_tf.towers import registry as tower_registry
-
-
-# ExperimentConfig.init_order values.
-INIT_ORDERS = ("lazy", "towers_first")
-
-
-@dataclasses.dataclass
-class ExperimentConfig:
-  """Everything one training run needs.
-
-  Attributes:
-    dataset: Registered dataset name (see ``mic_tf.data.registry``).
-    data_dir: Data cache directory (default: ``$MIC_TF_DATA_DIR`` or
-      ``~/.cache/mic_tf/data``).
-    dataset_kwargs: Extra loader arguments (paths, column names).
-    tower: Registered tower name.
-    epochs: Maximum training epochs (training stops earlier when the
-      validation metric has not improved for ``patience`` epochs).
-    patience: Early stopping: stop after this many epochs without a new best
-      validation score (``select_on``); the best epoch's weights are
-      restored. ``None`` trains all ``epochs``.
-    select_on: The channels whose valid Recall@{max cutoff} selects the
-      epoch (and early-stops): their mean. ``("u2i",)`` (default): the U2I
-      channel alone. Any other channel (``"u2u"``, ``"i2i"``, ``"fused"``)
-      is also evaluated after every epoch, exactly, with its default
-      ``ChannelConfig``; its metrics join the history as ``<channel>_<metric>``
-      and the score as ``selection`` (``selection_metric``).
-    batch_size: Training batch size (paper: 1024).
-    learning_rate: Adam learning rate (paper: 1e-3).
-    optimizer: ``"auto"`` (Adam; embedding tables of 100k rows or more get
-      sparse, lazy updates), ``"adam"`` (Keras' Adam) or ``"lazy_adam"``
-      (see ``mic_tf.optimizers``).
-    weight_decay: Decoupled (AdamW) weight decay of every trainable
-      variable; 0 (default) turns it off. ``lazy`` optimizers decay only
-      the embedding rows a step updates (``mic_tf.optimizers``).
-    strategy: ``"default"``, ``"mirrored"`` or ``"multi_worker"`` (the
-      cluster from ``TF_CONFIG``); see ``mic_tf.distribute``. ``batch_size``
-      and ``MICConfig.contrastive_batch_size`` are global (all replicas).
-    embedding_dim: Field embedding width (paper: 128).
-    output_dim: Tower output width (paper: 128).
-    hidden_units: Hidden layer widths of MLP towers.
-    dropout: Dropout inside the towers (paper: 0.2).
-    maxlen: History length (ML default 50; ComiRec: Books 20, Taobao 50).
-    min_history: Shortest history of a training example.
-    steps_per_epoch: If set, training reads an endless reshuffled stream and
-      an "epoch" (one validation, one early-stopping step) is this many
-      batches; ``None``: one pass over the training examples.
-    examples_per_epoch: If set, each epoch uses this many (user, position)
-      pairs drawn once with the seed (bounds the epoch cost).
-    use_user_id: Give the user tower a user-id field.
-    max_item_users: Size of each item's bag of training users (0: off).
-    seed: Seed of initialisation, shuffling and perturbation.
-    init_order: When the model's variables are created. ``"lazy"``: by the
-      first training-mode loss, after whatever the objective draws first
-      (MIC's perturbations), so the base model and MIC start from different
-      tower weights at one seed. ``"towers_first"``: the towers and
-      projection heads are created first, by an inference pass that draws
-      nothing else, so every objective at one seed starts from the same
-      tower and head weights (tighter seed-paired comparisons).
-    data_seed: Seed of data-side sampling (which training users fill an
-      item's user bag). Kept apart from ``seed`` so that every seed of a
-      grid trains on the same features, and ``load_run`` rebuilds them.
-    train_user_fraction: Train on this seeded fraction of the training users
-      only (``mic_tf.data.subsample``; drawn with ``data_seed``); valid and
-      test users are unchanged. 1.0: all of them.
-    output_dir: Where to write the run; None keeps nothing on disk.
-    cutoffs: Metric cutoffs N.
-    exclude_history: Exclude each user's history items from retrieval.
-    eval_batch_size: Users per evaluation batch.
-    mic: The MIC objective's settings.
-    mining: Nearest-neighbour mining settings (off by default; every mined
-      channel must also be a MIC term).
-    tower_kwargs: Extra arguments of the user tower builder.
-  """
-  dataset: str = "ml-1m"
-  data_dir: Optional[str] = None
-  dataset_kwargs: Dict[str, Any] = dataclasses.field(default_factory=dict)
-  tower: str = "dssm"
-  epochs: int = 3
-  patience: Optional[int] = None
-  batch_size: int = 1024
-  learning_rate: float = 1e-3
-  optimizer: str = "auto"
-  weight_decay: float = 0.0
-  strategy: str = "default"
-  embedding_dim: int = 128
-  output_dim: int = 128
-  hidden_units: Tuple[int, ...] = (256,)
-  dropout: float = 0.2
-  maxlen: int = 50
-  min_history: int = 1
-  steps_per_epoch: Optional[int] = None
-  examples_per_epoch: Optional[int] = None
-  use_user_id: bool = False
-  max_item_users: int = 50
-  seed: int = 0
-  init_order: str = "lazy"
-  data_seed: int = 0
-  train_user_fraction: float = 1.0
-  output_dir: Optional[str] = None
-  cutoffs: Tuple[int, ...] = (20, 50)
-  select_on: Tuple[str, ...] = (names.U2I,)
-  exclude_history: bool = True
-  eval_batch_size: int = 1024
-  mic: MICConfig = dataclasses.field(default_factory=MICConfig.base)
-  mining: MiningConfig = dataclasses.field(default_factory=MiningConfig.off)
-  tower_kwargs: Dict[str, Any] = dataclasses.field(default_factory=dict)
-
-  def __post_init__(self):
-    for name in ("epochs", "batch_size", "embedding_dim", "output_dim",
-                 "maxlen", "eval_batch_size"):
-      if getattr(self, name) <= 0:
-        raise ValueError(f"{name} must be positive, got "
-                         f"{getattr(self, name)}.")
-    if self.steps_per_epoch is not None and self.steps_per_epoch <= 0:
-      raise ValueError(f"steps_per_epoch must be positive (or None for full "
-                       f"passes), got {self.steps_per_epoch}.")
-    if self.init_order not in INIT_ORDERS:
-      raise ValueError(f"init_order must be one of {INIT_ORDERS}, got "
-                       f"{self.init_order!r}.")
-    if self.patience is not None and self.patience <= 0:
-      raise ValueError(f"patience must be positive (or None to train every "
-                       f"epoch), got {self.patience}.")
-    if self.learning_rate <= 0:
-      raise ValueError(f"learning_rate must be positive, got "
-                       f"{self.learning_rate}.")
-    if not self.weight_decay >= 0:
-      raise ValueError(f"weight_decay must be >= 0 (0 turns it off), got "
-                       f"{self.weight_decay}.")
-    if self.optimizer not in optimizers.OPTIMIZERS:
-      raise ValueError(f"optimizer must be one of {optimizers.OPTIMIZERS}, "
-                       f"got {self.optimizer!r}.")
-    if self.strategy not in distribute.STRATEGIES:
-      raise ValueError(f"strategy must be one of {distribute.STRATEGIES}, "
-                       f"got {self.strategy!r}.")
-    self.train_user_fraction = subsample.check_fraction(
-        self.train_user_fraction)
-    if not 0 <= self.dropout < 1:
-      raise ValueError(f"dropout must be in [0, 1), got {self.dropout}.")
-    if isinstance(self.mic, dict):
-      self.mic = MICConfig.from_dict(self.mic)
-    if isinstance(self.mining, dict):
-      self.mining = MiningConfig.from_dict(self.mining)
-    self.hidden_units = tuple(self.hidden_units)
-    self.cutoffs = tuple(self.cutoffs)
-    self.select_on = tuple(self.select_on)
-    unknown = [c for c in self.select_on if c not in names.CHANNELS]
-    if not self.select_on or unknown or (
-        len(set(self.select_on)) < len(self.select_on)):
-      raise ValueError(f"select_on must name distinct channels of "
-                       f"{names.CHANNELS}, got {list(self.select_on)}.")
-
-  @property
-  def selection_metric(self) -> str:
-    """The key of the valid score that selects the epoch (``select_on``)."""
-    return selection_metric(self.select_on, self.cutoffs)
-
-  @property
-  def towers_first(self) -> bool:
-    """Whether towers and heads are created before the first loss."""
-    return self.init_order == "towers_first"
-
-  def to_dict(self) -> Dict[str, Any]:
-    return dataclasses.asdict(self)
-
-  @classmethod
-  def from_dict(cls, d: Dict[str, Any]) -> "ExperimentConfig":
-    """Inverse of ``to_dict``.
-
-    Raises:
-      UserError: If ``d`` has settings this version does not know (a config
-        written by another mic-tf version).
-    """
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-      raise errors.UserError(
-          f"Unknown experiment settings {unknown}: the config was written by "
-          "another mic-tf version. Use that version, or retrain with this "
-          "one.")
-    return cls(**d)
-
-
-@dataclasses.dataclass
-class Prepared:
-  """Data after the protocol and feature building (reusable across runs)."""
-  dataset: ProcessedDataset
-  tables: F.FeatureTables
-  valid: F.EvalUsers
-  test: F.EvalUsers
-
-
-def prepare_data(config: ExperimentConfig,
-                 dataset: Optional[ProcessedDataset] = None) -> Prepared:
-  """Loads the dataset (unless given), applies the protocol, builds features.
-
-  Args:
-    config: The experiment config.
-    dataset: An already processed dataset to reuse.
-
-  Returns:
-    The ``Prepared`` data.
-  """
-  if dataset is None:
-    raw = data_registry.load_dataset(config.dataset, data_dir=config.data_dir,
-                                     **config.dataset_kwargs)
-    dataset = protocol.apply_comirec_protocol(raw)
-    console.status(protocol.describe(dataset))
-  if config.train_user_fraction != dataset.train_user_fraction:
-    total = len(dataset.train_users)
-    dataset = subsample.keep_train_users(dataset, config.train_user_fraction,
-                                         seed=config.data_seed)
-    console.status(f"Training on {len(dataset.train_users):,} of {total:,} "
-                   f"training users (train_user_fraction="
-                   f"{config.train_user_fraction}, data_seed="
-                   f"{config.data_seed}); valid and test users unchanged.")
-  F.check_history_memory(dataset, config.maxlen, config.batch_size,
-                         config.embedding_dim)
-  tables = F.build_feature_tables(dataset, maxlen=config.maxlen,
-                                  use_user_id=config.use_user_id,
-                                  max_item_users=config.max_item_users,
-                                  seed=config.data_seed)
-  valid = F.eval_users(tables, dataset, dataset.valid_users)
-  test = F.eval_users(tables, dataset, dataset.test_users)
-  return Prepared(dataset, tables, valid, test)
-
-
-def build_model(config: ExperimentConfig, tables: F.FeatureTables,
-                dataset: Optional[ProcessedDataset] = None) -> MICModel:
-  """Builds the towers and the (mined) ``MICModel`` and compiles it.
-
-  Args:
-    config: The experiment config.
-    tables: Feature tables.
-    dataset: The processed dataset; needed when mining is on (the user pool
-      is every training user's history).
-
-  Returns:
-    A compiled ``MICModel`` (a ``MinedMICModel`` when mining is on).
-  """
-  user_tower, item_tower = tower_registry.build_towers(
-      config.tower, tables.spec, embedding_dim=config.embedding_dim,
-      output_dim=config.output_dim, dropout=config.dropout,
-      hidden_units=config.hidden_units, **config.tower_kwargs)
-  if config.mining.enabled:
-    if dataset is None:
-      raise ValueError("Mining needs the dataset (training users' "
-                       "histories): pass dataset=prepared.dataset.")
-    model = build_mined_model(user_tower, item_tower, tables, dataset,
-                              config.mic, config.mining)
-  else:
-    model = MICModel(user_tower, item_tower, tables.spec, tables.item_table,
-                     config=config.mic, item_counts=tables.item_counts)
-  model.compile(optimizer=optimizers.make_optimizer(
-      config.optimizer, config.learning_rate, config.weight_decay))
-  return model
-
-
-SELECTION = "selection"
-
-
-def selection_metric(select_on: Sequence[str],
-                     cutoffs: Sequence[int]) -> str:
-  """``recall@K`` when U2I alone selects, else ``"selection"``."""
-  if tuple(select_on) == (names.U2I,):
-    return f"recall@{max(cutoffs)}"
-  return SELECTION
 
 
 def selection_description(select_on: Sequence[str],
@@ -615,10 +348,10 @@ def run_experiment(config: ExperimentConfig,
     and the trained ``model`` under key ``model``.
   """
   # First: a multi-worker strategy must exist before any TensorFlow op runs.
-  strategy = distribute.make_strategy(config.strategy)
+  strategy = distribute.make_strategy(config.training.strategy)
   if config.output_dir and distribute.is_chief(strategy):
     run_files.check_output_dir(config.output_dir)
-  tf.keras.utils.set_random_seed(config.seed)
+  tf.keras.utils.set_random_seed(config.training.seed)
   prepared = prepared or prepare_data(config)
   _check_prepared(config, prepared)
   tables = prepared.tables
@@ -640,25 +373,27 @@ def run_experiment(config: ExperimentConfig,
       f.write(tables.spec.to_json())
 
   train_ds = pipeline.training_dataset(
-      tables, prepared.dataset, batch_size=config.batch_size,
-      seed=config.seed, min_history=config.min_history,
-      max_examples=config.examples_per_epoch)
-  if config.steps_per_epoch:
+      tables, prepared.dataset, batch_size=config.training.batch_size,
+      seed=config.training.seed, min_history=config.data.min_history,
+      max_examples=config.training.examples_per_epoch)
+  if config.training.steps_per_epoch:
     train_ds = train_ds.repeat()
   with strategy.scope():
     model = build_model(config, tables, prepared.dataset)
     build_variables(model, tables,
-                    towers_first=config.towers_first)
+                    towers_first=config.model.towers_first)
   if out_dir and chief:
     run_files.check_free_space(out_dir, 2 * run_files.weight_bytes(model))
 
   ckpt = os.path.join(out_dir, "checkpoints", "best") if out_dir else None
-  evaluator = EvaluationCallback(prepared.valid, config.cutoffs,
-                                 config.exclude_history,
-                                 config.eval_batch_size, ckpt, resume=resume,
-                                 patience=config.patience,
-                                 select_on=config.select_on, tables=tables,
-                                 dataset=prepared.dataset,
+  evaluation = config.evaluation
+  evaluator = EvaluationCallback(prepared.valid, evaluation.cutoffs,
+                                 evaluation.exclude_history,
+                                 evaluation.eval_batch_size, ckpt,
+                                 resume=resume,
+                                 patience=config.training.patience,
+                                 select_on=evaluation.select_on,
+                                 tables=tables, dataset=prepared.dataset,
                                  defer_writes=bool(out_dir))
   all_callbacks = [evaluator]
   if config.mining.enabled:
@@ -676,29 +411,31 @@ def run_experiment(config: ExperimentConfig,
   start = time.perf_counter()
   if not (resume and evaluator.should_stop()):
     with run_files.stop_when_disk_full(out_dir):
-      model.fit(train_ds, epochs=config.epochs, callbacks=all_callbacks,
-                verbose=verbose, steps_per_epoch=config.steps_per_epoch)
+      model.fit(train_ds, epochs=config.training.epochs,
+                callbacks=all_callbacks, verbose=verbose,
+                steps_per_epoch=config.training.steps_per_epoch)
   train_seconds = time.perf_counter() - start
   evaluator.restore_best()
   distribute.remove_worker_files(strategy)
-  test = (evaluate_u2i(model, prepared.test, config.cutoffs,
-                       config.exclude_history, config.eval_batch_size)
+  test = (evaluate_u2i(model, prepared.test, evaluation.cutoffs,
+                       evaluation.exclude_history, evaluation.eval_batch_size)
           if evaluate_test else None)
   valid = next(h for h in evaluator.history
                if h["epoch"] == evaluator.best_epoch)
   epoch_seconds = [h.get(HISTORY_SECONDS) for h in evaluator.history]
   epochs_run = max(h["epoch"] for h in evaluator.history)
   results = {
-      "dataset": config.dataset, "tower": config.tower,
-      "mic_terms": list(config.mic.terms), "seed": config.seed,
+      "dataset": config.data.dataset, "tower": config.model.tower,
+      "mic_terms": list(config.mic.terms), "seed": config.training.seed,
       "best_epoch": evaluator.best_epoch,
       "epochs_run": epochs_run,
-      "max_epochs": config.epochs,
+      "max_epochs": config.training.epochs,
       "stopped_early": evaluator.stopped_epoch is not None,
       # The best epoch is interior (the metric fell afterwards): the run is
       # converged in the early-stopping sense. A best epoch equal to the
       # last allowed one means training was cut while still improving.
-      "converged": is_converged(evaluator.best_epoch, config.epochs),
+      "converged": is_converged(evaluator.best_epoch,
+                                config.training.epochs),
       "valid": {k: v for k, v in valid.items()
                 if k not in ("epoch", HISTORY_SECONDS)},
       "test": test, "history": evaluator.history,
@@ -714,7 +451,8 @@ def run_experiment(config: ExperimentConfig,
       "config": config.to_dict(),
   }
   console.status(kept_epoch_message(
-      evaluator.best_epoch, epochs_run, config.epochs, config.patience,
+      evaluator.best_epoch, epochs_run, config.training.epochs,
+      config.training.patience,
       results["stopped_early"], evaluator.monitor, evaluator.best))
   if test is not None:
     logging.info("test %s", _fmt(test))
@@ -734,7 +472,8 @@ def is_converged(best_epoch: Optional[int],
 
   Args:
     best_epoch: The epoch selected on validation users (1-based).
-    max_epochs: The most epochs the run was allowed (``config.epochs``).
+    max_epochs: The most epochs the run was allowed
+      (``TrainingConfig.epochs``).
 
   Returns:
     ``True``/``False``, or ``None`` when either is unknown.
@@ -788,13 +527,16 @@ def _check_resumable(config: ExperimentConfig, out_dir: str) -> None:
     stored = ExperimentConfig.from_dict(stored).to_dict()
   except (errors.UserError, TypeError, ValueError):
     pass  # Unknown settings: reported below as differences.
-  stored = json.loads(json.dumps(stored, default=_json_default))
-  now = json.loads(json.dumps(config.to_dict(), default=_json_default))
+  stored = config_lib.flat_settings(
+      json.loads(json.dumps(stored, default=_json_default)))
+  now = config_lib.flat_settings(
+      json.loads(json.dumps(config.to_dict(), default=_json_default)))
   keys = sorted((set(stored) | set(now))
-                - {"output_dir", "epochs", "patience"})
+                - {"output_dir", "training.epochs", "training.patience"})
   differ = [k for k in keys if stored.get(k) != now.get(k)]
   if differ:
-    shown = ", ".join(f"{k}: {stored.get(k, '(unset)')!r} there, "
+    shown = ", ".join(f"{_setting_name(k)}: {stored.get(k, '(unset)')!r} "
+                      f"there, "
                       f"{now.get(k, '(unset)')!r} now" for k in differ[:3])
     more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
     raise errors.UserError(
@@ -804,24 +546,31 @@ def _check_resumable(config: ExperimentConfig, out_dir: str) -> None:
         "start over there.")
 
 
+def _setting_name(key: str) -> str:
+  """``data.maxlen`` -> ``maxlen`` (names are unique); ``mic.*`` kept."""
+  section, _, name = key.partition(".")
+  return name if section in config_lib.SECTIONS else key
+
+
 def _check_prepared(config: ExperimentConfig, prepared: Prepared) -> None:
   """Raises if reused data were built with other feature settings."""
   spec = prepared.tables.spec
   bag = (spec.item_field(F.ITEM_USERS).length
          if F.ITEM_USERS in spec.item_field_names else 0)
   has_id = F.USER_ID in spec.user_field_names
-  if (spec.maxlen, bag, has_id) != (config.maxlen, config.max_item_users,
-                                    config.use_user_id):
+  data = config.data
+  if (spec.maxlen, bag, has_id) != (data.maxlen, data.max_item_users,
+                                    data.use_user_id):
     raise ValueError(
         "The prepared data do not match the config: built with maxlen="
         f"{spec.maxlen}, max_item_users={bag}, use_user_id={has_id}; the "
-        f"config asks for {config.maxlen}, {config.max_item_users}, "
-        f"{config.use_user_id}. Call prepare_data(config) with this config.")
+        f"config asks for {data.maxlen}, {data.max_item_users}, "
+        f"{data.use_user_id}. Call prepare_data(config) with this config.")
   kept = prepared.dataset.train_user_fraction
-  if kept != config.train_user_fraction:
+  if kept != data.train_user_fraction:
     raise ValueError(
         f"The prepared data keep {kept} of the training users; the config "
-        f"asks for train_user_fraction={config.train_user_fraction}. Call "
+        f"asks for train_user_fraction={data.train_user_fraction}. Call "
         "prepare_data(config) with this config.")
 
 
@@ -842,38 +591,6 @@ def _json_default(o):
   if isinstance(o, tuple):
     return list(o)
   raise TypeError(f"Not JSON serialisable: {type(o)}")
-
-
-def build_variables(model: MICModel, tables: F.FeatureTables,
-                    towers_first: bool = False) -> None:
-  """Creates every variable of a model by running one tiny batch.
-
-  Call it inside ``strategy.scope()`` when the model was built there.
-
-  Args:
-    model: The model.
-    tables: Its feature tables.
-    towers_first: Create the towers and projection heads first, with an
-      inference pass (no perturbation, no dropout), so that their initial
-      weights depend on the seed only and not on the objective
-      (``ExperimentConfig.init_order="towers_first"``).
-  """
-  users = np.nonzero(tables.train_user_mask)[0][:2]
-  feats = tables.user_features(
-      users, np.zeros((len(users), tables.spec.maxlen), np.int32))
-  batch = {k: tf.constant(v) for k, v in feats.items()}
-  batch[F.ITEM_ID] = tf.constant([1, 1], tf.int32)
-  batch[F.USER_KEY] = tf.constant(users.astype(np.int32))
-  if towers_first:
-    model.user_query(batch)
-    model.item_candidate(batch[F.ITEM_ID])
-  strategy = tf.distribute.get_strategy()
-  if tf.distribute.has_strategy():  # inside strategy.scope(): per replica
-    strategy.run(lambda b: model.compute_loss(b, training=True),
-                 args=(batch,))
-  else:
-    model.compute_loss(batch, training=True)
-  model(batch)  # marks the Keras model as built
 
 
 def load_run(output_dir: str, prepared: Optional[Prepared] = None

@@ -33,8 +33,11 @@ from typing import Any, Callable, Dict, Mapping, Optional, Sequence
 from absl import logging
 import tensorflow as tf
 
+from mic_tf import config as config_lib
 from mic_tf import console
 from mic_tf import training
+from mic_tf.features import prepare_data
+from mic_tf.features import Prepared
 from mic_tf.models.config import TERMS
 
 try:  # Optuna is an optional dependency (extra "experiments").
@@ -148,12 +151,11 @@ BASE_WD_SPACE: Dict[str, Dimension] = {
 
 SPACES = {"mic": MIC_SPACE, "base": BASE_SPACE, "base_wd": BASE_WD_SPACE}
 
-_EXPERIMENT_FIELDS = {f.name for f in dataclasses.fields(
-    training.ExperimentConfig)} - {"mic", "mining"}
+_EXPERIMENT_FIELDS = config_lib.SETTING_SECTIONS
 
 
-def apply_params(base: training.ExperimentConfig,
-                 params: Mapping[str, Any]) -> training.ExperimentConfig:
+def apply_params(base: config_lib.ExperimentConfig,
+                 params: Mapping[str, Any]) -> config_lib.ExperimentConfig:
   """A copy of ``base`` with searched settings applied.
 
   Args:
@@ -185,12 +187,11 @@ def apply_params(base: training.ExperimentConfig,
                        "MICConfig or ExperimentConfig field, w_<term> or "
                        "tau_<term>.")
   mic["weights"], mic["term_temperatures"] = weights, temps
-  out = dataclasses.replace(base, **experiment)
-  out.mic = type(base.mic).from_dict(mic)
-  return out
+  return base.replace_settings(**experiment,
+                               mic=type(base.mic).from_dict(mic))
 
 
-def current_params(base: training.ExperimentConfig,
+def current_params(base: config_lib.ExperimentConfig,
                    space: Mapping[str, Dimension]) -> Dict[str, Any]:
   """The values ``base`` already has for each searched setting.
 
@@ -213,7 +214,7 @@ def current_params(base: training.ExperimentConfig,
     elif name in base.mic.to_dict():
       value = getattr(base.mic, name)
     elif name in _EXPERIMENT_FIELDS:
-      value = getattr(base, name)
+      value = base.setting(name)
     else:
       raise ValueError(f"{name!r} is not a searchable setting: use a "
                        "MICConfig or ExperimentConfig field, w_<term> or "
@@ -256,24 +257,20 @@ def _write_json(path: str, obj: Any) -> None:
 
 
 def _differing_settings(record: Mapping[str, Any],
-                        base: training.ExperimentConfig) -> list:
+                        base: config_lib.ExperimentConfig) -> list:
   """Settings, other than the searched ones, that differ from the record."""
   # Compared as written to JSON (tuples become lists there).
   expected = json.loads(json.dumps(
       apply_params(base, record["params"]).to_dict(), default=str))
-  trained = record.get("config") or {}
-  names = []
-  for name in sorted(set(expected) & set(trained) - {"output_dir"}):
-    if name == "mic":
-      mic = expected["mic"]
-      names += [f"mic.{k}" for k in sorted(set(mic) & set(trained["mic"]))
-                if mic[k] != trained["mic"][k]]
-    elif expected[name] != trained[name]:
-      names.append(name)
-  return names
+  expected = config_lib.flat_settings(expected)
+  trained = config_lib.flat_settings(record.get("config") or {})
+  return [name.split(".", 1)[1] if name.split(".")[0] in config_lib.SECTIONS
+          else name
+          for name in sorted(set(expected) & set(trained) - {"output_dir"})
+          if expected[name] != trained[name]]
 
 
-def rebuild_study(study: "optuna.Study", base: training.ExperimentConfig,
+def rebuild_study(study: "optuna.Study", base: config_lib.ExperimentConfig,
                   space: Mapping[str, Dimension], study_dir: str) -> int:
   """Adds the finished trials recorded in ``study_dir/trials`` to ``study``.
 
@@ -334,12 +331,12 @@ def rebuild_study(study: "optuna.Study", base: training.ExperimentConfig,
   return len(records)
 
 
-def run_study(base: training.ExperimentConfig,
+def run_study(base: config_lib.ExperimentConfig,
               space: Mapping[str, Dimension],
               study_dir: str,
               num_trials: int,
               seed: int = 0,
-              prepared: Optional[training.Prepared] = None,
+              prepared: Optional[Prepared] = None,
               startup_trials: int = 4,
               verbose: int = 0,
               on_trial: Optional[Callable[[Dict[str, Any]], None]] = None,
@@ -373,7 +370,7 @@ def run_study(base: training.ExperimentConfig,
     raise ImportError("Tuning needs Optuna: pip install 'mic-tf[experiments]'"
                       " (or pip install optuna).")
   os.makedirs(os.path.join(study_dir, "trials"), exist_ok=True)
-  prepared = prepared or training.prepare_data(base)
+  prepared = prepared or prepare_data(base)
   monitor = base.selection_metric
   optuna.logging.set_verbosity(optuna.logging.WARNING)
   study = optuna.create_study(
@@ -495,7 +492,7 @@ def _read_rescores(study_dir: str) -> Dict[int, Dict[str, Any]]:
 def rescore_top_trials(study_dir: str,
                        top_k: int,
                        seeds: Sequence[int],
-                       prepared: Optional[training.Prepared] = None,
+                       prepared: Optional[Prepared] = None,
                        verbose: int = 0) -> list:
   """Trains the ``top_k`` best completed trials again on more seeds.
 
@@ -537,21 +534,21 @@ def rescore_top_trials(study_dir: str,
   existing = _read_rescores(study_dir)
   out = []
   for record in complete[:top_k]:
-    config = training.ExperimentConfig.from_dict(record["config"])
-    if config.seed in seeds:
-      raise ValueError(f"seed {config.seed} is the search's own seed: "
+    config = config_lib.ExperimentConfig.from_dict(record["config"])
+    if config.training.seed in seeds:
+      raise ValueError(f"seed {config.training.seed} is the search's own seed: "
                        "re-score on other seeds.")
     monitor = config.selection_metric
     previous = existing.get(record["number"], {})
     by_seed = {int(k): v for k, v in previous.get("valid_by_seed",
                                                     {}).items()}
-    by_seed[config.seed] = record["value"]
+    by_seed[config.training.seed] = record["value"]
     if prepared is None:
-      prepared = training.prepare_data(config)
+      prepared = prepare_data(config)
     for seed in seeds:
       if seed in by_seed:
         continue
-      run = dataclasses.replace(config, seed=seed, output_dir=os.path.join(
+      run = config.replace_settings(seed=seed, output_dir=os.path.join(
           study_dir, "rescore", f"{record['number']:03d}_s{seed}"))
       start = time.perf_counter()
       results = training.run_experiment(run, prepared, verbose=verbose,
@@ -609,7 +606,7 @@ def best_trial_record(study_dir: str) -> Dict[str, Any]:
 
 
 def evaluate_best(study_dir: str,
-                  prepared: Optional[training.Prepared] = None
+                  prepared: Optional[Prepared] = None
                   ) -> Dict[str, Any]:
   """Scores the test users once with the selected trial's best epoch.
 
@@ -624,7 +621,7 @@ def evaluate_best(study_dir: str,
   retrained = None
   if not tf.io.gfile.exists(os.path.join(run_dir, "checkpoints",
                                          "best.index")):
-    config = training.ExperimentConfig.from_dict(best["config"])
+    config = config_lib.ExperimentConfig.from_dict(best["config"])
     config.output_dir = run_dir
     logging.warning("trial %d has no trained run in %s: training it again "
                     "from its record", best["number"], run_dir)
@@ -633,9 +630,9 @@ def evaluate_best(study_dir: str,
                  "best_epoch": results["best_epoch"],
                  "epochs_run": results["epochs_run"]}
   config, prepared, model = training.load_run(run_dir, prepared)
-  test = training.evaluate_u2i(model, prepared.test, config.cutoffs,
-                               config.exclude_history,
-                               config.eval_batch_size)
+  test = training.evaluate_u2i(model, prepared.test, config.evaluation.cutoffs,
+                               config.evaluation.exclude_history,
+                               config.evaluation.eval_batch_size)
   out = {"selected_trial": best["number"], "params": best["params"],
          "best_epoch": best["best_epoch"], "epochs_run": best["epochs_run"],
          "valid": best["valid"], "test": test}

@@ -49,7 +49,7 @@ PREPARED_SETTINGS = dict(dataset="ml-100k", maxlen=10, max_item_users=10)
 @pytest.fixture(scope="session")
 def prepared(ml100k_protocol):
   """ML-100k's features for ``PREPARED_SETTINGS`` (read-only)."""
-  return training.prepare_data(training.ExperimentConfig(**PREPARED_SETTINGS),
+  return training.prepare_data(training.ExperimentConfig.from_settings(**PREPARED_SETTINGS),
                                ml100k_protocol)
 
 
@@ -73,7 +73,7 @@ class TinyRuns:
   def config(tower: str = "dssm", terms: Sequence[str] = (), seed: int = 0,
              output_dir=None) -> training.ExperimentConfig:
     """The settings of a tiny run."""
-    return training.ExperimentConfig(
+    return training.ExperimentConfig.from_settings(
         **PREPARED_SETTINGS, tower=tower, epochs=1, batch_size=256,
         embedding_dim=16, output_dim=16, hidden_units=(32,),
         examples_per_epoch=2048, eval_batch_size=512, seed=seed,

@@ -31,6 +31,9 @@ import numpy as np
 import mic_tf  # noqa: F401  (Keras 2 first)
 from mic_tf import distribute
 from mic_tf import training
+from mic_tf.features import prepare_data
+from mic_tf.models.build import build_model
+from mic_tf.models.build import build_variables
 from mic_tf.models.config import MICConfig
 from mic_tf.testing.synthetic import synthetic_dataset
 
@@ -48,7 +51,7 @@ def _config(out_dir, **kwargs):
                   examples_per_epoch=4 * GLOBAL_BATCH, output_dir=out_dir,
                   optimizer="lazy_adam")
   defaults.update(kwargs)
-  return training.ExperimentConfig(**defaults)
+  return training.ExperimentConfig.from_settings(**defaults)
 
 
 def _fit_config(out_dir):
@@ -80,9 +83,9 @@ def reference(out_dir):
   from mic_tf import pipeline  # pylint: disable=g-import-not-at-top
   tf.keras.utils.set_random_seed(0)
   config = _config(None)
-  prepared = training.prepare_data(config, synthetic_dataset())
-  model = training.build_model(config, prepared.tables)
-  training.build_variables(model, prepared.tables)
+  prepared = prepare_data(config, synthetic_dataset())
+  model = build_model(config, prepared.tables)
+  build_variables(model, prepared.tables)
   batch = next(iter(pipeline.training_dataset(
       prepared.tables, prepared.dataset, batch_size=GLOBAL_BATCH,
       shuffle=False)))
@@ -102,10 +105,10 @@ def worker(out_dir):
   task = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
   reference = np.load(os.path.join(out_dir, "reference.npz"))
   config = _config(None)
-  prepared = training.prepare_data(config, synthetic_dataset())
+  prepared = prepare_data(config, synthetic_dataset())
   with strategy.scope():
-    model = training.build_model(config, prepared.tables)
-    training.build_variables(model, prepared.tables)
+    model = build_model(config, prepared.tables)
+    build_variables(model, prepared.tables)
     model.set_weights([reference[f"w{i}"]
                        for i in range(len(model.get_weights()))])
   batch = {k.split("/", 1)[1]: v for k, v in reference.items()

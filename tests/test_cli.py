@@ -1,10 +1,17 @@
 """Flags -> ExperimentConfig, and the errors bad flags give."""
 
+import importlib.util
+import pathlib
+
 from absl import flags
 import pytest
 
 import mic_tf  # noqa: F401
+from mic_tf import baselines
 from mic_tf import cli
+from mic_tf.config import ExperimentConfig
+
+_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 _BEFORE = set(flags.FLAGS)
@@ -36,14 +43,32 @@ def parse():
 def test_defaults_give_the_paper_settings(parse):
   f = parse()
   c = cli.experiment_config_from_flags(f)
-  assert (c.dataset, c.tower, c.batch_size, c.learning_rate) == (
-      "ml-1m", "dssm", 1024, 1e-3)
-  assert (c.embedding_dim, c.dropout) == (128, 0.2)
+  assert (c.data.dataset, c.model.tower, c.training.batch_size,
+          c.training.learning_rate) == ("ml-1m", "dssm", 1024, 1e-3)
+  assert (c.model.embedding_dim, c.model.dropout) == (128, 0.2)
   assert c.mic.terms == () and not c.mining.enabled
   assert c.mic.temperature == 0.1
-  assert c.init_order == "lazy"
+  assert c.model.init_order == "lazy"
   assert cli.experiment_config_from_flags(
-      parse("--init_order=towers_first")).init_order == "towers_first"
+      parse("--init_order=towers_first")).model.init_order == "towers_first"
+
+
+def test_the_binary_without_flags_trains_the_default_config(monkeypatch):
+  # One set of defaults: experiments/train.py with no flags runs exactly
+  # ExperimentConfig(), and the flags' help texts are the settings'.
+  spec = importlib.util.spec_from_file_location(
+      "train_defaults_binary", _ROOT / "experiments" / "train.py")
+  train = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(train)
+  seen = []
+  monkeypatch.setattr(train.baselines, "run_with_baselines",
+                      lambda config, names, verbose: seen.append(config) or [])
+  try:
+    cli.invoke(train.main, ["train.py"])
+  finally:
+    flags.FLAGS.unparse_flags()
+  assert seen == [ExperimentConfig()]
+  assert flags.FLAGS["maxlen"].help == "History length."
 
 
 def test_mic_and_mining_flags(parse):
@@ -55,7 +80,7 @@ def test_mic_and_mining_flags(parse):
   assert c.mic.terms == ("ui", "uu") and c.mic.lambda_ == 0.5
   assert c.mic.weights["uu"] == 2.0 and c.mic.contrastive_batch_size == 64
   assert c.mining.channels == ("uu",) and c.mining.num_clusters == 7
-  assert c.tower_kwargs == {"num_interests": 3}
+  assert c.model.tower_kwargs == {"num_interests": 3}
 
 
 def test_tuned_preset_with_command_line_overrides(parse):
@@ -117,9 +142,9 @@ def test_run_baseline_selects_on_valid_and_tests_once(monkeypatch):
       calls.append((self.p, int(histories[0][0])))
       return [[self.p] + [0] * (k - 1)] * len(histories)
 
-  monkeypatch.setattr(cli, "make_baseline",
+  monkeypatch.setattr(baselines, "make_baseline",
                       lambda name, n, **params: Fake(n, **params))
-  row = cli.run_baseline("ease", _fake_prepared(), cutoffs=(1,),
+  row = baselines.run_baseline("ease", _fake_prepared(), cutoffs=(1,),
                          grid=("p", (4, 1, 2)))
   # Valid target is item 1 (history 2, 4), test target item 2 (history 3, 4).
   assert row["params"] == {"p": 1}
@@ -135,27 +160,35 @@ def test_run_baseline_selects_on_valid_and_tests_once(monkeypatch):
     ("ease", "l2")])
 def test_run_baseline_real_models(name, param):
   grid = {"userknn": ("neighbours", (1, 2)), "ease": ("l2", (1.0, 10.0))}
-  row = cli.run_baseline(name, _fake_prepared(), cutoffs=(1, 2),
+  row = baselines.run_baseline(name, _fake_prepared(), cutoffs=(1, 2),
                          grid=grid.get(name))
-  assert row["name"] == cli.BASELINE_NAMES[name]
+  assert row["name"] == baselines.BASELINE_NAMES[name]
   assert set(row["valid"]) == set(row["test"]) and "recall@2" in row["test"]
   if param:
     assert list(row["params"]) == [param]
-    assert "(" + param + "=" in cli.results_table([row],
+    assert "(" + param + "=" in baselines.results_table([row],
                                                     metrics=("recall@2",))
   else:
     assert "params" not in row
 
 
+def test_model_label_spells_every_model_one_way():
+  from mic_tf import names  # pylint: disable=g-import-not-at-top
+  assert names.model_label("dssm") == "DSSM"
+  assert names.model_label("dssm", ("ui", "uu", "ii")) == "DSSM+MIC(UI+UU+II)"
+  assert names.model_label("comirec_sa", ("ii",), mined=True) == (
+      "comirec_sa+MIC(II) +mining")
+
+
 def test_make_baseline_rejects_unknown_name():
   with pytest.raises(ValueError, match="Unknown baseline"):
-    cli.make_baseline("svd", 5)
+    baselines.make_baseline("svd", 5)
 
 
 def test_weight_decay_flag(parse):
-  assert cli.experiment_config_from_flags(parse()).weight_decay == 0.0
+  assert cli.experiment_config_from_flags(parse()).training.weight_decay == 0.0
   c = cli.experiment_config_from_flags(parse("--weight_decay=0.01"))
-  assert c.weight_decay == 0.01
+  assert c.training.weight_decay == 0.01
   with pytest.raises(flags.IllegalFlagValueError):
     parse("--weight_decay=-1")
 

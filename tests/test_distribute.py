@@ -82,7 +82,7 @@ def test_two_workers_match_one_worker_and_resume(tmp_path):
   assert seen[0]["test_recall"] == seen[1]["test_recall"]
   run = tmp_path / "run"
   assert (run / "metrics.json").exists()
-  assert json.loads((run / "metrics.json").read_text())["config"][
+  assert json.loads((run / "metrics.json").read_text())["config"]["training"][
       "strategy"] == "multi_worker"
   assert (run / "checkpoints" / "best.index").exists()
   # Only the chief wrote into the run directory.
@@ -111,7 +111,7 @@ def test_bad_strategy_and_missing_tf_config(monkeypatch):
   with pytest.raises(ValueError, match="Unknown strategy"):
     distribute.make_strategy("parameter_server")
   with pytest.raises(ValueError, match="strategy must be one of"):
-    training.ExperimentConfig(strategy="tpu")
+    training.ExperimentConfig.from_settings(strategy="tpu")
   monkeypatch.delenv("TF_CONFIG", raising=False)
   with pytest.raises(ValueError, match="needs the TF_CONFIG"):
     distribute.make_strategy("multi_worker")

@@ -1,5 +1,6 @@
 """mic_tf makes tf.keras resolve to Keras 2 whatever the import order."""
 
+import json
 import os
 import subprocess
 import sys
@@ -76,3 +77,63 @@ def test_startup_environment_deterministic():
   assert start(["t", "--deterministic"], dict(det)).keys().isdisjoint(det)
   # Without it, the user's values win.
   assert start(["t"], user).keys().isdisjoint(user)
+
+
+def _import_mic_tf(argv, extra_env):
+  """``import mic_tf`` in a fresh process with ``argv``; what it changed."""
+  env = {k: v for k, v in os.environ.items()
+         if k not in ("TF_USE_LEGACY_KERAS", "TF_CPP_MIN_LOG_LEVEL",
+                      "ONEDNN_MAX_CPU_ISA", "TF_ENABLE_ONEDNN_OPTS",
+                      "MIC_TF_DETERMINISTIC")}
+  env.update(extra_env)
+  code = f"""
+import json, os, sys
+sys.argv = {argv!r}
+before = dict(os.environ)
+import mic_tf
+from mic_tf import cli, config
+changed = {{k: v for k, v in os.environ.items() if before.get(k) != v}}
+print(json.dumps([changed, "tensorflow" in sys.modules]))
+"""
+  out = subprocess.run([sys.executable, "-c", code], env=env,
+                       capture_output=True, text=True, timeout=120)
+  assert out.returncode == 0, out.stderr[-2000:]
+  return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_import_reads_no_command_line_and_loads_no_tensorflow():
+  changed, tf_loaded = _import_mic_tf(
+      ["prog", "--deterministic", "--verbosity=1"], {})
+  assert changed == {"TF_USE_LEGACY_KERAS": "1"}
+  assert not tf_loaded  # the flag module and the configs are TF-free
+  # The documented environment setting still applies at import.
+  changed, _ = _import_mic_tf(["prog"], {"MIC_TF_DETERMINISTIC": "1"})
+  assert changed == {"TF_USE_LEGACY_KERAS": "1", "ONEDNN_MAX_CPU_ISA": "AVX2",
+                     "TF_ENABLE_ONEDNN_OPTS": "1"}
+
+
+def test_binaries_apply_the_start_up_settings_of_their_flags():
+  env = {k: v for k, v in os.environ.items()
+         if k not in ("TF_CPP_MIN_LOG_LEVEL", "ONEDNN_MAX_CPU_ISA",
+                      "TF_ENABLE_ONEDNN_OPTS", "MIC_TF_DETERMINISTIC")}
+  code = """
+import os, sys
+from mic_tf import cli
+
+def main(argv):
+  # cli.run parsed the flags and set the environment before TensorFlow
+  # loaded (--deterministic loads it to turn on op determinism, which
+  # refuses a TensorFlow started without the pins).
+  print(os.environ.get("TF_CPP_MIN_LOG_LEVEL"),
+        os.environ.get("ONEDNN_MAX_CPU_ISA"), "tensorflow" in sys.modules)
+
+cli.run(main)
+"""
+  for argv, want in (([], ("2|3", "None", "False")),
+                     (["--verbosity=1"], ("0", "None", "False")),
+                     (["--deterministic"], ("2|3", "AVX2", "True"))):
+    out = subprocess.run([sys.executable, "-c", code, *argv], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = out.stdout.split()[-3:]
+    assert got[0] in want[0].split("|") and tuple(got[1:]) == want[1:], got

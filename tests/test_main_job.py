@@ -64,8 +64,8 @@ def test_channel_rows_take_valid_metrics_from_training_and_tuning():
 
 def test_model_label():
   assert main_job.model_label(training.ExperimentConfig(
-      mic=MICConfig.tuned())) == "DSSM+MIC"
-  assert main_job.model_label(training.ExperimentConfig(
+      mic=MICConfig.tuned())) == "DSSM+MIC(UI+UU+II)"
+  assert main_job.model_label(training.ExperimentConfig.from_settings(
       tower="youtube_dnn")) == "youtube_dnn"
 
 

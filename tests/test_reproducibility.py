@@ -22,7 +22,7 @@ _ROOT = pathlib.Path(__file__).resolve().parents[1]
 def _run(prepared, output_dir, seed):  # output_dir None: nothing on disk
   # A MIC term on: the seed must also fix the masks and dropout of the views
   # (one term keeps the traced graph, and the test, small).
-  config = training.ExperimentConfig(
+  config = training.ExperimentConfig.from_settings(
       dataset="ml-100k", epochs=1, batch_size=256, maxlen=10,
       embedding_dim=16, output_dim=16, hidden_units=(32,), max_item_users=10,
       examples_per_epoch=1024, seed=seed,
@@ -49,7 +49,7 @@ def test_same_seed_same_numbers_other_seed_other_numbers(prepared, tmp_path):
   # The run records what reproduces it.
   with open(tmp_path / "a" / run_record.FILENAME) as f:
     record = json.load(f)
-  assert record["config"]["seed"] == 0
+  assert record["config"]["training"]["seed"] == 0
   assert record["config"]["mic"]["contrastive_batch_size"] == 64
   for package in ("tensorflow", "tf-keras", "tensorflow-recommenders",
                   "scann", "numpy"):
@@ -120,8 +120,8 @@ def test_main_job_prints_the_same_table_twice(tmp_path):
   assert names[0] == "MostPopular" and names[1] == "ItemKNN"
   assert names[2].startswith("UserKNN (neighbours=")
   assert names[3].startswith("EASE (l2=")
-  assert names[4:] == ["DSSM+MIC U2I", "DSSM+MIC U2U", "DSSM+MIC I2I",
-                       "DSSM+MIC fused"]
+  assert names[4:] == ["DSSM+MIC(UI+UU+II) U2I", "DSSM+MIC(UI+UU+II) U2U", "DSSM+MIC(UI+UU+II) I2I",
+                       "DSSM+MIC(UI+UU+II) fused"]
   results = lambda out: [l for l in out.splitlines()
                          if l.startswith("|") or " tuned on valid users: "
                          in l or l.startswith("Best list")]

@@ -44,7 +44,7 @@ def _config(csv, output_dir, **kwargs):
                 output_dir=str(output_dir),
                 mic=MICConfig.base(projection_dim=8))
   values.update(kwargs)
-  return training.ExperimentConfig(**values)
+  return training.ExperimentConfig.from_settings(**values)
 
 
 class _Interrupt(tf.keras.callbacks.Callback):

@@ -1,6 +1,5 @@
 """End to end on real MovieLens-100k: train, select, evaluate, reload."""
 
-import dataclasses
 import functools
 import json
 import os
@@ -10,11 +9,16 @@ import pytest
 import tensorflow as tf
 
 import mic_tf  # noqa: F401
-from mic_tf import cli
+from mic_tf import baselines
 from mic_tf import errors
 from mic_tf import pipeline
 from mic_tf import training
+from mic_tf.data import protocol
+from mic_tf.features import prepare_data
+from mic_tf.models.build import build_model
+from mic_tf.models.build import build_variables
 from mic_tf.models.config import MICConfig
+
 
 
 def _config(tmp_path, **kwargs):
@@ -24,7 +28,7 @@ def _config(tmp_path, **kwargs):
                   max_item_users=10, seed=0, output_dir=str(tmp_path),
                   mic=MICConfig.base(projection_dim=32))
   defaults.update(kwargs)
-  return training.ExperimentConfig(**defaults)
+  return training.ExperimentConfig.from_settings(**defaults)
 
 
 @pytest.mark.slow
@@ -33,14 +37,14 @@ def test_short_real_run_learns_writes_and_reloads(prepared, tmp_path):
   # rebuild the very features the run trained on.
   config = _config(tmp_path, seed=1)
   tf.keras.utils.set_random_seed(0)
-  untrained = training.build_model(config, prepared.tables)
-  training.build_variables(untrained, prepared.tables)
+  untrained = build_model(config, prepared.tables)
+  build_variables(untrained, prepared.tables)
   before = training.evaluate_u2i(untrained, prepared.valid)
   results = training.run_experiment(config, prepared, verbose=0)
   # It learned something: far better than the same model untrained.
   assert results["valid"]["recall@50"] > before["recall@50"] + 5.0
   # The reference rows run on the same prepared data.
-  popular = cli.run_baseline("mostpop", prepared)
+  popular = baselines.run_baseline("mostpop", prepared)
   assert 0 < popular["test"]["recall@50"] < 100
   with open(os.path.join(tmp_path, "metrics.json")) as f:
     saved = json.load(f)
@@ -79,12 +83,13 @@ def test_load_run_errors_name_the_problem(tmp_path):
 
 def test_config_validation():
   with pytest.raises(ValueError, match="epochs"):
-    training.ExperimentConfig(epochs=0)
+    training.ExperimentConfig.from_settings(epochs=0)
   with pytest.raises(ValueError, match="dropout"):
-    training.ExperimentConfig(dropout=1.0)
+    training.ExperimentConfig.from_settings(dropout=1.0)
   with pytest.raises(ValueError, match="weight_decay must be >= 0"):
-    training.ExperimentConfig(weight_decay=-1e-3)
-  c = training.ExperimentConfig(mic=MICConfig(terms=("uu",)).to_dict())
+    training.ExperimentConfig.from_settings(weight_decay=-1e-3)
+  c = training.ExperimentConfig.from_settings(
+      mic=MICConfig(terms=("uu",)).to_dict())
   assert c.mic.terms == ("uu",)
   assert training.ExperimentConfig.from_dict(
       json.loads(json.dumps(c.to_dict()))) == c
@@ -307,17 +312,17 @@ class ResumeCheckTest(tf.test.TestCase):
   def _stored(self, directory, config, drop=()):
     stored = config.to_dict()
     for key in drop:
-      stored.pop(key)
+      stored["training"].pop(key)
     with open(os.path.join(directory, "config.json"), "w") as f:
       json.dump(stored, f, default=list)
 
   def test_settings_added_later_take_their_defaults(self):
-    config = training.ExperimentConfig(dataset="ml-100k")
+    config = training.ExperimentConfig.from_settings(dataset="ml-100k")
     directory = self.get_temp_dir()
     self._stored(directory, config,
                  drop=("optimizer", "strategy", "weight_decay"))
     training._check_resumable(config, directory)  # No error.
-    other = dataclasses.replace(config, optimizer="lazy_adam")
+    other = config.replace_settings(optimizer="lazy_adam")
     with self.assertRaisesRegex(errors.UserError, "optimizer: 'auto' there"):
       training._check_resumable(other, directory)
 
@@ -327,12 +332,12 @@ def test_weight_decay_reaches_the_optimizer_and_shrinks_weights(prepared):
   # Same seed, same batches: the decayed model's tower weights end smaller.
   norms = {}
   for decay in (0.0, 20.0):  # 2 % of every weight a step at lr 1e-3
-    config = training.ExperimentConfig(
+    config = training.ExperimentConfig.from_settings(
         dataset="ml-100k", maxlen=10, max_item_users=10, embedding_dim=16,
         output_dim=16, hidden_units=(16,), weight_decay=decay,
         mic=MICConfig.base(projection_dim=16))
     tf.keras.utils.set_random_seed(0)
-    model = training.build_model(config, prepared.tables)
+    model = build_model(config, prepared.tables)
     assert (model.optimizer.weight_decay or 0.0) == decay
     batches = pipeline.training_dataset(prepared.tables, prepared.dataset,
                                         batch_size=64, seed=0)
@@ -355,9 +360,9 @@ def test_towers_first_gives_base_and_mic_the_same_initial_weights(
   for name, mic in (("base", MICConfig.base(projection_dim=32)),
                     ("mic", MICConfig.tuned(projection_dim=32))):
     config = _config(tmp_path, mic=mic, init_order=init_order)
-    tf.keras.utils.set_random_seed(config.seed)
-    model = training.build_model(config, prepared.tables)
-    training.build_variables(model, prepared.tables,
+    tf.keras.utils.set_random_seed(config.training.seed)
+    model = build_model(config, prepared.tables)
+    build_variables(model, prepared.tables,
                              towers_first=init_order == "towers_first")
     weights[name] = _tower_weights(model)
   same = [np.array_equal(a, b) for a, b in zip(weights["base"],
@@ -371,7 +376,7 @@ def test_towers_first_gives_base_and_mic_the_same_initial_weights(
 
 def test_init_order_is_checked():
   with pytest.raises(ValueError, match="init_order must be one of"):
-    training.ExperimentConfig(init_order="eager")
+    training.ExperimentConfig.from_settings(init_order="eager")
 
 
 @pytest.mark.slow
@@ -379,17 +384,17 @@ def test_a_fraction_of_the_training_users_trains_and_reloads(
     ml100k_protocol, tmp_path):
   full = ml100k_protocol
   config = _config(tmp_path, epochs=1, train_user_fraction=0.25, data_seed=2)
-  prepared = training.prepare_data(config, full)
+  prepared = prepare_data(config, full)
   kept = prepared.dataset.train_users
   assert len(kept) == int(round(0.25 * len(full.train_users)))
   np.testing.assert_array_equal(prepared.valid.users,
-                                training.prepare_data(
+                                prepare_data(
                                     _config(tmp_path), full).valid.users)
   # The items' user bags hold kept training users only (tokens are u + 1).
   bags = prepared.tables.item_table["item_users"]
   assert set(np.unique(bags[bags > 0]) - 1) <= set(kept)
   results = training.run_experiment(config, prepared, verbose=0)
-  assert results["config"]["train_user_fraction"] == 0.25
+  assert results["config"]["data"]["train_user_fraction"] == 0.25
   # Reloading rebuilds the same subset from the saved config.
   _, again, _ = training.load_run(str(tmp_path))
   np.testing.assert_array_equal(again.dataset.train_users, kept)

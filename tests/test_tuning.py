@@ -52,10 +52,10 @@ def stub_trainer(monkeypatch):
     del prepared, verbose, kwargs
     calls["run"].append((config, evaluate_test))
     model = types.SimpleNamespace(stop_training=False)
-    monitor = config.selection_metric
+    monitor = config.evaluation.selection_metric
     values = []
-    for epoch in range(config.epochs):
-      values.append(_score(config) - 0.5 * (config.epochs - 1 - epoch))
+    for epoch in range(config.training.epochs):
+      values.append(_score(config) - 0.5 * (config.training.epochs - 1 - epoch))
       for callback in callbacks:
         callback.set_model(model)
         callback.on_epoch_end(epoch, {f"val_{monitor}": values[-1]})
@@ -97,7 +97,7 @@ def _base(**kwargs):
                   examples_per_epoch=4096,
                   mic=MICConfig(projection_dim=16, contrastive_batch_size=64))
   defaults.update(kwargs)
-  return training.ExperimentConfig(**defaults)
+  return training.ExperimentConfig.from_settings(**defaults)
 
 
 def test_apply_params_routes_each_name():
@@ -109,7 +109,7 @@ def test_apply_params_routes_each_name():
   assert config.mic.weights["ui"] == 1.0
   assert config.mic.temperature_of("ii") == 0.5
   assert config.mic.temperature_of("ui") == config.mic.temperature
-  assert config.learning_rate == 1e-2
+  assert config.training.learning_rate == 1e-2
   assert config.mic.num_views == 1
   with pytest.raises(ValueError, match="not a searchable setting"):
     tuning.apply_params(_base(), {"lamda": 0.5})
@@ -331,9 +331,9 @@ def test_rescore_trains_extra_seeds_resumes_and_rejects_bad_input(
     assert r["seeds"] == [0, 1]
     # The search seed's score is the trial's own; seed 1 is a new run.
     assert r["valid_by_seed"]["0"] == trials[r["number"]]["value"]
-    assert r["valid_by_seed"]["1"] == _score(dataclasses.replace(
-        training.ExperimentConfig.from_dict(trials[r["number"]]["config"]),
-        seed=1))
+    assert r["valid_by_seed"]["1"] == _score(
+        training.ExperimentConfig.from_dict(
+            trials[r["number"]]["config"]).replace_settings(seed=1))
     assert r["mean"] == pytest.approx(
         (r["valid_by_seed"]["0"] + r["valid_by_seed"]["1"]) / 2)
     assert os.path.isdir(os.path.join(study_dir, "rescore",
@@ -360,12 +360,12 @@ def test_current_params_inverts_apply_params_and_seeds_the_study(
   assert params["tau_ii"] == base.mic.temperature_of("ii")
   assert tuning.apply_params(base, params).to_dict() == base.to_dict()
   base_params = tuning.current_params(base, tuning.BASE_SPACE)
-  assert base_params["learning_rate"] == base.learning_rate
-  assert base_params["dropout"] == base.dropout
-  assert tuning.apply_params(base, {"dropout": 0.35}).dropout == 0.35
-  assert tuning.apply_params(base, {"weight_decay": 0.01}).weight_decay == (
-      0.01)
-  decayed = dataclasses.replace(base, weight_decay=1e-3)
+  assert base_params["learning_rate"] == base.training.learning_rate
+  assert base_params["dropout"] == base.model.dropout
+  assert tuning.apply_params(base, {"dropout": 0.35}).model.dropout == 0.35
+  assert tuning.apply_params(
+      base, {"weight_decay": 0.01}).training.weight_decay == 0.01
+  decayed = base.replace_settings(weight_decay=1e-3)
   wd_params = tuning.current_params(decayed, tuning.BASE_WD_SPACE)
   assert wd_params["weight_decay"] == 1e-3
   assert set(wd_params) == set(tuning.BASE_SPACE) | {"weight_decay"}
@@ -373,7 +373,7 @@ def test_current_params_inverts_apply_params_and_seeds_the_study(
   assert tuning.current_params(base, tuning.BASE_WD_SPACE)[
       "weight_decay"] == 0.0
   with pytest.raises(ValueError, match="weight_decay=0.005 is outside"):
-    tuning.current_params(dataclasses.replace(base, weight_decay=0.005),
+    tuning.current_params(base.replace_settings(weight_decay=0.005),
                           tuning.BASE_WD_SPACE)
   with pytest.raises(ValueError, match="outside the searched range"):
     tuning.current_params(_base(mic=MICConfig(lambda_=0.3)),
@@ -442,3 +442,30 @@ def test_a_study_is_rebuilt_from_its_records_alone(stub_trainer, tmp_path):
   selected = best["selected_trial"]
   assert best["retrained"]["valid"]["recall@50"] == values[selected]
   assert best["test"]["recall@50"] == values[selected] - 1
+  assert best["retrained"]["valid"]["recall@50"] > 0
+  assert set(best["test"]) >= {"recall@50"}
+
+
+def test_tune_binary_offers_every_space():
+  # experiments/tune.py names the spaces without importing mic_tf.tuning
+  # (TensorFlow must wait for its start-up settings).
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  own = ("study_dir", "num_trials", "tune_seed", "startup_trials", "space",
+         "enqueue_base", "rescore_top", "rescore_seeds", "evaluate_best")
+
+  def drop():
+    for name in own:
+      if name in flags.FLAGS:
+        delattr(flags.FLAGS, name)
+
+  path = os.path.join(os.path.dirname(__file__), "..", "experiments",
+                      "tune.py")
+  spec = importlib.util.spec_from_file_location("tune_spaces_binary", path)
+  binary = importlib.util.module_from_spec(spec)
+  drop()
+  try:
+    spec.loader.exec_module(binary)
+    assert binary.SPACES == tuple(sorted(tuning.SPACES))
+  finally:
+    drop()

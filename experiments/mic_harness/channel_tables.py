@@ -14,6 +14,7 @@ import os
 from typing import Optional, Sequence, Tuple
 
 from mic_tf import training
+from mic_tf.config import experiment_setting
 from mic_harness import groups as groups_lib
 from mic_harness import tables
 
@@ -48,7 +49,7 @@ def load_run_info(run_dir: str) -> dict:
   with open(path) as f:
     metrics = json.load(f)
   info = {"seed": metrics["seed"], "best_epoch": metrics["best_epoch"],
-          "max_epochs": metrics["config"]["epochs"],
+          "max_epochs": experiment_setting(metrics["config"], "epochs"),
           "epochs_run": metrics.get("epochs_run", len(metrics["history"])),
           "train_seconds": training.whole_train_seconds(metrics)}
   # The score that selected the epoch: valid U2I Recall@50, or the mean of

@@ -18,6 +18,7 @@ variant as in the paper (Base, UI, UI-UU, UI-UU-II, ...).
 ``experiments/figure4.py`` is the binary.
 """
 
+import dataclasses
 import json
 import os
 from typing import Any, Dict, List, Optional, Sequence
@@ -26,6 +27,7 @@ import numpy as np
 
 from mic_tf import features as F
 from mic_tf import training
+from mic_tf.config import ExperimentConfig
 from mic_harness import alignment_uniformity as au
 from mic_tf.models import encode
 
@@ -56,7 +58,7 @@ def _user_summary(queries: np.ndarray) -> np.ndarray:
   return au.l2_normalize(queries)
 
 
-def run_geometry(model, prepared: training.Prepared, split: str = "test",
+def run_geometry(model, prepared: F.Prepared, split: str = "test",
                  max_points: int = 4096, max_pairs: int = 20000,
                  seed: int = 0) -> Dict[str, Any]:
   """Alignment and uniformity of a trained model's three spaces.
@@ -126,16 +128,15 @@ def run_geometry(model, prepared: training.Prepared, split: str = "test",
   return out
 
 
-def variant_name(config: training.ExperimentConfig) -> str:
+def variant_name(config: ExperimentConfig) -> str:
   """The paper's label: ``Base``, ``UI``, ``UI-UU``, ..., ``+nn`` if mined."""
   name = "-".join(t.upper() for t in config.mic.terms) or "Base"
   return name + "+nn" if config.mining.enabled else name
 
 
-def _prepared_key(config: training.ExperimentConfig) -> str:
-  return json.dumps([config.dataset, config.data_dir, config.dataset_kwargs,
-                     config.maxlen, config.max_item_users, config.use_user_id,
-                     config.data_seed], sort_keys=True, default=str)
+def _prepared_key(config: ExperimentConfig) -> str:
+  return json.dumps(dataclasses.asdict(config.data), sort_keys=True,
+                    default=str)
 
 
 def collect(run_dirs: Sequence[str], split: str = "test",
@@ -178,12 +179,12 @@ def collect(run_dirs: Sequence[str], split: str = "test",
           f"experiments/evaluate.py --run_dir={run_dir} --split={split} "
           "--channels=u2i,u2u,i2i.")
     with open(os.path.join(run_dir, "config.json")) as f:
-      key = _prepared_key(training.ExperimentConfig.from_dict(json.load(f)))
+      key = _prepared_key(ExperimentConfig.from_dict(json.load(f)))
     config, prepared, model = training.load_run(run_dir, cache.get(key))
     cache[key] = prepared
     records.append({
         "run_dir": run_dir, "label": variant_name(config),
-        "seed": config.seed, "terms": list(config.mic.terms),
+        "seed": config.training.seed, "terms": list(config.mic.terms),
         "geometry": run_geometry(model, prepared, split, **geometry_kwargs),
         "recall": {c: results[c][metric] for c in CHANNELS},
         "metric": metric, "split": split,

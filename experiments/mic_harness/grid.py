@@ -17,9 +17,12 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from absl import logging
 
+from mic_tf import config as config_lib
 from mic_tf import console
+from mic_tf import features
 from mic_tf import names
 from mic_tf import training
+from mic_tf.config import ExperimentConfig
 from mic_tf.mining import MiningConfig
 from mic_tf.models.config import TERMS
 
@@ -50,16 +53,7 @@ def parse_variant(name: str) -> Tuple[Tuple[str, ...], bool]:
   return terms, mined
 
 
-def variant_label(tower: str, terms: Sequence[str],
-                  mined: bool = False) -> str:
-  label = "DSSM" if tower == "dssm" else tower
-  if not terms:
-    return label
-  label += "+MIC(" + "+".join(t.upper() for t in terms) + ")"
-  return label + " +mining" if mined else label
-
-
-def run_grid(base: training.ExperimentConfig, towers: Sequence[str],
+def run_grid(base: ExperimentConfig, towers: Sequence[str],
              variants: Sequence[str], seeds: Sequence[int],
              output_dir: Optional[str] = None,
              verbose: int = 2) -> List[Dict[str, Any]]:
@@ -76,10 +70,10 @@ def run_grid(base: training.ExperimentConfig, towers: Sequence[str],
 
   Returns:
     One dict per cell: tower, variant, seed, label, valid, test,
-    best_epoch, epochs_run, max_epochs (``config.epochs``), converged,
+    best_epoch, epochs_run, max_epochs (``TrainingConfig.epochs``), converged,
     train_seconds, wall_seconds.
   """
-  prepared = training.prepare_data(base)
+  prepared = features.prepare_data(base)
   rows = []
   progress = console.Progress(
       "grid", len(towers) * len(variants) * len(seeds), "runs",
@@ -96,22 +90,22 @@ def run_grid(base: training.ExperimentConfig, towers: Sequence[str],
         mic = dataclasses.replace(base.mic, terms=terms)
         cell_dir = (os.path.join(output_dir, f"{tower}_{variant}_s{seed}")
                     if output_dir else None)
-        config = dataclasses.replace(base, tower=tower, mic=mic, seed=seed,
-                                     mining=mining, output_dir=cell_dir)
+        config = base.replace_settings(tower=tower, mic=mic, seed=seed,
+                                       mining=mining, output_dir=cell_dir)
         start = time.perf_counter()
         result = _finished_cell(config)
         if result is not None:
           logging.info("%s seed %d: finished before, kept (%s)",
-                       variant_label(tower, terms, mined), seed, cell_dir)
+                       names.model_label(tower, terms, mined), seed, cell_dir)
         else:
           result = training.run_experiment(config, prepared, verbose=verbose)
           result.pop("model")
         rows.append({"tower": tower, "variant": variant, "seed": seed,
-                     "label": variant_label(tower, terms, mined),
+                     "label": names.model_label(tower, terms, mined),
                      "valid": result["valid"], "test": result["test"],
                      "best_epoch": result["best_epoch"],
                      "epochs_run": result.get("epochs_run"),
-                     "max_epochs": config.epochs,
+                     "max_epochs": config.training.epochs,
                      "converged": result.get("converged"),
                      "train_seconds": training.whole_train_seconds(result),
                      "wall_seconds": time.perf_counter() - start})
@@ -124,8 +118,7 @@ def run_grid(base: training.ExperimentConfig, towers: Sequence[str],
   return rows
 
 
-def _finished_cell(config: training.ExperimentConfig
-                   ) -> Optional[Dict[str, Any]]:
+def _finished_cell(config: ExperimentConfig) -> Optional[Dict[str, Any]]:
   """The results of a cell that already finished with this very config.
 
   A grid that was interrupted resumes: finished cells are read back, a cell
@@ -141,8 +134,9 @@ def _finished_cell(config: training.ExperimentConfig
     result = json.load(f)
   # Through the dataclass: settings added since the cell ran compare at
   # their defaults.
-  normal = lambda d: json.loads(json.dumps(
-      training.ExperimentConfig.from_dict(d).to_dict(), default=list))
+  # (either layout: cells written before the config's sections are flat).
+  normal = lambda d: config_lib.flat_settings(json.loads(json.dumps(
+      ExperimentConfig.from_dict(d).to_dict(), default=list)))
   saved = normal(result["config"])
   wanted = normal(config.to_dict())
   # Where the cell lives is no setting: a moved grid still resumes.

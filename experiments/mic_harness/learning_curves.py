@@ -15,6 +15,8 @@ from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
+from mic_tf.config import experiment_setting
+
 
 @dataclasses.dataclass
 class Curve:
@@ -53,8 +55,8 @@ def load(path: str, metric: str = "recall@50") -> Curve:
     known = sorted(k for k in history[0] if k not in ("epoch", "seconds"))
     raise ValueError(f"{file} has no {metric!r} per epoch; use one of "
                      f"{', '.join(known)}.")
-  max_epochs = metrics.get("max_epochs", metrics.get("config", {}).get(
-      "epochs"))
+  max_epochs = metrics.get("max_epochs", experiment_setting(
+      metrics.get("config"), "epochs"))
   return Curve(source=file, seed=int(metrics["seed"]),
                epochs=[int(h.get("epoch", i + 1))
                        for i, h in enumerate(history)],

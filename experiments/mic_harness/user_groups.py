@@ -93,8 +93,8 @@ class RunRecall:
 def run_recall(run_dir: str, split: str = "test",
                channels: Optional[Sequence[str]] = None,
                cutoff: int = 50,
-               prepared: Optional[training.Prepared] = None
-               ) -> "tuple[RunRecall, training.Prepared]":
+               prepared: Optional[F.Prepared] = None
+               ) -> "tuple[RunRecall, F.Prepared]":
   """Per-user recall of a finished, evaluated run's channels.
 
   Args:
@@ -129,20 +129,21 @@ def run_recall(run_dir: str, split: str = "test",
     raise ValueError(f"{path} has no results for {missing}: evaluate those "
                      "channels first, or drop them from --channels.")
   config, prepared, model = training.load_run(run_dir, prepared)
-  if cutoff not in config.cutoffs:
+  cutoffs = config.evaluation.cutoffs
+  if cutoff not in cutoffs:
     raise ValueError(f"cutoff {cutoff} is not one of the run's cutoffs "
-                     f"{list(config.cutoffs)}.")
+                     f"{list(cutoffs)}.")
   users = getattr(prepared, split)
   assets = ChannelAssets(model, prepared.tables, prepared.dataset)
   _, lists = evaluate_channels(
       assets, users, channels, "exact",
-      ChannelConfig.from_dict(saved["channel_config"]), config.cutoffs,
-      config.exclude_history)
+      ChannelConfig.from_dict(saved["channel_config"]), cutoffs,
+      config.evaluation.exclude_history)
   recall = {c: 100.0 * metric_lib.per_user_metrics(
-      lists[c], users.targets, config.cutoffs)[f"recall@{cutoff}"]
+      lists[c], users.targets, cutoffs)[f"recall@{cutoff}"]
             for c in channels}
   report = {c: exact[c][f"recall@{cutoff}"] for c in channels}
-  return RunRecall(run_dir, config.seed, recall, report), prepared
+  return RunRecall(run_dir, config.training.seed, recall, report), prepared
 
 
 def group_rows(runs: Mapping[str, Sequence[RunRecall]],
@@ -214,7 +215,7 @@ def format_rows(rows: Sequence[Mapping]) -> str:
 def compare_by_history(dirs: Mapping[str, Sequence[str]], split: str = "test",
                        channels: Optional[Sequence[str]] = None,
                        num_groups: int = 3, base: Optional[str] = None,
-                       prepared: Optional[training.Prepared] = None) -> Dict:
+                       prepared: Optional[F.Prepared] = None) -> Dict:
   """Every run's channels per history-length group, models paired by seed.
 
   Each run's users must average to its saved report (a stale report, one

@@ -6,9 +6,9 @@ evaluation: the valid and test users, their histories and targets stay as
 the protocol made them, while training (the examples, the items' user bags,
 item counts, the U2U channel's neighbour pool and mining's user pool, which
 all read ``train_users``) sees only the kept users, each with the whole of
-their sequence. ``ExperimentConfig.train_user_fraction`` (``--train_user_
-fraction``) applies it in ``training.prepare_data``, so evaluation and export
-of a run rebuild the same subset from its config.
+their sequence. ``DataConfig.train_user_fraction`` (``--train_user_
+fraction``) applies it in ``mic_tf.features.prepare_data``, so evaluation and
+export of a run rebuild the same subset from its config.
 """
 
 import dataclasses

@@ -12,15 +12,34 @@ negatives and cross user-item mining, refreshed during training.
 The model is ``mic_tf.models.mined.MinedMICModel``.
 """
 
-from mic_tf.mining.bank import MiningBank
-from mic_tf.mining.bank import Pool
-from mic_tf.mining.callback import MiningCallback
-from mic_tf.mining.config import MiningConfig
-from mic_tf.mining.kmeans import KMeans
-from mic_tf.mining.kmeans import kmeans_plus_plus_init
-from mic_tf.mining.knn import nearest_neighbours
-from mic_tf.mining.pool import item_pool_ids
-from mic_tf.mining.pool import training_user_pool
+from typing import TYPE_CHECKING
+
+from mic_tf import _lazy
+
+_EXPORTS = {
+    "MiningBank": "mic_tf.mining.bank",
+    "Pool": "mic_tf.mining.bank",
+    "MiningCallback": "mic_tf.mining.callback",
+    "MiningConfig": "mic_tf.mining.config",
+    "KMeans": "mic_tf.mining.kmeans",
+    "kmeans_plus_plus_init": "mic_tf.mining.kmeans",
+    "nearest_neighbours": "mic_tf.mining.knn",
+    "item_pool_ids": "mic_tf.mining.pool",
+    "training_user_pool": "mic_tf.mining.pool",
+}
+# Imported on first use: MiningConfig does not load TensorFlow.
+__getattr__, __dir__ = _lazy.exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:  # what static readers (type checkers, the API docs) see
+  from mic_tf.mining.bank import MiningBank
+  from mic_tf.mining.bank import Pool
+  from mic_tf.mining.callback import MiningCallback
+  from mic_tf.mining.config import MiningConfig
+  from mic_tf.mining.kmeans import KMeans
+  from mic_tf.mining.kmeans import kmeans_plus_plus_init
+  from mic_tf.mining.knn import nearest_neighbours
+  from mic_tf.mining.pool import item_pool_ids
+  from mic_tf.mining.pool import training_user_pool
 
 __all__ = [
     "KMeans",

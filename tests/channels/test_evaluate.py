@@ -27,6 +27,7 @@ from mic_tf import indexes
 from mic_tf import metrics
 from mic_tf import runs
 from mic_tf import training
+from mic_tf.features import prepare_data
 from mic_tf.models.config import MICConfig
 from mic_tf.testing.synthetic import synthetic_dataset
 
@@ -42,7 +43,7 @@ def _write_interactions(path):
 
 
 def _tiny_config(csv, output_dir):
-  return training.ExperimentConfig(
+  return training.ExperimentConfig.from_settings(
       dataset="custom", dataset_kwargs={"path": csv}, epochs=1,
       batch_size=128, embedding_dim=8, output_dim=8, hidden_units=(16,),
       maxlen=8, max_item_users=4, eval_batch_size=64,
@@ -70,7 +71,7 @@ class EvaluateChannelsTest(tf.test.TestCase):
     config = _tiny_config(csv, cls.run_dir)
     cls.results = training.run_experiment(config, verbose=0)
     cls.model = cls.results["model"]
-    cls.prepared = training.prepare_data(config)
+    cls.prepared = prepare_data(config)
     cls.assets = channels.ChannelAssets(
         cls.model, cls.prepared.tables, cls.prepared.dataset)
 

@@ -128,7 +128,7 @@ def _probe_users(prepared):
 def setup():
   dataset = synthetic_dataset(num_users=50, num_items=NUM_ITEMS, length=10,
                               seed=5)
-  config = training.ExperimentConfig(
+  config = training.ExperimentConfig.from_settings(
       dataset="synthetic", batch_size=16, embedding_dim=8, output_dim=8,
       hidden_units=(8,), maxlen=MAXLEN, max_item_users=4, seed=0,
       mic=MICConfig.base(projection_dim=8))

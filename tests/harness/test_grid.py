@@ -19,11 +19,10 @@ def test_parse_variant():
 
 @pytest.mark.slow
 def test_grid_resumes_finished_cells_and_refuses_other_settings(tmp_path):
-  import dataclasses  # pylint: disable=g-import-not-at-top
   import pytest  # pylint: disable=g-import-not-at-top
   from mic_tf import training  # pylint: disable=g-import-not-at-top
   from mic_tf.models.config import MICConfig  # pylint: disable=g-import-not-at-top
-  base = training.ExperimentConfig(
+  base = training.ExperimentConfig.from_settings(
       dataset="ml-100k", epochs=1, batch_size=512, maxlen=10,
       embedding_dim=8, output_dim=8, hidden_units=(8,), max_item_users=5,
       examples_per_epoch=2048, mic=MICConfig.base(projection_dim=8))
@@ -34,6 +33,6 @@ def test_grid_resumes_finished_cells_and_refuses_other_settings(tmp_path):
   assert again[0]["train_seconds"] == first[0]["train_seconds"]
   assert again[0]["test"] == first[0]["test"]
   assert first[0]["max_epochs"] == 1 and first[0]["converged"] is False
-  other = dataclasses.replace(base, learning_rate=0.01)
+  other = base.replace_settings(learning_rate=0.01)
   with pytest.raises(ValueError, match="learning_rate"):
     grid.run_grid(other, ["dssm"], ["base"], [0], str(tmp_path), verbose=0)

@@ -3,6 +3,7 @@
 import pytest
 
 import mic_tf  # noqa: F401
+from mic_tf import names
 from mic_harness import grid
 from mic_harness import stats
 from mic_harness import tables
@@ -19,7 +20,7 @@ def _row(variant, seed, recall, best_epoch=3, max_epochs=10, tower="dssm"):
   terms, _ = grid.parse_variant(variant)
   metrics = {"recall@50": recall, "recall@20": recall / 2}
   return {"tower": tower, "variant": variant, "seed": seed,
-          "label": grid.variant_label(tower, terms), "valid": metrics,
+          "label": names.model_label(tower, terms), "valid": metrics,
           "test": metrics, "best_epoch": best_epoch, "max_epochs": max_epochs,
           "epochs_run": best_epoch + 2, "train_seconds": 100.0 + seed}
 

@@ -10,6 +10,8 @@ import mic_tf  # noqa: F401
 from mic_tf import features as F
 from mic_tf import training
 from mic_tf.models import encode
+from mic_tf.models.build import build_model
+from mic_tf.models.build import build_variables
 from mic_tf.models.config import MICConfig
 from mic_tf.testing.synthetic import synthetic_dataset
 
@@ -17,11 +19,11 @@ from mic_tf.testing.synthetic import synthetic_dataset
 def _model():
   ds = synthetic_dataset(num_users=60, num_items=30, length=10)
   tables = F.build_feature_tables(ds, maxlen=5, max_item_users=4)
-  config = training.ExperimentConfig(
+  config = training.ExperimentConfig.from_settings(
       dataset="synthetic", embedding_dim=8, output_dim=8, hidden_units=(8,),
       maxlen=5, max_item_users=4, mic=MICConfig.base(projection_dim=8))
-  model = training.build_model(config, tables)
-  training.build_variables(model, tables)
+  model = build_model(config, tables)
+  build_variables(model, tables)
   return model, F.eval_users(tables, ds, ds.valid_users)
 
 

@@ -15,7 +15,8 @@ def test_tuned_preset_is_the_recorded_selection():
   with open(RECORD) as f:
     best = json.load(f)
   base = tuning.apply_params(
-      tuning.training.ExperimentConfig(mic=MICConfig()), best["params"])
+      tuning.training.ExperimentConfig.from_settings(mic=MICConfig()),
+      best["params"])
   assert MICConfig.tuned() == base.mic
 
 

@@ -4,9 +4,10 @@ import mic_tf  # noqa: F401  (sets up Keras 2 before TensorFlow is used)
 from absl.testing import parameterized
 import tensorflow as tf
 
-from mic_tf import training
 from mic_tf import towers
+from mic_tf import training
 from mic_tf.models import MICModel
+from mic_tf.models.build import build_model
 from mic_tf.towers import registry
 import tower_test_lib as lib
 
@@ -40,10 +41,10 @@ class TowerRegistryTest(tf.test.TestCase, parameterized.TestCase):
   @parameterized.named_parameters(("sa", "comirec_sa"), ("dr", "comirec_dr"))
   def test_trainer_builds_multi_interest_models(self, name):
     _, tables, _ = lib.data()
-    config = training.ExperimentConfig(
+    config = training.ExperimentConfig.from_settings(
         tower=name, embedding_dim=8, output_dim=8, hidden_units=(16,),
         tower_kwargs={"num_interests": 2})
-    model = training.build_model(config, tables)
+    model = build_model(config, tables)
     self.assertIsInstance(model, MICModel)
     self.assertEqual(model.user_tower.num_interests, 2)
     rep = model.user_representation(lib.user_batch())
