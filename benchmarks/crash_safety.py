@@ -50,7 +50,6 @@ Usage (the committed table; about 25 CPU-seconds a trial):
 import glob
 import json
 import os
-import platform
 import random
 import re
 import shutil
@@ -92,19 +91,6 @@ def train_flags(epochs: int) -> List[str]:
           "--batch_size=256", "--examples_per_epoch=2048",
           "--embedding_dim=64", "--output_dim=64", "--hidden_units=64",
           "--learning_rate=0.005", "--threads=1", "--verbose=2", "--seed=0"]
-
-
-def hardware() -> str:
-  model = platform.processor() or "unknown CPU"
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name"):
-          model = line.split(":", 1)[1].strip()
-          break
-  except OSError:
-    pass
-  return f"{model}, {os.cpu_count()} cores, {platform.system()}"
 
 
 def _command(out_dir: str, epochs: int) -> List[str]:
@@ -388,13 +374,14 @@ def _plan(trials: int, quick: bool, rng: random.Random):
 
 
 def make_report(trials, planned, ref, wall) -> str:
+  from mic_tf import run_record  # pylint: disable=g-import-not-at-top
   flags_used = " ".join(a for a in sys.argv[1:] if not a.startswith(
       ("--work_dir", "--output")))
   done = (f"{len(trials)} trials" if len(trials) == planned else
           f"{len(trials)} of {planned} planned trials (interrupted)")
   return "\n".join([
       f"# python benchmarks/crash_safety.py {flags_used}".rstrip(),
-      f"# hardware: {hardware()}",
+      f"# hardware: {run_record.hardware_line()}",
       "# each trial: python experiments/train.py "
       + " ".join(train_flags(FLAGS.epochs)) + " --output_dir=<trial dir>,",
       "# killed at the point below, then the same command rerun "

@@ -40,7 +40,6 @@ smoke test).
 import itertools
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -84,19 +83,6 @@ flags.DEFINE_string("result", None, "Internal: where to write results.")
 KINDS = ("user", "unknown", "empty", "long_exclude")
 KIND_SHARE = (0.4, 0.2, 0.2, 0.2)
 LONG_EXCLUDE = 1000
-
-
-def hardware() -> str:
-  model = platform.processor() or "unknown CPU"
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name"):
-          model = line.split(":", 1)[1].strip()
-          break
-  except OSError:
-    pass
-  return f"{model}, {os.cpu_count()} cores, {platform.system()}"
 
 
 def rss_mib() -> float:
@@ -265,6 +251,7 @@ def run_parent():
 
 
 def format_report(results, raw, requests, warmup, wall) -> str:
+  from mic_tf import run_record  # pylint: disable=g-import-not-at-top
   shares = {k: sum(r["kind"] == k for r in raw) for k in KINDS}
   cols = ["index", "server", "requests", "QPS", "p50 ms", "p99 ms", "errors",
           "RSS start", "RSS mid", "RSS end", "agree"]
@@ -282,7 +269,7 @@ def format_report(results, raw, requests, warmup, wall) -> str:
   args = " ".join(a for a in sys.argv[1:] if not a.startswith("--output"))
   lines = [
       f"# python benchmarks/serving_load.py {args}",
-      f"# hardware: {hardware()}",
+      f"# hardware: {run_record.hardware_line()}",
       f"# {FLAGS.client_threads} client threads, TensorFlow threads "
       f"{FLAGS.tf_threads or 'default'}, one user a request, at most "
       f"{requests} requests or {FLAGS.seconds:g} s per server after "

@@ -181,6 +181,12 @@ def hardware() -> Dict[str, Any]:
           "gpus": _gpus()}
 
 
+def hardware_line() -> str:
+  """One line for a benchmark's header: CPU model, cores and system."""
+  model = _cpuinfo("model name") or platform.processor() or "unknown CPU"
+  return f"{model}, {os.cpu_count()} cores, {platform.system()}"
+
+
 def _best_effort(name: str, fn, *args, **kwargs):
   try:
     return fn(*args, **kwargs)
