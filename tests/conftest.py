@@ -13,6 +13,7 @@ import os
 from typing import Sequence
 
 import mic_tf  # noqa: F401  (sets the Keras-2 environment first)
+import pandas as pd
 import pytest
 
 from mic_tf import runs as run_lib
@@ -21,6 +22,7 @@ from mic_tf.data import fetch
 from mic_tf.data import movielens
 from mic_tf.data import protocol
 from mic_tf.models.config import MICConfig
+from mic_tf.testing.synthetic import synthetic_dataset
 
 
 @pytest.fixture(scope="session")
@@ -111,3 +113,15 @@ def pytest_collection_modifyitems(config, items):
   that pytest mistakes for a test and reports as skipped."""
   del config
   items[:] = [i for i in items if i.name != "test_session"]
+
+
+@pytest.fixture(scope="module")
+def interactions_csv(tmp_path_factory):
+  """A generated interactions CSV (user, item, timestamp): 120 users."""
+  ds = synthetic_dataset(num_users=120, num_items=50, length=12, seed=3)
+  rows = [(u, int(i), t) for u, seq in enumerate(ds.sequences)
+          for t, i in enumerate(seq)]
+  path = tmp_path_factory.mktemp("data") / "interactions.csv"
+  pd.DataFrame(rows, columns=["user", "item", "timestamp"]).to_csv(
+      path, index=False)
+  return str(path)

@@ -15,13 +15,11 @@ import sys
 
 from absl import flags
 import numpy as np
-import pandas as pd
 import pytest
 
 import mic_tf  # noqa: F401
 from mic_tf import cli
 from mic_tf import errors
-from mic_tf.testing.synthetic import synthetic_dataset
 
 _ROOT = pathlib.Path(__file__).resolve().parents[1]
 _SUFFIX = "_binary"  # module names of binaries loaded by tests
@@ -65,17 +63,6 @@ def run_binary(capsys):
 
   yield _run
   _drop_binary_flags()
-
-
-@pytest.fixture(scope="module")
-def interactions_csv(tmp_path_factory):
-  ds = synthetic_dataset(num_users=120, num_items=50, length=12, seed=3)
-  rows = [(u, int(i), t) for u, seq in enumerate(ds.sequences)
-          for t, i in enumerate(seq)]
-  path = tmp_path_factory.mktemp("data") / "interactions.csv"
-  pd.DataFrame(rows, columns=["user", "item", "timestamp"]).to_csv(
-      path, index=False)
-  return str(path)
 
 
 def _tiny_flags(csv, output_dir):

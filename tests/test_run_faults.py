@@ -13,7 +13,6 @@ import shutil
 import subprocess
 import uuid
 
-import pandas as pd
 import pytest
 import tensorflow as tf
 
@@ -23,18 +22,6 @@ from mic_tf import run_files
 from mic_tf import runs
 from mic_tf import training
 from mic_tf.models.config import MICConfig
-from mic_tf.testing.synthetic import synthetic_dataset
-
-
-@pytest.fixture(scope="module")
-def interactions_csv(tmp_path_factory):
-  ds = synthetic_dataset(num_users=120, num_items=50, length=12, seed=3)
-  rows = [(u, int(i), t) for u, seq in enumerate(ds.sequences)
-          for t, i in enumerate(seq)]
-  path = tmp_path_factory.mktemp("data") / "interactions.csv"
-  pd.DataFrame(rows, columns=["user", "item", "timestamp"]).to_csv(
-      path, index=False)
-  return str(path)
 
 
 def _config(csv, output_dir, **kwargs):
