@@ -7,8 +7,14 @@ short ML-100k run per (tower, MIC terms, seed) the first time a test asks
 for it and keeps it for the session, so that tests which only need *a*
 trained run share one instead of training their own. All of them are
 read-only: a test that changes a run copies it first.
+
+Under pytest-xdist (``run_tests.sh`` runs two workers) the workers share one
+directory of tiny runs: each run is trained by the first worker that asks
+for it, under a file lock, and read by the other.
 """
 
+import contextlib
+import fcntl
 import os
 from typing import Sequence
 
@@ -92,20 +98,40 @@ class TinyRuns:
   def run(self, tower: str = "dssm", terms: Sequence[str] = (),
           seed: int = 0) -> str:
     """The directory of a trained and evaluated tiny run (read-only)."""
-    run_dir = os.path.join(self.root, self.name(tower, terms, seed))
-    if not os.path.exists(os.path.join(run_dir, "channels_test.json")):
-      config = self.config(tower, terms, seed, output_dir=run_dir)
-      training.run_experiment(config, self.prepared, verbose=0)
-      run_lib.evaluate_run(run_dir, split="test", channels=self.CHANNELS,
-                           prepared=self.prepared,
-                           tune_grids=self.TUNE_GRIDS)
+    name = self.name(tower, terms, seed)
+    run_dir = os.path.join(self.root, name)
+    done = os.path.join(run_dir, "channels_test.json")
+    with _locked(os.path.join(self.root, f".{name}.lock")):
+      if not os.path.exists(done):
+        config = self.config(tower, terms, seed, output_dir=run_dir)
+        training.run_experiment(config, self.prepared, verbose=0)
+        run_lib.evaluate_run(run_dir, split="test", channels=self.CHANNELS,
+                             prepared=self.prepared,
+                             tune_grids=self.TUNE_GRIDS)
     return run_dir
+
+
+@contextlib.contextmanager
+def _locked(path: str):
+  """An exclusive lock on ``path`` across processes (the xdist workers)."""
+  with open(path, "w") as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(f, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="session")
 def tiny_runs(prepared, tmp_path_factory):
-  """``TinyRuns`` on ``prepared``, shared by the whole session."""
-  return TinyRuns(str(tmp_path_factory.mktemp("tiny_runs")), prepared)
+  """``TinyRuns`` on ``prepared``, shared by the whole session (and by the
+  xdist workers: their base temporary directories share a parent)."""
+  if not os.environ.get("PYTEST_XDIST_WORKER"):
+    root = tmp_path_factory.mktemp("tiny_runs")
+  else:
+    root = tmp_path_factory.getbasetemp().parent / "tiny_runs"
+    root.mkdir(exist_ok=True)
+  return TinyRuns(str(root), prepared)
 
 
 def pytest_collection_modifyitems(config, items):
