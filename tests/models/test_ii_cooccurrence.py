@@ -5,6 +5,7 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+from absl.testing import parameterized
 
 import mic_tf  # noqa: F401
 from mic_tf import features as F
@@ -47,15 +48,19 @@ def _cooc(**kwargs):
   return MICConfig(ii_positives="cooccurrence", **kwargs)
 
 
-class CooccurrenceModelTest(tf.test.TestCase):
+class CooccurrenceModelTest(tf.test.TestCase, parameterized.TestCase):
 
-  def test_ii_contrasts_each_item_with_its_neighbour(self):
+  @parameterized.parameters((2, None), (1, None), (2, 16))
+  def test_ii_contrasts_each_item_with_its_neighbour(self, views, rows):
     ds, tables = _data()
     # One neighbour per item: the sampled positive is known.
     table = cooccurrence.dataset_neighbours(ds, tables.spec.num_items, 1)
-    model, batch, _, _ = _model(_cooc(ii_neighbors=1, **_NO_NOISE), table)
+    model, batch, _, _ = _model(_cooc(ii_neighbors=1, num_views=views,
+                                      contrastive_batch_size=rows,
+                                      **_NO_NOISE), table)
     model.compute_loss(batch, training=True)
     got = float(model._trackers["ii"].result())
+    batch = {k: v[:rows] for k, v in batch.items()}  # the rows with views
     item_ids = tf.cast(batch[F.ITEM_ID], tf.int32)
     positive_ids = table.ids[item_ids.numpy(), 0]
     self.assertTrue((positive_ids != item_ids.numpy()).any())
