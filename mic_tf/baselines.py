@@ -525,6 +525,29 @@ class ItemKNN(_HistoryScorer):
         shape=(self.num_items, self.num_items))
     return self
 
+  def most_similar(self, k: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Each item's ``k`` most similar items (positive similarity only).
+
+    Column ``j`` of ``similarity_`` holds the items kept for ``j`` (all of
+    them, or its ``neighbourhood`` most similar); they are read best first,
+    ties towards the lower id (as ``neighbourhood`` prunes). Fit with
+    ``neighbourhood >= k`` (or ``None``) for the true top ``k``.
+
+    Args:
+      k: Items per item.
+
+    Returns:
+      ``(ids, values)``: int64 and float32 ``(num_items, k)``, row ``j`` the
+      items most similar to ``j`` (never ``j``, never padding 0); ``-1`` and
+      ``0`` where ``j`` has fewer than ``k`` items of positive similarity.
+
+    Raises:
+      ValueError: If not fitted or ``k`` is not a positive integer.
+    """
+    self._check_fitted()
+    k = _check_positive_int(k, "k")
+    return _sparse_top_k(self.similarity_.T.tocsr(), k, first_id=1)
+
   def _retrieve(self, histories: Sequence[np.ndarray], k: int,
                 exclude_history: bool) -> np.ndarray:
     per_item = np.diff(self.similarity_.indptr).astype(np.float64)

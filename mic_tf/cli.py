@@ -41,7 +41,8 @@ from mic_tf import names
 from mic_tf import reproducibility
 from mic_tf.data import registry as data_registry
 from mic_tf.mining import MiningConfig
-from mic_tf.models.config import BASIC_LOSSES, TERMS, WEIGHTING_MODES
+from mic_tf.models.config import BASIC_LOSSES, II_POSITIVES, TERMS
+from mic_tf.models.config import WEIGHTING_MODES
 from mic_tf.models.config import MICConfig
 
 USER_ERROR_EXIT_CODE = 2
@@ -324,6 +325,14 @@ def define_mic_flags() -> None:
   flags.DEFINE_integer("contrastive_batch_size", None, "Rows of each batch "
                        "that get views and contrastive terms (default: all).",
                        lower_bound=2)
+  flags.DEFINE_enum("ii_positives", d.ii_positives, list(II_POSITIVES),
+                    "Positive of each item in the II term: views (the other "
+                    "perturbed view of the item, eq. 6) or cooccurrence (a "
+                    "view of one of its --ii_neighbors most co-chosen items "
+                    "among the training users).")
+  flags.DEFINE_integer("ii_neighbors", d.ii_neighbors, "Co-occurrence "
+                       "neighbours kept per item (--ii_positives="
+                       "cooccurrence).", lower_bound=1)
 
 
 def define_mining_flags() -> None:
@@ -424,7 +433,8 @@ def _mic_config_from_flag_values(f) -> MICConfig:
       contrastive_batch_size=f.contrastive_batch_size,
       term_temperatures=_term_temperatures(f.term_temperatures),
       mask_false_negatives=f.mask_false_negatives,
-      contrastive_warmup_steps=f.contrastive_warmup_steps)
+      contrastive_warmup_steps=f.contrastive_warmup_steps,
+      ii_positives=f.ii_positives, ii_neighbors=f.ii_neighbors)
 
 
 def dataset_kwargs_from_flags(f) -> Dict[str, Any]:
@@ -506,7 +516,8 @@ _FLAG_OF_MIC_SETTING = {
     "log_q_correction": "log_q",
     **{field: field for field in (
         "basic_loss", "basic_temperature", "weighting", "projection",
-        "projection_dim", "mask_false_negatives")}}
+        "projection_dim", "mask_false_negatives", "ii_positives",
+        "ii_neighbors")}}
 _EXPERIMENT_FLAGS = ("learning_rate", "weight_decay", "dropout", "batch_size",
                      "embedding_dim", "output_dim", "hidden_units", "maxlen",
                      "max_item_users", "optimizer", "init_order")

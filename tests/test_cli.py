@@ -96,6 +96,24 @@ def test_tuned_preset_with_command_line_overrides(parse):
   assert c.mic.contrastive_batch_size == 128
 
 
+def test_ii_positives_flags(parse):
+  from mic_tf.models.config import MICConfig  # pylint: disable=g-import-not-at-top
+  c = cli.experiment_config_from_flags(parse("--mic_preset=tuned"))
+  assert (c.mic.ii_positives, c.mic.ii_neighbors) == ("views", 20)
+  c = cli.experiment_config_from_flags(
+      parse("--mic_preset=tuned", "--ii_positives=cooccurrence",
+            "--ii_neighbors=10"))
+  assert c.mic == MICConfig.tuned(ii_positives="cooccurrence",
+                                  ii_neighbors=10)
+  assert cli.flags_for_params({"ii_neighbors": 10, "ii_positives": "x"},
+                              c) == ["--ii_neighbors=10",
+                                     "--ii_positives=cooccurrence"]
+  with pytest.raises(flags.IllegalFlagValueError):
+    parse("--ii_positives=users")
+  with pytest.raises(flags.IllegalFlagValueError):
+    parse("--ii_neighbors=0")
+
+
 @pytest.mark.parametrize("argv, match", [
     (["--baselines=popular"], "Unknown --baselines"),
     (["--hidden_units=a,b"], "--hidden_units must be integers"),

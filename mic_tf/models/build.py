@@ -17,6 +17,7 @@ from mic_tf import features as F
 from mic_tf import optimizers
 from mic_tf.config import ExperimentConfig
 from mic_tf.data.dataset import ProcessedDataset
+from mic_tf.mining import cooccurrence
 from mic_tf.models.mic_model import MICModel
 from mic_tf.models.mined import build_mined_model
 from mic_tf.towers import registry as tower_registry
@@ -31,7 +32,9 @@ def build_model(config: ExperimentConfig, tables: F.FeatureTables,
       settings and the optimizer of ``training``).
     tables: Feature tables.
     dataset: The processed dataset; needed when mining is on (the user pool
-      is every training user's history).
+      is every training user's history) and for co-occurrence II positives
+      (``MICConfig.ii_positives``, mined from the training users'
+      histories).
 
   Returns:
     A compiled ``MICModel`` (a ``MinedMICModel`` when mining is on).
@@ -42,15 +45,26 @@ def build_model(config: ExperimentConfig, tables: F.FeatureTables,
       embedding_dim=model_config.embedding_dim,
       output_dim=model_config.output_dim, dropout=model_config.dropout,
       hidden_units=model_config.hidden_units, **model_config.tower_kwargs)
+  neighbours = None
+  mic = config.mic
+  if "ii" in mic.terms and mic.ii_positives == "cooccurrence":
+    if dataset is None:
+      raise ValueError("ii_positives='cooccurrence' needs the dataset "
+                       "(training users' histories): pass "
+                       "dataset=prepared.dataset.")
+    neighbours = cooccurrence.dataset_neighbours(
+        dataset, tables.spec.num_items, mic.ii_neighbors)
   if config.mining.enabled:
     if dataset is None:
       raise ValueError("Mining needs the dataset (training users' "
                        "histories): pass dataset=prepared.dataset.")
     model = build_mined_model(user_tower, item_tower, tables, dataset,
-                              config.mic, config.mining)
+                              config.mic, config.mining,
+                              item_neighbours=neighbours)
   else:
     model = MICModel(user_tower, item_tower, tables.spec, tables.item_table,
-                     config=config.mic, item_counts=tables.item_counts)
+                     config=config.mic, item_counts=tables.item_counts,
+                     item_neighbours=neighbours)
   model.compile(optimizer=optimizers.make_optimizer(
       train.optimizer, train.learning_rate, train.weight_decay))
   return model

@@ -29,6 +29,7 @@ from mic_tf import names
 TERMS = names.TERMS
 BASIC_LOSSES = ("softmax", "logistic")
 WEIGHTING_MODES = ("fixed", "uncertainty")
+II_POSITIVES = ("views", "cooccurrence")
 
 
 # MICConfig.tuned(): the selected trial of docs/results/tuning_mic/best.json.
@@ -86,6 +87,14 @@ class MICConfig:
     contrastive_warmup_steps: Ramp the contrastive weight ``1 - λ`` linearly
       from 0 to its value over the first this-many training steps (0: no
       ramp), so the views are contrasted once the towers carry signal.
+    ii_positives: The positive of each item in the II term: ``"views"``
+      (eq. 6: the other perturbed view of the same item) or
+      ``"cooccurrence"`` (a perturbed view of one of the item's
+      ``ii_neighbors`` most co-chosen items, by cosine over the training
+      users' histories, drawn uniformly each step; an item without
+      co-chosen items keeps its own view; ``mic_tf.mining.cooccurrence``).
+    ii_neighbors: Co-occurrence neighbours kept per item (the positives
+      ``ii_positives="cooccurrence"`` draws from).
     contrastive_batch_size: Build the perturbed views, and compute the
       contrastive terms, on the first this-many examples of each (shuffled)
       batch only; ``None`` uses the whole batch as the paper does. The
@@ -115,9 +124,18 @@ class MICConfig:
       default_factory=dict)
   mask_false_negatives: bool = True
   contrastive_warmup_steps: int = 0
+  ii_positives: str = "views"
+  ii_neighbors: int = 20
 
   def __post_init__(self):
     self.terms = tuple(self.terms)
+    if self.ii_positives not in II_POSITIVES:
+      raise ValueError(f"ii_positives must be one of {II_POSITIVES}, got "
+                       f"{self.ii_positives!r}.")
+    if isinstance(self.ii_neighbors, bool) or not isinstance(
+        self.ii_neighbors, int) or self.ii_neighbors < 1:
+      raise ValueError(f"ii_neighbors must be an integer >= 1, got "
+                       f"{self.ii_neighbors!r}.")
     # An override equal to the shared temperature is no override: dropping
     # it makes equivalent configs compare (and resume) as equal.
     self.term_temperatures = {k: float(v) for k, v in

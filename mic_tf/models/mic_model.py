@@ -9,9 +9,11 @@ One training step, each a method you can override in a subclass:
    anchor and all views go through each tower in one batched call.
 3. ``project_user`` / ``project_item``: projection heads into the shared
    user-item space.
-4. ``contrastive_losses``: UI (eq. 4), UU (eq. 5), II (eq. 6);
-   ``basic_loss``: eq. 7 or in-batch softmax; ``compute_loss`` combines them
-   (eq. 8) and reports each term as a metric.
+4. ``contrastive_losses``: UI (eq. 4), UU (eq. 5), II (eq. 6; with
+   ``MICConfig.ii_positives="cooccurrence"`` the positive of each item is a
+   view of an item the same training users chose,
+   ``sample_item_positives``); ``basic_loss``: eq. 7 or in-batch softmax;
+   ``compute_loss`` combines them (eq. 8) and reports each term as a metric.
 
 With ``MICConfig.base()`` no view is built and the model is the plain two-tower
 baseline trained on the basic loss alone. See ``mic_tf/models/config.py`` for
@@ -32,6 +34,7 @@ from mic_tf.layers.field_mask import FieldMask
 from mic_tf.layers.item_lookup import ItemFeatureLookup
 from mic_tf.layers.projection import ProjectionHead
 from mic_tf.layers.unknown_ids import known_features
+from mic_tf.mining.cooccurrence import ItemNeighbours
 from mic_tf.models.config import MICConfig
 from mic_tf.models.views import Views
 from mic_tf.towers.base import Tower
@@ -53,12 +56,17 @@ class MICModel(tfrs.Model):
     config: The ``MICConfig``.
     item_counts: Optional training count of each item id (needed for logQ
       correction).
+    item_neighbours: The co-occurrence neighbours of every item
+      (``mic_tf.mining.cooccurrence``); needed when the II term takes
+      co-occurrence positives (``MICConfig.ii_positives``). Held as
+      constants: they are not variables and never enter checkpoints.
   """
 
   def __init__(self, user_tower: tf.keras.Model, item_tower: tf.keras.Model,
                spec: F.FeatureSpec, item_tables: Mapping[str, np.ndarray],
                config: Optional[MICConfig] = None,
-               item_counts: Optional[np.ndarray] = None, **kwargs):
+               item_counts: Optional[np.ndarray] = None,
+               item_neighbours: Optional[ItemNeighbours] = None, **kwargs):
     super().__init__(**kwargs)
     self.config = config or MICConfig()
     self.spec = spec
@@ -97,6 +105,17 @@ class MICModel(tfrs.Model):
       p = np.asarray(item_counts, np.float64) + 1.0
       log_q = np.log(p / p.sum()).astype(np.float32)
     self._log_q = None if log_q is None else tf.constant(log_q)
+    self._neighbour_ids = self._neighbour_counts = None
+    if self.ii_cooccurrence:
+      if item_neighbours is None:
+        raise ValueError("ii_positives='cooccurrence' needs item_neighbours "
+                         "(mic_tf.mining.cooccurrence.dataset_neighbours).")
+      if item_neighbours.ids.shape[0] != spec.num_items:
+        raise ValueError(
+            f"item_neighbours has {item_neighbours.ids.shape[0]} rows, the "
+            f"item vocabulary {spec.num_items} ids.")
+      self._neighbour_ids = tf.constant(item_neighbours.ids, tf.int32)
+      self._neighbour_counts = tf.constant(item_neighbours.counts, tf.int32)
     self._trackers = {name: tf.keras.metrics.Mean(name=f"{name}_loss")
                       for name in ("basic",) + tuple(c.terms)}
     # Every replica returns the global loss and global metrics: Keras must
@@ -121,6 +140,31 @@ class MICModel(tfrs.Model):
       values[f.name] = f.mask_id
     return rates, values
 
+  @property
+  def ii_cooccurrence(self) -> bool:
+    """Whether the II term takes co-occurrence positives."""
+    c = self.config
+    return "ii" in c.terms and c.ii_positives == "cooccurrence"
+
+  def sample_item_positives(self, item_ids: tf.Tensor) -> tf.Tensor:
+    """One co-occurrence neighbour of each item, uniformly among its own.
+
+    An item without neighbours is its own positive (eq. 6).
+
+    Args:
+      item_ids: ``(n,)`` int item ids.
+
+    Returns:
+      ``(n,)`` int32 neighbour ids.
+    """
+    item_ids = tf.cast(item_ids, tf.int32)
+    counts = tf.maximum(tf.gather(self._neighbour_counts, item_ids), 1)
+    draw = tf.random.uniform(tf.shape(item_ids))
+    slot = tf.minimum(tf.cast(draw * tf.cast(counts, tf.float32), tf.int32),
+                      counts - 1)
+    return tf.gather_nd(self._neighbour_ids,
+                        tf.stack([item_ids, slot], axis=1))
+
   # ------------------------------------------------------------ step 1: views
   def perturb_user(self, features: Mapping[str, tf.Tensor],
                    training: Optional[bool] = None) -> Dict[str, tf.Tensor]:
@@ -136,8 +180,10 @@ class MICModel(tfrs.Model):
   def _encode_views(self, tower: tf.keras.Model,
                     features: Mapping[str, tf.Tensor], names: List[str],
                     perturb, num_views: int, training: Optional[bool],
-                    view_rows: Optional[int] = None) -> List[tf.Tensor]:
-    """Encodes the anchor and ``num_views`` perturbed views in one call."""
+                    view_rows: Optional[int] = None,
+                    with_anchor: bool = True) -> List[tf.Tensor]:
+    """Encodes the anchor and ``num_views`` perturbed views in one call
+    (``with_anchor=False``: the views only)."""
     feats = {k: features[k] for k in names}
     if num_views == 0:
       return [tower(feats, training=training)]
@@ -149,20 +195,27 @@ class MICModel(tfrs.Model):
     if isinstance(tower, Tower):
       # Anchor and views are embedded by separate lookups so that dropout
       # touches only the views and embedding gradients stay sparse.
-      anchor = tower.embed(feats, training=training)
+      anchor = tower.embed(feats, training=training) if with_anchor else None
       stacked = {k: tf.concat([v[k] for v in views], axis=0) for k in names}
       perturbed = self.embedding_dropout(tower.embed(stacked,
                                                      training=training),
                                          training=training)
-      embedded = {k: tf.concat([anchor[k], perturbed[k]], axis=0)
-                  for k in anchor}
-      all_feats = {k: tf.concat([feats[k], stacked[k]], axis=0)
-                   for k in names}
+      if with_anchor:
+        embedded = {k: tf.concat([anchor[k], perturbed[k]], axis=0)
+                    for k in anchor}
+        all_feats = {k: tf.concat([feats[k], stacked[k]], axis=0)
+                     for k in names}
+      else:
+        embedded, all_feats = perturbed, stacked
       out = tower.encode(embedded, all_feats, training=training)
     else:
-      all_feats = {k: tf.concat([feats[k]] + [v[k] for v in views], axis=0)
+      anchor = [feats] if with_anchor else []
+      all_feats = {k: tf.concat([a[k] for a in anchor] +
+                                [v[k] for v in views], axis=0)
                    for k in names}
       out = tower(all_feats, training=training)
+    if not with_anchor:
+      return tf.split(out, num_views, axis=0)
     return [out[:batch]] + tf.split(out[batch:], num_views, axis=0)
 
   def encode_user(self, features: Mapping[str, tf.Tensor],
@@ -187,12 +240,14 @@ class MICModel(tfrs.Model):
 
   def encode_item(self, item_ids: tf.Tensor, num_views: int = 0,
                   training: Optional[bool] = None,
-                  view_rows: Optional[int] = None) -> List[tf.Tensor]:
-    """Item-space representations of item ids: ``[anchor, views...]``."""
+                  view_rows: Optional[int] = None,
+                  with_anchor: bool = True) -> List[tf.Tensor]:
+    """Item-space representations of item ids: ``[anchor, views...]``
+    (``with_anchor=False``: ``[views...]``, ``num_views >= 1``)."""
     features = self.item_lookup(item_ids)
     return self._encode_views(self.item_tower, features,
                               self.spec.item_field_names, self.perturb_item,
-                              num_views, training, view_rows)
+                              num_views, training, view_rows, with_anchor)
 
   # ------------------------------------------------------- step 3: projection
   def project_user(self, user: tf.Tensor) -> tf.Tensor:
@@ -272,10 +327,14 @@ class MICModel(tfrs.Model):
                                    views.user_ids,
                                    temperature=c.temperature_of("uu"))
     if "ii" in c.terms:
-      out["ii"] = L.item_item_loss(views.item[0], views.item[1],
-                                   views.item_ids,
+      # Co-occurrence positives (MICConfig.ii_positives): a view of each
+      # item against a view of one of its co-chosen items.
+      other = views.item[1] if views.item_positive is None else (
+          views.item_positive)
+      out["ii"] = L.item_item_loss(views.item[0], other, views.item_ids,
                                    temperature=c.temperature_of("ii"),
-                                   known_positives=views.known_positives)
+                                   known_positives=views.known_positives,
+                                   positive_ids=views.item_positive_ids)
     return out
 
   def known_positives(self, inputs: Mapping[str, tf.Tensor],
@@ -333,6 +392,12 @@ class MICModel(tfrs.Model):
         pair = lambda views: views[1:3]
       else:  # the anchor against its one perturbed view (eq. 5 as written)
         pair = lambda views: [views[0][:n], views[1]]
+      positive = positive_ids = None
+      if self.ii_cooccurrence:  # a perturbed view of a co-chosen item
+        positive_ids = self.sample_item_positives(item_ids[:n])
+        positive = g(self.encode_item(positive_ids, 1, training,
+                                      with_anchor=False)[0])
+        positive_ids = g(positive_ids)
       terms = self.contrastive_losses(Views(
           user=g(pair(users)), item=g(pair(items)),
           user_shared=g(pair(users_shared)),
@@ -340,7 +405,8 @@ class MICModel(tfrs.Model):
           item_ids=g(item_ids[:n]),
           known_positives=None if known is None else self.known_positives(
               g({k: v[:n] for k, v in history.items()}),
-              g(user_ids[:n]) if has_users else None, g(item_ids[:n]))))
+              g(user_ids[:n]) if has_users else None, g(item_ids[:n])),
+          item_positive=positive, item_positive_ids=positive_ids))
       for name, value in terms.items():
         self._trackers[name].update_state(value)
       ramp = self.contrastive_ramp()

@@ -98,6 +98,9 @@ class MinedMICModel(MICModel):
     self._miner_state = _Untracked()
     if not self.mining.enabled:
       return
+    if "ii" in self.mining.channels and self.ii_cooccurrence:
+      raise ValueError("Mining 'ii' replaces the II term, so it cannot take "
+                       "ii_positives='cooccurrence': drop one of them.")
     not_terms = [c for c in self.mining.channels if c not in self.config.terms]
     if not_terms:
       raise ValueError(
@@ -349,8 +352,8 @@ class MinedMICModel(MICModel):
 def build_mined_model(user_tower: tf.keras.Model, item_tower: tf.keras.Model,
                       tables: F.FeatureTables, dataset: ProcessedDataset,
                       config: Optional[MICConfig] = None,
-                      mining: Optional[MiningConfig] = None
-                      ) -> MinedMICModel:
+                      mining: Optional[MiningConfig] = None,
+                      **kwargs) -> MinedMICModel:
   """A ``MinedMICModel`` whose user pool is every training user.
 
   Args:
@@ -360,6 +363,7 @@ def build_mined_model(user_tower: tf.keras.Model, item_tower: tf.keras.Model,
     dataset: The processed dataset (for the training users' histories).
     config: The ``MICConfig``.
     mining: The ``MiningConfig``.
+    **kwargs: Passed to ``MinedMICModel`` (e.g. ``item_neighbours``).
 
   Returns:
     The (uncompiled) model; train it with a ``MiningCallback``.
@@ -371,4 +375,4 @@ def build_mined_model(user_tower: tf.keras.Model, item_tower: tf.keras.Model,
   return MinedMICModel(user_tower, item_tower, tables.spec, tables.item_table,
                        config=config, item_counts=tables.item_counts,
                        mining=mining, user_pool_ids=ids,
-                       user_pool_features=features)
+                       user_pool_features=features, **kwargs)

@@ -26,6 +26,11 @@ class Views:
     known_positives: Optional ``(n, n)`` bool, True where row j's item is a
       known positive of row i's user (never a negative); see
       ``mic_tf.losses.false_negatives``. None when masking is off.
+    item_positive: Optional ``(n, d)`` item-space view of each row's
+      co-occurrence positive (``MICConfig.ii_positives="cooccurrence"``);
+      the II term then contrasts ``item[0]`` with it. None: eq. 6 as
+      written.
+    item_positive_ids: ``(n,)`` item of each row of ``item_positive``.
   """
   user: Sequence[tf.Tensor]
   item: Sequence[tf.Tensor]
@@ -34,3 +39,5 @@ class Views:
   user_ids: tf.Tensor
   item_ids: tf.Tensor
   known_positives: Optional[tf.Tensor] = None
+  item_positive: Optional[tf.Tensor] = None
+  item_positive_ids: Optional[tf.Tensor] = None
