@@ -290,3 +290,31 @@ def test_short_run_trains_refreshes_and_reloads(prepared, tmp_path):
   _, _, loaded = training.load_run(out)
   assert loaded.distill_teacher is not None
   assert os.path.exists(os.path.join(out, "metrics.json"))
+
+
+class _CrashAtEpochOne(tf.keras.callbacks.Callback):
+
+  def on_epoch_begin(self, epoch, logs=None):
+    if epoch == 1:
+      raise RuntimeError("simulated crash")
+
+
+@pytest.mark.slow
+def test_crashed_distilling_run_resumes_and_refreshes_first(prepared,
+                                                            tmp_path):
+  config = training.ExperimentConfig.from_settings(
+      dataset="ml-100k", maxlen=10, max_item_users=10, tower="dssm",
+      epochs=2, batch_size=256, embedding_dim=16, output_dim=16,
+      hidden_units=(32,), examples_per_epoch=1024, eval_batch_size=512,
+      seed=0, output_dir=str(tmp_path),
+      mic=MICConfig.base(projection_dim=16, distill_weight=1.0,
+                         distill_items=10))
+  with pytest.raises(RuntimeError, match="simulated crash"):
+    training.run_experiment(config, prepared, verbose=0,
+                            callbacks=[_CrashAtEpochOne()])
+  resumed = training.run_experiment(config, prepared, verbose=0)
+  assert resumed["resumed"]
+  assert [h["epoch"] for h in resumed["history"]] == [1, 2]
+  # The untracked table came back empty and was refreshed before epoch 2.
+  assert resumed["model"].distill_teacher.refreshes == 1
+  assert np.isfinite(resumed["history"][-1]["recall@50"])
