@@ -49,9 +49,9 @@ from mic_tf.config import ExperimentConfig
 from mic_tf.config import SELECTION
 from mic_tf.config import selection_metric
 from mic_tf.data.dataset import ProcessedDataset
+from mic_tf.distill.callback import DistillationCallback
 from mic_tf.features import prepare_data
 from mic_tf.features import Prepared
-from mic_tf.distill.callback import DistillationCallback
 from mic_tf.mining import MiningCallback
 from mic_tf.models.build import build_model
 from mic_tf.models.build import build_variables
