@@ -333,6 +333,19 @@ def define_mic_flags() -> None:
   flags.DEFINE_integer("ii_neighbors", d.ii_neighbors, "Co-occurrence "
                        "neighbours kept per item (--ii_positives="
                        "cooccurrence).", lower_bound=1)
+  flags.DEFINE_float("distill_weight", d.distill_weight, "Weight of the "
+                     "U2U-teacher term: the U2I query learns items of the "
+                     "U2U channel's list, refreshed each epoch (0: off; "
+                     "beyond the paper).", lower_bound=0.0)
+  flags.DEFINE_integer("distill_items", d.distill_items, "Length of each "
+                       "training user's U2U teacher list.", lower_bound=1)
+  flags.DEFINE_float("distill_holdout", d.distill_holdout, "Fraction of "
+                     "each training user's sequence its U2U teacher does "
+                     "not see (0: the whole sequence, excluded).",
+                     lower_bound=0.0, upper_bound=0.99)
+  flags.DEFINE_integer("distill_start_epoch", d.distill_start_epoch,
+                       "First epoch (0-based) with teacher lists; the "
+                       "teacher term is 0 before it.", lower_bound=0)
 
 
 def define_mining_flags() -> None:
@@ -434,7 +447,10 @@ def _mic_config_from_flag_values(f) -> MICConfig:
       term_temperatures=_term_temperatures(f.term_temperatures),
       mask_false_negatives=f.mask_false_negatives,
       contrastive_warmup_steps=f.contrastive_warmup_steps,
-      ii_positives=f.ii_positives, ii_neighbors=f.ii_neighbors)
+      ii_positives=f.ii_positives, ii_neighbors=f.ii_neighbors,
+      distill_weight=f.distill_weight, distill_items=f.distill_items,
+      distill_holdout=f.distill_holdout,
+      distill_start_epoch=f.distill_start_epoch)
 
 
 def dataset_kwargs_from_flags(f) -> Dict[str, Any]:
@@ -517,7 +533,8 @@ _FLAG_OF_MIC_SETTING = {
     **{field: field for field in (
         "basic_loss", "basic_temperature", "weighting", "projection",
         "projection_dim", "mask_false_negatives", "ii_positives",
-        "ii_neighbors")}}
+        "ii_neighbors", "distill_weight", "distill_items",
+        "distill_holdout", "distill_start_epoch")}}
 _EXPERIMENT_FLAGS = ("learning_rate", "weight_decay", "dropout", "batch_size",
                      "embedding_dim", "output_dim", "hidden_units", "maxlen",
                      "max_item_users", "optimizer", "init_order")

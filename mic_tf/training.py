@@ -49,6 +49,7 @@ from mic_tf.config import ExperimentConfig
 from mic_tf.config import SELECTION
 from mic_tf.config import selection_metric
 from mic_tf.data.dataset import ProcessedDataset
+from mic_tf.distill.callback import DistillationCallback
 from mic_tf.features import prepare_data
 from mic_tf.features import Prepared
 from mic_tf.mining import MiningCallback
@@ -398,6 +399,10 @@ def run_experiment(config: ExperimentConfig,
   all_callbacks = [evaluator]
   if config.mining.enabled:
     all_callbacks.insert(0, MiningCallback(verbose=verbose > 0))
+  if config.mic.distill:
+    # Training users' sequences only: the teacher never reads valid/test.
+    all_callbacks.insert(0, DistillationCallback(
+        tables, prepared.dataset, verbose=verbose > 0))
   if out_dir:
     all_callbacks += [
         tf.keras.callbacks.TensorBoard(os.path.join(out_dir, "tensorboard"),

@@ -236,3 +236,15 @@ def test_flags_for_params_refuses_a_setting_without_a_flag(parse):
   with pytest.raises(ValueError, match="No flag sets the searched setting "
                      "'data_seed'"):
     cli.flags_for_params({"data_seed": 3}, config)
+
+
+def test_distillation_flags_default_off_and_set_the_config(parse):
+  assert cli.experiment_config_from_flags(parse()).mic.distill_weight == 0.0
+  c = cli.experiment_config_from_flags(parse(
+      "--mic_preset=tuned", "--distill_weight=0.5", "--distill_items=7",
+      "--distill_start_epoch=2"))
+  assert (c.mic.distill_weight, c.mic.distill_items,
+          c.mic.distill_start_epoch) == (0.5, 7, 2)
+  assert c.mic.lambda_ == 0.9  # the preset still applies
+  with pytest.raises(flags.IllegalFlagValueError):
+    parse("--distill_weight=-1")

@@ -6,6 +6,7 @@
 * :mod:`~mic_tf.losses.item_item`: I2I loss, eq. (6).
 * :mod:`~mic_tf.losses.basic`: basic logistic / sampled-softmax loss, eq. (7).
 * :mod:`~mic_tf.losses.combination`: ``LossCombiner``, eq. (8).
+* :mod:`~mic_tf.losses.distill`: the U2U-teacher term (beyond the paper).
 * :mod:`~mic_tf.losses.false_negatives`: in-batch pairs that are known
   positives and never serve as negatives.
 
@@ -16,6 +17,7 @@ return a scalar mean over anchors.
 from mic_tf.losses.basic import logistic_loss
 from mic_tf.losses.basic import softmax_loss
 from mic_tf.losses.combination import LossCombiner
+from mic_tf.losses.distill import teacher_loss
 from mic_tf.losses.false_negatives import known_positives
 from mic_tf.losses.info_nce import info_nce
 from mic_tf.losses.info_nce import nt_xent
@@ -31,6 +33,7 @@ __all__ = [
     "logistic_loss",
     "nt_xent",
     "softmax_loss",
+    "teacher_loss",
     "user_item_loss",
     "user_user_loss",
 ]

@@ -9,6 +9,7 @@ basic loss (eq. 7)   shared user-item space (after projection heads)
 UI loss (eq. 4)      shared user-item space
 UU loss (eq. 5)      user space (user tower output)
 II loss (eq. 6)      item space (item tower output)
+distill term         shared user-item space (beyond the paper)
 U2I retrieval        shared user-item space
 U2U retrieval        user space (user -> similar training users)
 I2I retrieval        item space (history item -> similar items)
@@ -126,6 +127,10 @@ class MICConfig:
   contrastive_warmup_steps: int = 0
   ii_positives: str = "views"
   ii_neighbors: int = 20
+  distill_weight: float = 0.0
+  distill_items: int = 50
+  distill_holdout: float = 0.2
+  distill_start_epoch: int = 0
 
   def __post_init__(self):
     self.terms = tuple(self.terms)
@@ -183,6 +188,18 @@ class MICConfig:
         self.contrastive_batch_size < 2):
       raise ValueError("contrastive_batch_size must be >= 2 (in-batch "
                        f"negatives), got {self.contrastive_batch_size}.")
+    if not self.distill_weight >= 0.0:
+      raise ValueError("distill_weight must be >= 0 (0: no teacher term), "
+                       f"got {self.distill_weight}.")
+    if isinstance(self.distill_items, bool) or self.distill_items < 1:
+      raise ValueError("distill_items must be a positive integer, got "
+                       f"{self.distill_items}.")
+    if not 0.0 <= self.distill_holdout < 1.0:
+      raise ValueError("distill_holdout must be in [0, 1), got "
+                       f"{self.distill_holdout}.")
+    if self.distill_start_epoch < 0:
+      raise ValueError("distill_start_epoch must be >= 0, got "
+                       f"{self.distill_start_epoch}.")
     missing = [t for t in self.terms if t not in self.weights]
     if missing:
       raise ValueError(f"No weight given for term(s) {missing}.")
@@ -190,6 +207,11 @@ class MICConfig:
   @property
   def contrastive(self) -> bool:
     return bool(self.terms)
+
+  @property
+  def distill(self) -> bool:
+    """Whether the U2U-teacher term is on (``distill_weight > 0``)."""
+    return self.distill_weight > 0.0
 
   def temperature_of(self, term: str) -> float:
     """The contrastive temperature of one term (override or ``temperature``)."""

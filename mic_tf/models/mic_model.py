@@ -14,6 +14,9 @@ One training step, each a method you can override in a subclass:
    view of an item the same training users chose,
    ``sample_item_positives``); ``basic_loss``: eq. 7 or in-batch softmax;
    ``compute_loss`` combines them (eq. 8) and reports each term as a metric.
+5. ``distill_loss`` (with ``MICConfig.distill_weight > 0``, beyond the
+   paper): the U2I query learns one item of the user's U2U teacher list
+   (``mic_tf.distill``), added to eq. (8) with that weight.
 
 With ``MICConfig.base()`` no view is built and the model is the plain two-tower
 baseline trained on the basic loss alone. See ``mic_tf/models/config.py`` for
@@ -29,6 +32,7 @@ import tensorflow_recommenders as tfrs
 from mic_tf import distribute
 from mic_tf import features as F
 from mic_tf import losses as L
+from mic_tf.distill.table import TeacherTable
 from mic_tf.layers.embedding_dropout import EmbeddingDropout
 from mic_tf.layers.field_mask import FieldMask
 from mic_tf.layers.item_lookup import ItemFeatureLookup
@@ -42,6 +46,11 @@ from mic_tf.towers.base import Tower
 
 def _l2(x: tf.Tensor) -> tf.Tensor:
   return tf.math.l2_normalize(x, axis=-1)
+
+
+class _Held:
+  """Plain holder: Keras does not track what it holds."""
+  table: Optional[TeacherTable] = None
 
 
 class MICModel(tfrs.Model):
@@ -117,7 +126,12 @@ class MICModel(tfrs.Model):
       self._neighbour_ids = tf.constant(item_neighbours.ids, tf.int32)
       self._neighbour_counts = tf.constant(item_neighbours.counts, tf.int32)
     self._trackers = {name: tf.keras.metrics.Mean(name=f"{name}_loss")
-                      for name in ("basic",) + tuple(c.terms)}
+                      for name in ("basic",) + tuple(c.terms) +
+                      (("distill",) if c.distill else ())}
+    # Derived state, refreshed by mic_tf.distill.DistillationCallback: held
+    # in a plain object that Keras does not track (no checkpoint entry).
+    self._teacher = _Held()
+    self._teacher.table = TeacherTable(c.distill_items) if c.distill else None
     # Every replica returns the global loss and global metrics: Keras must
     # report one replica's values, not their sum (see train_step).
     self.distribute_reduction_method = "first"
@@ -346,6 +360,46 @@ class MICModel(tfrs.Model):
     return L.known_positives(user_ids, item_ids, inputs.get(F.HISTORY),
                              padding_id=F.PAD_ID)
 
+  @property
+  def distill_teacher(self) -> Optional[TeacherTable]:
+    """The teacher lists (None unless ``MICConfig.distill_weight > 0``)."""
+    return self._teacher.table
+
+  def distill_loss(self, inputs: Mapping[str, tf.Tensor],
+                   user_shared: tf.Tensor, user_ids: Optional[tf.Tensor],
+                   training: Optional[bool] = None) -> tf.Tensor:
+    """The teacher term (``mic_tf.losses.distill``) of a batch.
+
+    Args:
+      inputs: The batch.
+      user_shared: ``(B, d)`` or ``(B, K, d)`` users in the shared space
+        (a multi-interest user contributes the interest that best matches
+        its teacher item).
+      user_ids: ``(B,)`` user keys of the rows; None (no user key in the
+        batch): no row has a teacher and the term is 0.
+      training: Keras training flag.
+
+    Returns:
+      A float32 scalar.
+    """
+    if user_ids is None:
+      return tf.constant(0.0)
+    teacher_ids, has = self.distill_teacher.sample(user_ids)
+    if F.HISTORY in inputs:  # a teacher item the row already chose: none
+      seen = tf.reduce_any(tf.equal(
+          tf.cast(inputs[F.HISTORY], tf.int32), teacher_ids[:, None]), axis=1)
+      has = tf.logical_and(has, tf.logical_not(seen))
+    item = self.project_item(self.encode_item(teacher_ids, 0, training)[0])
+    if self.multi_interest:
+      pick = self.select_interest(user_shared, item)
+      user_shared = tf.gather(user_shared, pick, axis=1, batch_dims=1)
+    g = distribute.gather
+    history = {k: inputs[k] for k in (F.HISTORY,) if k in inputs}
+    known = self.known_positives(g(history), g(user_ids), g(teacher_ids))
+    return L.teacher_loss(g(user_shared), g(item), g(teacher_ids), g(has),
+                          temperature=self.config.basic_temperature,
+                          known_positives=known)
+
   def contrastive_ramp(self) -> tf.Tensor:
     """Factor in [0, 1] on the contrastive terms (warm-up ramp)."""
     steps = self.config.contrastive_warmup_steps
@@ -367,6 +421,7 @@ class MICModel(tfrs.Model):
     items = self.encode_item(item_ids, num_views, training, rows)
     users_shared = [self.project_user(u) for u in users]
     items_shared = [self.project_item(v) for v in items]
+    user_anchor_shared = users_shared[0]  # before an interest is selected
 
     if self.multi_interest:
       pick = self.select_interest(users_shared[0], items_shared[0])
@@ -411,7 +466,13 @@ class MICModel(tfrs.Model):
         self._trackers[name].update_state(value)
       ramp = self.contrastive_ramp()
       terms = {name: ramp * value for name, value in terms.items()}
-    return self.combiner({"basic": basic, **terms})
+    total = self.combiner({"basic": basic, **terms})
+    if c.distill:
+      distill = self.distill_loss(inputs, user_anchor_shared,
+                                  user_ids if has_users else None, training)
+      self._trackers["distill"].update_state(distill)
+      total = total + c.distill_weight * distill
+    return total
 
   def train_step(self, inputs):
     """TFRS's training step; under a strategy the gradient of the global
