@@ -4,15 +4,14 @@ The model must have ``distill_teacher`` (a ``TeacherTable``, as ``MICModel``
 has with ``MICConfig.distill_weight > 0``).
 """
 
-import time
 from typing import Dict, List, Optional
 
-from absl import logging
 import tensorflow as tf
 
 from mic_tf import features as F
 from mic_tf.channels.u2u import U2UConfig
 from mic_tf.distill.lists import teacher_lists
+from mic_tf.mining.callback import timed_refresh
 
 
 class DistillationCallback(tf.keras.callbacks.Callback):
@@ -76,21 +75,15 @@ class DistillationCallback(tf.keras.callbacks.Callback):
 
   def refresh(self) -> Dict[str, float]:
     """Recomputes and writes the teacher lists now; returns the timings."""
-    start = time.perf_counter()
-    table = self.model.distill_teacher
-    users, lists, timings = teacher_lists(
-        self.model, self.tables, self.dataset, table.num_items, self.u2u,
-        holdout=float(getattr(self.model.config, "distill_holdout", 0.0)))
-    table.assign(users, lists)
-    timings = dict(timings, total_s=time.perf_counter() - start,
-                   epoch=self._epoch, step=self._step)
-    self.timings.append(timings)
-    if self.verbose:
-      logging.info("teacher lists refreshed (epoch %d, step %d): %s",
-                   self._epoch, self._step,
-                   " ".join(f"{k}={v:.3f}" for k, v in sorted(timings.items())
-                            if k.endswith("_s")))
-    return timings
+    def work():
+      table = self.model.distill_teacher
+      users, lists, timings = teacher_lists(
+          self.model, self.tables, self.dataset, table.num_items, self.u2u,
+          holdout=float(getattr(self.model.config, "distill_holdout", 0.0)))
+      table.assign(users, lists)
+      return timings
+
+    return timed_refresh(self, "teacher lists", work)
 
   def on_train_begin(self, logs=None):
     self._refreshed_this_fit = False

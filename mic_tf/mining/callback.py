@@ -5,10 +5,41 @@ The model must provide ``refresh_mining_bank() -> Dict[str, float]`` (as
 """
 
 import time
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Mapping, Optional
 
 from absl import logging
 import tensorflow as tf
+
+
+def timed_refresh(callback: tf.keras.callbacks.Callback, what: str,
+                  refresh: Callable[[], Mapping[str, float]]
+                  ) -> Dict[str, float]:
+  """Runs ``refresh`` and records its timings on a refreshing callback.
+
+  Shared by the callbacks that rebuild derived state from the current
+  weights during ``fit`` (the mining bank, the distillation teacher).
+
+  Args:
+    callback: A callback with ``timings`` (list), ``verbose``, ``_epoch``
+      and ``_step``.
+    what: What is refreshed, for the log line.
+    refresh: Does the work; returns its timings in seconds (``*_s``).
+
+  Returns:
+    The timings with ``total_s``, ``epoch`` and ``step`` added (also
+    appended to ``callback.timings``).
+  """
+  start = time.perf_counter()
+  timings = dict(refresh())
+  timings["total_s"] = time.perf_counter() - start
+  timings.update(epoch=callback._epoch, step=callback._step)  # pylint: disable=protected-access
+  callback.timings.append(timings)
+  if callback.verbose:
+    logging.info("%s refreshed (epoch %d, step %d): %s", what,
+                 timings["epoch"], timings["step"],
+                 " ".join(f"{k}={v:.3f}" for k, v in sorted(timings.items())
+                          if k.endswith("_s")))
+  return timings
 
 
 class MiningCallback(tf.keras.callbacks.Callback):
@@ -67,17 +98,7 @@ class MiningCallback(tf.keras.callbacks.Callback):
 
   def refresh(self) -> Dict[str, float]:
     """Refreshes the bank now and records the timings."""
-    start = time.perf_counter()
-    timings = dict(self.model.refresh_mining_bank())
-    timings["total_s"] = time.perf_counter() - start
-    timings.update(epoch=self._epoch, step=self._step)
-    self.timings.append(timings)
-    if self.verbose:
-      logging.info("mining bank refreshed (epoch %d, step %d): %s",
-                   self._epoch, self._step,
-                   " ".join(f"{k}={v:.3f}" for k, v in sorted(timings.items())
-                            if k.endswith("_s")))
-    return timings
+    return timed_refresh(self, "mining bank", self.model.refresh_mining_bank)
 
   def on_train_begin(self, logs=None):
     self._refreshed_this_fit = False
