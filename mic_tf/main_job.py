@@ -9,8 +9,9 @@
 2. The model is trained with early stopping on the valid users' U2I
    Recall@50, and the best epoch is kept (``training.run_experiment``).
 3. The channels' settings and the fusion are tuned on the valid users
-   (``channels.DEFAULT_GRIDS``: U2U, I2I, the classical channels ItemKNN,
-   UserKNN and EASE, then the fusion of all six), and U2I, U2U, I2I and the
+   (``channels.DEFAULT_GRIDS``: U2I's history weight, U2U, I2I, the
+   classical channels ItemKNN, UserKNN and EASE, then the fusion of all
+   six), and U2I, U2U, I2I and the
    fused list are evaluated once on the test users (``runs.evaluate_run``,
    which writes ``<output_dir>/channels_test.json``).
 

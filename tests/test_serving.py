@@ -36,6 +36,7 @@ _LOADER = pathlib.Path(__file__).resolve().parent / "serving_loader.py"
 _K = 20
 #: Not the defaults, so that the servers provably carry the settings.
 _CONFIG = channels.ChannelConfig(
+    u2i=channels.U2IConfig(history_weight=0.5),
     u2u=channels.U2UConfig(num_neighbours=30, alpha=0.7, gamma=2.0),
     i2i=channels.I2IConfig(num_history_items=5, num_similar_items=10,
                            alpha=0.3),

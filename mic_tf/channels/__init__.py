@@ -4,7 +4,9 @@ Each channel is one ``tf.Module`` (``base.Channel``) holding its vectors and
 its searcher(s): ``recommend`` serves (TF path, what a SavedModel runs),
 ``retrieve`` evaluates and tunes (numpy path, same code).
 
-* U2I (``u2i``): the user's shared-space query retrieves items.
+* U2I (``u2i``): the user's shared-space query retrieves items; beyond the
+  paper, the query may also carry the user's history in the item space
+  (``U2IConfig.history_weight``), still one search of one index.
 * U2U (``u2u``): the user's user-space vector retrieves similar training
   users; their training items are ranked by neighbour weight and user-item
   cosine.
@@ -49,6 +51,7 @@ from mic_tf.channels.tuning import grid_search
 from mic_tf.channels.tuning import GridSearchResult
 from mic_tf.channels.tuning import tune_channels
 from mic_tf.channels.u2i import U2IChannel
+from mic_tf.channels.u2i import U2IConfig
 from mic_tf.channels.u2u import U2UChannel
 from mic_tf.channels.u2u import U2UConfig
 from mic_tf.names import BASE_CHANNELS

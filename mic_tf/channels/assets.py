@@ -217,8 +217,12 @@ def build_channels(assets: ChannelAssets,
           exclude_history, raw_ids,
           fitted=assets.classical_model(name, section))
     elif name == names.U2I:
+      history = config.u2i.history_weight > 0
       out[name] = U2IChannel(assets.encoder, assets.item_shared,
                              scann_config=scann_configs.get("items"),
+                             config=config.u2i,
+                             item_space=(assets.item_space if history
+                                         else None),
                              **common)
     elif name == names.U2U:
       out[name] = U2UChannel(assets.encoder, assets.train_user_space,

@@ -1,8 +1,8 @@
 """``ChannelConfig``: the settings of every retrieval channel, in one place.
 
-U2I has no setting of its own (it is the plain nearest-neighbour search);
-U2U, I2I and the fusion are configured by ``U2UConfig``, ``I2IConfig`` and
-``FusionConfig`` (see those modules for the exact formulas), the classical
+U2I, U2U, I2I and the fusion are configured by ``U2IConfig``,
+``U2UConfig``, ``I2IConfig`` and ``FusionConfig`` (see those modules for
+the exact formulas), the classical
 channels by ``ItemKNNConfig``, ``UserKNNConfig`` and ``EASEConfig``
 (``mic_tf.channels.classical``).
 """
@@ -18,14 +18,16 @@ from mic_tf.channels.classical import ItemKNNConfig
 from mic_tf.channels.classical import UserKNNConfig
 from mic_tf.channels.fusion import FusionConfig
 from mic_tf.channels.i2i import I2IConfig
+from mic_tf.channels.u2i import U2IConfig
 from mic_tf.channels.u2u import U2UConfig
 
 
 @dataclasses.dataclass(frozen=True)
 class ChannelConfig:
-  """Settings of U2U, I2I, the classical channels and the fusion.
+  """Settings of U2I, U2U, I2I, the classical channels and the fusion.
 
   Attributes:
+    u2i: ``U2IConfig``.
     u2u: ``U2UConfig``.
     i2i: ``I2IConfig``.
     itemknn: ``ItemKNNConfig``.
@@ -33,6 +35,7 @@ class ChannelConfig:
     ease: ``EASEConfig``.
     fusion: ``FusionConfig``.
   """
+  u2i: U2IConfig = dataclasses.field(default_factory=U2IConfig)
   u2u: U2UConfig = dataclasses.field(default_factory=U2UConfig)
   i2i: I2IConfig = dataclasses.field(default_factory=I2IConfig)
   itemknn: ItemKNNConfig = dataclasses.field(default_factory=ItemKNNConfig)
@@ -45,7 +48,8 @@ class ChannelConfig:
     return dataclasses.replace(self, **sections)
 
   def to_dict(self) -> Dict[str, Any]:
-    return {"u2u": dataclasses.asdict(self.u2u),
+    return {"u2i": dataclasses.asdict(self.u2i),
+            "u2u": dataclasses.asdict(self.u2u),
             "i2i": dataclasses.asdict(self.i2i),
             "itemknn": dataclasses.asdict(self.itemknn),
             "userknn": dataclasses.asdict(self.userknn),
@@ -65,7 +69,7 @@ class ChannelConfig:
     Raises:
       ValueError: On an unknown section or field.
     """
-    sections = {"u2u": U2UConfig, "i2i": I2IConfig,
+    sections = {"u2i": U2IConfig, "u2u": U2UConfig, "i2i": I2IConfig,
                 "itemknn": ItemKNNConfig, "userknn": UserKNNConfig,
                 "ease": EASEConfig, "fusion": FusionConfig}
     unknown = sorted(set(d) - set(sections))

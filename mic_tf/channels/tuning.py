@@ -1,6 +1,7 @@
 """Grid search of the channels' settings and their fusion on validation users.
 
-The channels' settings (U2U ``N``, ``gamma``, ``alpha``; I2I ``M'``, ``M``,
+The channels' settings (U2I's history weight ``w``; U2U ``N``, ``gamma``,
+``alpha``; I2I ``M'``, ``M``,
 ``alpha``; ItemKNN's neighbourhood, UserKNN's ``k``, EASE's ``lambda``; the
 fusion rule and weights) are chosen on *valid* users, never on test users,
 with the channel modules themselves (exact indexes)::
@@ -12,8 +13,9 @@ U2U and I2I: the channel searches once with the largest ``N`` (or ``M'``
 and ``M``) of the grid, then every grid point re-ranks the first ``N`` (or
 ``M'``, ``M``) with the channel's own ranking, exactly as a channel built
 with that point would; grid points that differ in ``alpha`` alone share one
-aggregation of their candidates (``Channel.rank_blends``). Classical
-channels: each grid point is fitted and its channel retrieves. Fusion: the
+aggregation of their candidates (``Channel.rank_blends``). U2I and the
+classical channels: each grid point builds (fits) its channel, which
+retrieves. Fusion: the
 tuned channels' lists are retrieved once and every candidate rule fuses them (``fusion.fuse_lists``, what the fused channel
 runs): rank-based (``quota``, reciprocal rank ``rrf``) and score-normalised
 (``score``) rules over each channel alone and mixes of two or three; then
@@ -47,7 +49,8 @@ from mic_tf.channels.config import ChannelConfig
 from mic_tf.channels.evaluate import retrieve_users
 from mic_tf.channels.ranking import pad_lists
 
-TUNABLE = (names.U2U, names.I2I) + names.CLASSICAL_CHANNELS + (names.FUSED,)
+TUNABLE = ((names.U2I, names.U2U, names.I2I) + names.CLASSICAL_CHANNELS +
+           (names.FUSED,))
 #: Factors ``refine_fusion`` scales a weight by (0 drops the channel).
 REFINE_FACTORS = (0.0, 0.5, 1.0, 2.0)
 
@@ -66,9 +69,10 @@ def _fusion_weights(channels: Sequence[str] = names.FUSABLE,
   return out
 
 
-#: The default grids of ``experiments/evaluate.py`` (18, 18, 5, 5, 8 points;
-#: the fusion 191 weightings x 4 rules, then ``refine_fusion``).
+#: The default grids of ``experiments/evaluate.py`` (5, 18, 18, 5, 5, 8
+#: points; the fusion 191 weightings x 4 rules, then ``refine_fusion``).
 DEFAULT_GRIDS = {
+    names.U2I: {"history_weight": [0.0, 0.25, 0.5, 1.0, 2.0]},
     names.U2U: {"num_neighbours": [20, 50, 100], "gamma": [1.0, 2.0],
                 "alpha": [0.0, 0.5, 1.0]},
     names.I2I: {"num_history_items": [5, 20],
@@ -209,11 +213,12 @@ def _rankings(assets: ChannelAssets, users: F.EvalUsers, channel: str,
   return [np.concatenate(parts) for parts in out]
 
 
-def _classical_rankings(assets: ChannelAssets, users: F.EvalUsers,
-                        channel: str, configs: Sequence[ChannelConfig],
-                        k: int, exclude_history: bool,
-                        batch_size: int) -> List[np.ndarray]:
-  """Each config's ids: its model is fitted and its channel retrieves."""
+def _built_rankings(assets: ChannelAssets, users: F.EvalUsers,
+                    channel: str, configs: Sequence[ChannelConfig],
+                    k: int, exclude_history: bool,
+                    batch_size: int) -> List[np.ndarray]:
+  """Each config's ids: its channel is built (a classical model fitted)
+  and retrieves."""
   out = []
   for config in configs:
     module = build_channels(assets, (channel,), k, names.EXACT, config,
@@ -262,8 +267,8 @@ def grid_search(assets: ChannelAssets, users: F.EvalUsers, channel: str,
     assets: The model's ``ChannelAssets``.
     users: The users to tune on (``prepared.valid``).
     channel: One of ``TUNABLE``.
-    grid: Field of the channel's config section (``U2UConfig``,
-      ``I2IConfig``, ``ItemKNNConfig``, ``UserKNNConfig``, ``EASEConfig``,
+    grid: Field of the channel's config section (``U2IConfig``,
+      ``U2UConfig``, ``I2IConfig``, ``ItemKNNConfig``, ``UserKNNConfig``, ``EASEConfig``,
       ``FusionConfig``) -> candidate values; every combination is tried
       (for the fusion: every distinct rule, then ``refine_fusion``).
     base: Settings of everything not in the grid (defaults if None).
@@ -297,8 +302,8 @@ def grid_search(assets: ChannelAssets, users: F.EvalUsers, channel: str,
   if channel == names.FUSED:
     return _fusion_search(assets, users, points, configs, base, metric,
                           cutoffs, exclude_history, batch_size, missing)
-  if channel in names.CLASSICAL_CHANNELS:
-    rankings = _classical_rankings(assets, users, channel, configs, k,
+  if channel in names.CLASSICAL_CHANNELS or channel == names.U2I:
+    rankings = _built_rankings(assets, users, channel, configs, k,
                                    exclude_history, batch_size)
   else:
     rankings = _rankings(assets, users, channel, configs, base, k,
@@ -449,8 +454,8 @@ def tune_channels(assets: ChannelAssets, users: F.EvalUsers,
                   ) -> Tuple[ChannelConfig, Dict[str, GridSearchResult]]:
   """Tunes several channels one after the other (``TUNABLE`` order).
 
-  U2U, I2I, ItemKNN, UserKNN, EASE, then the fusion; each grid search starts
-  from the settings chosen so far, so the fusion is tuned on the tuned
+  U2I, U2U, I2I, ItemKNN, UserKNN, EASE, then the fusion; each grid search
+  starts from the settings chosen so far, so the fusion is tuned on the tuned
   channels' lists. A channel the catalogue is too large for (EASE above its
   item limit) is skipped with one console line.
 

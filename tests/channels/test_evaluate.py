@@ -132,6 +132,24 @@ class EvaluateChannelsTest(tf.test.TestCase):
     self.assertAlmostEqual(row["recall@50"],
                            self._direct(config, "u2u", "recall@50"), places=9)
 
+  def test_u2i_history_weight_grid(self):
+    valid = self.prepared.valid
+    result = channels.grid_search(self.assets, valid, "u2i",
+                                  {"history_weight": [0.0, 1.0]})
+    self.assertLen(result.rows, 2)
+    for row in result.rows:
+      config = channels.ChannelConfig(
+          u2i=channels.U2IConfig(history_weight=row["history_weight"]))
+      self.assertAlmostEqual(row["recall@50"],
+                             self._direct(config, "u2i", "recall@50"),
+                             places=9)
+    # Weight 0 is the paper's U2I, the channel of the run's own metrics.
+    plain = channels.evaluate_u2i(self.model, valid)
+    self.assertAlmostEqual(result.rows[0]["recall@50"], plain["recall@50"],
+                           places=9)
+    self.assertNotEqual(result.rows[0]["recall@50"],
+                        result.rows[1]["recall@50"])
+
   def test_grid_points_sharing_candidates_equal_their_own_channel(self):
     # Points that differ in alpha alone are ranked from one aggregation of
     # their candidates (rank_blends): each list must still be the one a
