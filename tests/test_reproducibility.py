@@ -138,7 +138,7 @@ def test_main_job_prints_the_same_table_twice(tmp_path):
   assert lines[3].startswith("Kept epoch 1 of 1 run (max 1; valid recall@50")
   tuned = lines[4:lines.index(table[0])]
   assert [l.split(" tuned on valid users: ")[0] for l in tuned] == [
-      "U2U", "I2I", "ItemKNN", "UserKNN", "EASE", "fused"], tuned
+      "U2I", "U2U", "I2I", "ItemKNN", "UserKNN", "EASE", "fused"], tuned
   end = 4 + len(tuned) + len(table)
   assert lines[4 + len(tuned):end] == table
   blank, summary, where, ablation, *command = lines[end:]
