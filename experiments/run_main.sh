@@ -7,8 +7,8 @@
 # on 2 cores; the converged DSSM against DSSM+MIC comparison is
 # experiments/ablation.py, printed at the end), tunes the U2U, I2I and
 # fusion settings on valid users, and prints one table for the test users:
-# the reference rows and DSSM+MIC's U2I, U2U, I2I and fused lists. --deterministic: the same table on any
-# x86-64 CPU with AVX2 (see the README). Extra flags go to
+# the reference rows and DSSM+MIC's U2I, U2U, I2I and fused lists. --deterministic: the same table on the
+# AMD EPYCs checked, not on an Intel Xeon (docs/guides/reproducibility.md). Extra flags go to
 # experiments/main.py, e.g. `bash experiments/run_main.sh --epochs=20`.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
