@@ -1,8 +1,7 @@
 """Grid search of the channels' settings and their fusion on validation users.
 
 The channels' settings (U2I's history weight ``w``; U2U ``N``, ``gamma``,
-``alpha``; I2I ``M'``, ``M``,
-``alpha``; ItemKNN's neighbourhood, UserKNN's ``k``, EASE's ``lambda``; the
+``alpha``; I2I ``M'``, ``M``, ``alpha``; ItemKNN's neighbourhood, UserKNN's ``k``, EASE's ``lambda``; the
 fusion rule and weights) are chosen on *valid* users, never on test users,
 with the channel modules themselves (exact indexes)::
 
@@ -15,8 +14,7 @@ and ``M``) of the grid, then every grid point re-ranks the first ``N`` (or
 with that point would; grid points that differ in ``alpha`` alone share one
 aggregation of their candidates (``Channel.rank_blends``). U2I and the
 classical channels: each grid point builds (fits) its channel, which
-retrieves. Fusion: the
-tuned channels' lists are retrieved once and every candidate rule fuses them (``fusion.fuse_lists``, what the fused channel
+retrieves. Fusion: the tuned channels' lists are retrieved once and every candidate rule fuses them (``fusion.fuse_lists``, what the fused channel
 runs): rank-based (``quota``, reciprocal rank ``rrf``) and score-normalised
 (``score``) rules over each channel alone and mixes of two or three; then
 the best rule's weights are refined by coordinate ascent on the same valid
@@ -268,8 +266,8 @@ def grid_search(assets: ChannelAssets, users: F.EvalUsers, channel: str,
     users: The users to tune on (``prepared.valid``).
     channel: One of ``TUNABLE``.
     grid: Field of the channel's config section (``U2IConfig``,
-      ``U2UConfig``, ``I2IConfig``, ``ItemKNNConfig``, ``UserKNNConfig``, ``EASEConfig``,
-      ``FusionConfig``) -> candidate values; every combination is tried
+      ``U2UConfig``, ``I2IConfig``, ``ItemKNNConfig``, ``UserKNNConfig``,
+      ``EASEConfig``, ``FusionConfig``) -> candidate values; every combination is tried
       (for the fusion: every distinct rule, then ``refine_fusion``).
     base: Settings of everything not in the grid (defaults if None).
     metric: Metric to maximise (a ``mic_tf.metrics`` name, e.g.
@@ -304,7 +302,7 @@ def grid_search(assets: ChannelAssets, users: F.EvalUsers, channel: str,
                           cutoffs, exclude_history, batch_size, missing)
   if channel in names.CLASSICAL_CHANNELS or channel == names.U2I:
     rankings = _built_rankings(assets, users, channel, configs, k,
-                                   exclude_history, batch_size)
+                               exclude_history, batch_size)
   else:
     rankings = _rankings(assets, users, channel, configs, base, k,
                          exclude_history, batch_size)

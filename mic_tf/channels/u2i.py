@@ -132,8 +132,7 @@ class U2IChannel(Channel):
     super().__init__(encoder, k, exclude_history, raw_ids)
     self.config = config or U2IConfig()
     vectors = np.asarray(item_shared, np.float32)
-    self.history_weight = float(self.config.history_weight)
-    if self.history_weight > 0:
+    if self.config.history_weight > 0:
       if item_space is None:
         raise ValueError("U2IConfig.history_weight > 0 needs the item-space "
                          "vectors: pass item_space= (ChannelAssets."
@@ -161,9 +160,9 @@ class U2IChannel(Channel):
     """
     queries = users.shared
     shape = tf.shape(queries)
-    if self.history_weight > 0:
-      history = self.history_weight * history_query(self.item_space,
-                                                    users.history)
+    w = float(self.config.history_weight)
+    if w > 0:
+      history = w * history_query(self.item_space, users.history)
       history = tf.broadcast_to(
           history[:, tf.newaxis, :],
           tf.stack([shape[0], shape[1], tf.shape(history)[-1]]))
