@@ -50,6 +50,12 @@ flags.DEFINE_string("tune_grid", "default", "'default' (tune every channel "
                     "userknn, ease and/or fused, e.g. "
                     "'{\"u2u\": {\"alpha\": [0.3, 0.7]}}'.")
 flags.DEFINE_string("tune_metric", "recall@50", "Metric the tuning maximises.")
+flags.DEFINE_integer("fusion_folds", None, "Folds of the valid users that "
+                     "choose how complex a fusion rule may be (each channel "
+                     "alone, pairs, the grid, the grid's best refined); "
+                     "unset: the library's mic_tf.channels.FUSION_FOLDS, "
+                     "0: the refined best rule of all valid users.",
+                     lower_bound=0)
 flags.DEFINE_string("report_name", None, "File name of the report in "
                     "--run_dir (default channels_<split>.json).")
 flags.mark_flag_as_required("run_dir")
@@ -76,7 +82,7 @@ def main(argv):
       index=FLAGS.index,
       channel_config=channels.load_channel_config(FLAGS.channel_config),
       tune_grids=tune_grids(FLAGS.tune_grid), tune_metric=FLAGS.tune_metric,
-      report_name=FLAGS.report_name)
+      report_name=FLAGS.report_name, fusion_folds=FLAGS.fusion_folds)
   tuning = report.get("tuning", {})
   for channel, tuned in tuning.get("channels", {}).items():
     print(f"{channel} tuned on valid users: {tuned['best_params']} "
@@ -88,9 +94,14 @@ def main(argv):
             f"best mix {summary['best_mix']} "
             f"{summary['best_mix_value']:.3f}: "
             f"{'a mix wins' if summary['mix_wins'] else 'no mix wins'}")
+    if summary and summary.get("family_values"):
+      print(f"  held-out {tuning['metric']} on {summary['folds']} folds of "
+            "the valid users: " + ", ".join(
+                f"{f} {v:.3f}" for f, v in summary["family_values"].items())
+            + f"; chosen family: {summary['family']}")
     if summary and "chosen" in summary:
       how = (f"weights refined from {summary['grid_best']}"
-             if summary["refined"] else "best grid rule")
+             if summary["refined"] else f"best rule of {summary['family']}")
       print(f"  chosen fusion: {summary['chosen']} ({how}); channels used: "
             f"{', '.join(summary['channels_used'])}")
   if "fusion" in report:

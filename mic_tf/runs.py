@@ -62,7 +62,8 @@ def evaluate_run(run_dir: str, split: str = "test",
                  tune_grids: Optional[Mapping[str, Mapping[str, Any]]] = None,
                  tune_metric: str = "recall@50", prepared=None,
                  write: bool = True,
-                 report_name: Optional[str] = None) -> Dict[str, Any]:
+                 report_name: Optional[str] = None,
+                 fusion_folds: Optional[int] = None) -> Dict[str, Any]:
   """Evaluates the channels of a finished run (``experiments/train.py``).
 
   Args:
@@ -81,6 +82,9 @@ def evaluate_run(run_dir: str, split: str = "test",
     write: Write ``<run_dir>/channels_<split>.json``.
     report_name: Another file name for it (inside ``run_dir``), e.g. to
       keep the reports of two channel settings side by side.
+    fusion_folds: Folds of the valid users that choose the fusion's family
+      of rules (``mic_tf.channels.tune_channels``; None: the library's
+      ``FUSION_FOLDS``, 0: the refined best rule of all valid users).
 
   Returns:
     The report (module docstring).
@@ -114,7 +118,8 @@ def evaluate_run(run_dir: str, split: str = "test",
   if tune_grids:
     config, tuned = channel_lib.tune_channels(
         assets, prepared.valid, tune_grids, config, tune_metric,
-        run_config.evaluation.cutoffs, run_config.evaluation.exclude_history)
+        run_config.evaluation.cutoffs, run_config.evaluation.exclude_history,
+        **({} if fusion_folds is None else {"fusion_folds": fusion_folds}))
     report["tuning"] = {
         "metric": tune_metric, "users": "valid",
         "channels": {c: {"best_params": r.best_params,

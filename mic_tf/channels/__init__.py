@@ -47,6 +47,8 @@ from mic_tf.channels.i2i import I2IChannel
 from mic_tf.channels.i2i import I2IConfig
 from mic_tf.channels.raw_ids import RawIds
 from mic_tf.channels.tuning import DEFAULT_GRIDS
+from mic_tf.channels.tuning import FUSION_FAMILIES
+from mic_tf.channels.tuning import FUSION_FOLDS
 from mic_tf.channels.tuning import grid_search
 from mic_tf.channels.tuning import GridSearchResult
 from mic_tf.channels.tuning import tune_channels

@@ -14,17 +14,28 @@ and ``M``) of the grid, then every grid point re-ranks the first ``N`` (or
 with that point would; grid points that differ in ``alpha`` alone share one
 aggregation of their candidates (``Channel.rank_blends``). U2I and the
 classical channels: each grid point builds (fits) its channel, which
-retrieves. Fusion: the tuned channels' lists are retrieved once and every candidate rule fuses them (``fusion.fuse_lists``, what the fused channel
-runs): rank-based (``quota``, reciprocal rank ``rrf``) and score-normalised
-(``score``) rules over each channel alone and mixes of two or three; then
-the best rule's weights are refined by coordinate ascent on the same valid
-users (``refine_fusion``: each channel's weight, an absent channel's too, is
+retrieves.
+
+Fusion: the tuned channels' lists are retrieved once and every candidate
+rule fuses them (``fusion.fuse_lists``, what the fused channel runs):
+rank-based (``quota``, reciprocal rank ``rrf``) and score-normalised
+(``score``) rules over each channel alone and mixes of two or three; the
+best rule's weights can then be refined by coordinate ascent
+(``refine_fusion``: each channel's weight, an absent channel's too, is
 scaled by a few factors and a change is kept when it improves the metric).
-The candidates always include each channel alone, so the chosen fusion is
-at least as good as the best single channel on the validation users;
-``GridSearchResult.summary`` says whether a true mix won and which channels
-the chosen fusion uses. Channels the catalogue is too large for (EASE above
-its item limit) are left out with one line saying so.
+With hundreds of rules and few valid users, the rule that scores best on
+them can be one that fits their noise. So the search first chooses how
+complex a rule it may pick, by cross-validation on the valid users
+(``FUSION_FOLDS`` folds): each family of ``FUSION_FAMILIES`` (each channel
+alone, at most two channels, the whole grid, the grid's best refined)
+picks its best rule on the other folds and is scored on the held-out one;
+the family with the best held-out metric (the simpler one on a tie) then
+picks its best rule on all the valid users (every family holds each
+channel alone). ``GridSearchResult.summary`` says which family won and
+with what held-out metric, whether a true mix beat every single channel on
+the valid users, and which channels the chosen fusion uses. Channels the
+catalogue is too large for (EASE above its item limit) are left out with
+one line saying so.
 """
 
 import dataclasses
@@ -51,6 +62,14 @@ TUNABLE = ((names.U2I, names.U2U, names.I2I) + names.CLASSICAL_CHANNELS +
            (names.FUSED,))
 #: Factors ``refine_fusion`` scales a weight by (0 drops the channel).
 REFINE_FACTORS = (0.0, 0.5, 1.0, 2.0)
+#: Folds of the tuning users on which the fusion search chooses how complex
+#: a rule it may pick (``FUSION_FAMILIES``); below 2 (or with fewer than two
+#: users a fold) it takes the refined best rule of all the users.
+FUSION_FOLDS = 5
+#: The fusion search's families of rules, simplest first: each channel
+#: alone, at most two channels, the whole grid, the grid's best with its
+#: weights refined.
+FUSION_FAMILIES = ("single", "pairs", "grid", "refined")
 
 
 def _fusion_weights(channels: Sequence[str] = names.FUSABLE,
@@ -98,10 +117,12 @@ class GridSearchResult:
     summary: For the fusion: the best single channel and the best true mix
       of the grid (``{"best_single": .., "best_single_value": ..,
       "best_mix": .., "best_mix_value": .., "mix_wins": ..}``), the grid's
-      best rule (``grid_best``, ``grid_best_value``), the chosen one after
-      ``refine_fusion`` (``chosen``, ``chosen_value``, ``refined``), the
-      channels it uses (``channels_used``) and the channels left out of the
-      search (``left_out``); empty otherwise.
+      best rule (``grid_best``, ``grid_best_value``), each family's held-out
+      metric (``family_values``, ``{}`` when ``folds`` is 0) and the family
+      chosen (``family``), the chosen rule (``chosen``, ``chosen_value``;
+      ``refined``: the grid's best with refined weights), the channels it
+      uses (``channels_used``) and the channels left out of the search
+      (``left_out``); empty otherwise.
   """
   best_config: ChannelConfig
   best_params: Dict[str, Any]
@@ -258,7 +279,8 @@ def grid_search(assets: ChannelAssets, users: F.EvalUsers, channel: str,
                 metric: str = "recall@50",
                 cutoffs: Sequence[int] = (20, 50),
                 exclude_history: bool = True,
-                batch_size: int = 256) -> GridSearchResult:
+                batch_size: int = 256,
+                fusion_folds: int = FUSION_FOLDS) -> GridSearchResult:
   """Picks one channel's settings on (validation) users.
 
   Args:
@@ -275,6 +297,9 @@ def grid_search(assets: ChannelAssets, users: F.EvalUsers, channel: str,
     cutoffs: Metric cutoffs; must include the metric's.
     exclude_history: Exclude the users' input history (as evaluated).
     batch_size: Users per batch.
+    fusion_folds: For the fusion, the folds of ``users`` that choose the
+      family of rules (``FUSION_FAMILIES``) by held-out metric; 0 takes the
+      refined best rule of the grid on all users.
 
   Returns:
     The ``GridSearchResult``.
@@ -299,7 +324,8 @@ def grid_search(assets: ChannelAssets, users: F.EvalUsers, channel: str,
     raise ValueError(missing[channel] + " Drop it from the tuning grids.")
   if channel == names.FUSED:
     return _fusion_search(assets, users, points, configs, base, metric,
-                          cutoffs, exclude_history, batch_size, missing)
+                          cutoffs, exclude_history, batch_size, missing,
+                          fusion_folds)
   if channel in names.CLASSICAL_CHANNELS or channel == names.U2I:
     rankings = _built_rankings(assets, users, channel, configs, k,
                                exclude_history, batch_size)
@@ -316,10 +342,79 @@ def grid_search(assets: ChannelAssets, users: F.EvalUsers, channel: str,
                           best_value=best[2], rows=table)
 
 
+class _RuleScores:
+  """Each fusion rule's metrics on the tuning users, fused once a rule.
+
+  Calling it with a ``ChannelConfig`` gives ``(per-user values of the
+  selected metric in percent, {metric: mean in percent})``; rules that
+  compute the same list (``_fusion_key``) share one entry.
+  """
+
+  def __init__(self, lists, targets, k: int, metric: str,
+               cutoffs: Sequence[int]):
+    self._lists, self._targets, self._k = lists, targets, k
+    self.metric, self._cutoffs = metric, cutoffs
+    self._cache: Dict[Any, Tuple[np.ndarray, Dict[str, float]]] = {}
+
+  def __call__(self, config: ChannelConfig):
+    key = _fusion_key(config.fusion)
+    if key not in self._cache:
+      per_user = metric_lib.per_user_metrics(
+          _fuse(self._lists, config, self._k), self._targets, self._cutoffs)
+      means = {name: float(100.0 * values.mean())
+               for name, values in per_user.items()}
+      self._cache[key] = (100.0 * per_user[self.metric], means)
+    return self._cache[key]
+
+
+def _family_members(configs: Sequence[ChannelConfig]) -> Dict[str, np.ndarray]:
+  """Which grid rules each family of ``FUSION_FAMILIES`` may choose (the
+  refined family starts from the grid's best); a family with no member, or
+  with the members of a simpler one, is left out."""
+  sizes = np.array([len(c.fusion.channels) for c in configs])
+  out: Dict[str, np.ndarray] = {}
+  for family, mask in (("single", sizes == 1), ("pairs", sizes <= 2),
+                       ("grid", np.ones(len(configs), bool))):
+    if mask.any() and not any((mask == m).all() for m in out.values()):
+      out[family] = mask
+  out["refined"] = np.ones(len(configs), bool)
+  return out
+
+
+def _cross_validated_families(scores: _RuleScores,
+                              configs: Sequence[ChannelConfig],
+                              members: Mapping[str, np.ndarray], folds: int,
+                              refine_kwargs: Mapping[str, Any]
+                              ) -> Dict[str, float]:
+  """Each family's held-out metric: on each of ``folds`` folds of the
+  users (a fixed shuffle), the family's best rule on the other folds (for
+  ``refined``: the grid's best, refined on the other folds) scores the
+  held-out users; the mean over all users of those held-out values."""
+  vectors = np.stack([scores(c)[0] for c in configs])
+  num_users = vectors.shape[1]
+  fold_of = np.random.default_rng(0).permutation(num_users) % folds
+  held = {family: np.zeros(num_users) for family in members}
+  for fold in range(folds):
+    train, test = fold_of != fold, fold_of == fold
+    train_means = vectors[:, train].mean(axis=1)
+    for family, mask in members.items():
+      best = int(np.flatnonzero(mask)[np.argmax(train_means[mask])])
+      if family == "refined":
+        config, _, _ = _refine(scores, configs[best],
+                               float(train_means[best]), train,
+                               **refine_kwargs)
+        held[family][test] = scores(config)[0][test]
+      else:
+        held[family][test] = vectors[best, test]
+  return {family: float(values.mean()) for family, values in held.items()}
+
+
 def _fusion_search(assets, users, points, configs, base, metric, cutoffs,
-                   exclude_history, batch_size, missing) -> GridSearchResult:
+                   exclude_history, batch_size, missing,
+                   folds) -> GridSearchResult:
   """The fusion grid (distinct rules only, channels the catalogue is too
-  large for left out), then ``refine_fusion`` of the best rule."""
+  large for left out), its complexity chosen on ``folds`` folds of the
+  users, then the chosen family's best rule on all of them."""
   left_out = sorted({c for config in configs for c in config.fusion.channels
                      if c in missing})
   for c in left_out:
@@ -340,31 +435,87 @@ def _fusion_search(assets, users, points, configs, base, metric, cutoffs,
                                      for _, config in kept)]
   lists = _fusion_lists(assets, users, used, base, k, exclude_history,
                         batch_size)
-  table, best = [], None
+  scores = _RuleScores(lists, users.targets, k, metric, cutoffs)
+  table = []
   for params, config in console.track(kept, "fusion tuning",
                                       unit="rules"):
-    values = metric_lib.retrieval_metrics(_fuse(lists, config, k),
-                                          users.targets, cutoffs)
-    table.append({**params, **values})
-    if best is None or values[metric] > best[2]:
-      best = (params, config, values[metric])
-  summary = _fusion_summary([c for _, c in kept], table, metric)
-  grid_best = best[1]
-  best_config, best_value, steps = refine_fusion(
-      assets, users, best[1], best[2], metric, cutoffs, exclude_history,
-      batch_size, channels, lists)
-  for config, values in steps:
-    table.append({**config.fusion.to_dict(), "refined": True, **values})
+    table.append({**params, **scores(config)[1]})
+  kept_configs = [c for _, c in kept]
+  values = np.array([row[metric] for row in table])
+  summary = _fusion_summary(kept_configs, table, metric)
+  grid_index = int(np.argmax(values))
+  grid_best = kept_configs[grid_index]
+  refine_kwargs = dict(channels=channels, rounds=2, factors=REFINE_FACTORS)
+  members = _family_members(kept_configs)
+  num_users = len(users.targets)
+  if folds >= 2 and num_users >= 2 * folds:
+    family_values = _cross_validated_families(scores, kept_configs, members,
+                                              folds, refine_kwargs)
+    family = max(family_values, key=lambda f: (family_values[f],
+                                               -list(members).index(f)))
+  else:
+    family_values, family = {}, "refined"
+  refined, steps = None, []
+  if family == "refined":
+    best_config, best_value, steps = _refine(
+        scores, grid_best, float(values[grid_index]), None, **refine_kwargs)
+  else:
+    index = int(np.flatnonzero(members[family])[
+        np.argmax(values[members[family]])])
+    best_config, best_value = kept_configs[index], float(values[index])
+  for config, row in steps:
+    table.append({**config.fusion.to_dict(), "refined": True, **row})
+  refined = best_config.fusion != grid_best.fusion and family == "refined"
   summary.update(grid_best=grid_best.fusion.describe(),
-                 grid_best_value=best[2],
+                 grid_best_value=float(values[grid_index]),
+                 family=family, family_values=family_values, folds=(
+                     folds if family_values else 0),
                  chosen=best_config.fusion.describe(),
                  chosen_value=best_value,
-                 refined=best_config.fusion != grid_best.fusion,
+                 refined=refined,
                  channels_used=list(best_config.fusion.channels),
                  left_out=left_out)
   params = best_config.fusion.to_dict()
   return GridSearchResult(best_config=best_config, best_params=params,
                           best_value=best_value, rows=table, summary=summary)
+
+
+def _refine(scores: _RuleScores, start: ChannelConfig, start_value: float,
+            rows: Optional[np.ndarray], channels: Sequence[str], rounds: int,
+            factors: Sequence[float]):
+  """``refine_fusion``'s coordinate ascent on the users ``rows`` selects
+  (all when None); returns ``(best, its value, [(config, means)])``."""
+  def value(config):
+    per_user, means = scores(config)
+    return means[scores.metric] if rows is None else float(
+        per_user[rows].mean())
+  best, best_value, tried, seen = start, start_value, [], set()
+  seen.add(_fusion_key(start.fusion))
+  for _ in range(rounds):
+    changed = False
+    for c in channels:
+      weights = dict(best.fusion.weights)
+      mean = float(np.mean(list(weights.values())))
+      for factor in factors:
+        trial = dict(weights)
+        trial[c] = weights.get(c, mean) * factor
+        trial = {name: w for name, w in trial.items() if w > 0}
+        if not trial:
+          continue
+        config = best.replace(fusion=dataclasses.replace(
+            best.fusion, weights=[[n, trial[n]] for n in channels
+                                  if n in trial]))
+        key = _fusion_key(config.fusion)
+        if key in seen:
+          continue
+        seen.add(key)
+        trial_value = value(config)
+        tried.append((config, scores(config)[1]))
+        if trial_value > best_value:
+          best, best_value, changed = config, trial_value, True
+    if not changed:
+      break
+  return best, best_value, tried
 
 
 def refine_fusion(assets: ChannelAssets, users: F.EvalUsers,
@@ -392,34 +543,8 @@ def refine_fusion(assets: ChannelAssets, users: F.EvalUsers,
   if lists is None or any(c not in lists for c in channels):
     lists = _fusion_lists(assets, users, channels, start, k, exclude_history,
                           batch_size)
-  best, best_value, tried, seen = start, start_value, [], set()
-  seen.add(_fusion_key(start.fusion))
-  for _ in range(rounds):
-    changed = False
-    for c in channels:
-      weights = dict(best.fusion.weights)
-      mean = float(np.mean(list(weights.values())))
-      for factor in factors:
-        trial = dict(weights)
-        trial[c] = weights.get(c, mean) * factor
-        trial = {name: w for name, w in trial.items() if w > 0}
-        if not trial:
-          continue
-        config = best.replace(fusion=dataclasses.replace(
-            best.fusion, weights=[[n, trial[n]] for n in channels
-                                  if n in trial]))
-        key = _fusion_key(config.fusion)
-        if key in seen:
-          continue
-        seen.add(key)
-        values = metric_lib.retrieval_metrics(_fuse(lists, config, k),
-                                              users.targets, cutoffs)
-        tried.append((config, values))
-        if values[metric] > best_value:
-          best, best_value, changed = config, values[metric], True
-    if not changed:
-      break
-  return best, best_value, tried
+  scores = _RuleScores(lists, users.targets, k, metric, cutoffs)
+  return _refine(scores, start, start_value, None, channels, rounds, factors)
 
 
 def _fusion_summary(configs: Sequence[ChannelConfig],
@@ -448,7 +573,8 @@ def tune_channels(assets: ChannelAssets, users: F.EvalUsers,
                   base: Optional[ChannelConfig] = None,
                   metric: str = "recall@50",
                   cutoffs: Sequence[int] = (20, 50),
-                  exclude_history: bool = True
+                  exclude_history: bool = True,
+                  fusion_folds: int = FUSION_FOLDS
                   ) -> Tuple[ChannelConfig, Dict[str, GridSearchResult]]:
   """Tunes several channels one after the other (``TUNABLE`` order).
 
@@ -465,6 +591,7 @@ def tune_channels(assets: ChannelAssets, users: F.EvalUsers,
     metric: Metric to maximise.
     cutoffs: Metric cutoffs.
     exclude_history: Exclude the users' input history.
+    fusion_folds: See ``grid_search``.
 
   Returns:
     ``(tuned ChannelConfig, {channel: GridSearchResult})``.
@@ -485,6 +612,7 @@ def tune_channels(assets: ChannelAssets, users: F.EvalUsers,
     if channel in grids:
       results[channel] = grid_search(assets, users, channel, grids[channel],
                                      config, metric, cutoffs,
-                                     exclude_history)
+                                     exclude_history,
+                                     fusion_folds=fusion_folds)
       config = results[channel].best_config
   return config, results
