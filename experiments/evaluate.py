@@ -50,11 +50,11 @@ flags.DEFINE_string("tune_grid", "default", "'default' (tune every channel "
                     "userknn, ease and/or fused, e.g. "
                     "'{\"u2u\": {\"alpha\": [0.3, 0.7]}}'.")
 flags.DEFINE_string("tune_metric", "recall@50", "Metric the tuning maximises.")
-flags.DEFINE_integer("fusion_folds", None, "Folds of the valid users that "
-                     "choose how complex a fusion rule may be (each channel "
-                     "alone, pairs, the grid, the grid's best refined); "
-                     "unset: the library's mic_tf.channels.FUSION_FOLDS, "
-                     "0: the refined best rule of all valid users.",
+flags.DEFINE_integer("fusion_folds", None, "With 2 or more: folds of the "
+                     "valid users that first choose how complex a fusion "
+                     "rule may be (each channel alone, pairs, the grid, the "
+                     "grid's best refined); 0: the refined best rule of all "
+                     "valid users; unset: mic_tf.channels.FUSION_FOLDS.",
                      lower_bound=0)
 flags.DEFINE_string("report_name", None, "File name of the report in "
                     "--run_dir (default channels_<split>.json).")

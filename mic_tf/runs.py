@@ -82,9 +82,10 @@ def evaluate_run(run_dir: str, split: str = "test",
     write: Write ``<run_dir>/channels_<split>.json``.
     report_name: Another file name for it (inside ``run_dir``), e.g. to
       keep the reports of two channel settings side by side.
-    fusion_folds: Folds of the valid users that choose the fusion's family
-      of rules (``mic_tf.channels.tune_channels``; None: the library's
-      ``FUSION_FOLDS``, 0: the refined best rule of all valid users).
+    fusion_folds: Folds of the valid users that first choose the fusion's
+      family of rules (``mic_tf.channels.tune_channels``; None: the
+      library's ``FUSION_FOLDS``; 0: the refined best rule of all valid
+      users).
 
   Returns:
     The report (module docstring).

@@ -19,14 +19,14 @@ retrieves.
 Fusion: the tuned channels' lists are retrieved once and every candidate
 rule fuses them (``fusion.fuse_lists``, what the fused channel runs):
 rank-based (``quota``, reciprocal rank ``rrf``) and score-normalised
-(``score``) rules over each channel alone and mixes of two or three; the
-best rule's weights can then be refined by coordinate ascent
+(``score``) rules over each channel alone and mixes of two or three; then
+the best rule's weights are refined by coordinate ascent
 (``refine_fusion``: each channel's weight, an absent channel's too, is
 scaled by a few factors and a change is kept when it improves the metric).
 With hundreds of rules and few valid users, the rule that scores best on
-them can be one that fits their noise. So the search first chooses how
-complex a rule it may pick, by cross-validation on the valid users
-(``FUSION_FOLDS`` folds): each family of ``FUSION_FAMILIES`` (each channel
+them could be one that fits their noise. With ``fusion_folds`` >= 2 the
+search first chooses how complex a rule it may pick, by cross-validation
+on the valid users: each family of ``FUSION_FAMILIES`` (each channel
 alone, at most two channels, the whole grid, the grid's best refined)
 picks its best rule on the other folds and is scored on the held-out one;
 the family with the best held-out metric (the simpler one on a tie) then
@@ -63,9 +63,12 @@ TUNABLE = ((names.U2I, names.U2U, names.I2I) + names.CLASSICAL_CHANNELS +
 #: Factors ``refine_fusion`` scales a weight by (0 drops the channel).
 REFINE_FACTORS = (0.0, 0.5, 1.0, 2.0)
 #: Folds of the tuning users on which the fusion search chooses how complex
-#: a rule it may pick (``FUSION_FAMILIES``); below 2 (or with fewer than two
-#: users a fold) it takes the refined best rule of all the users.
-FUSION_FOLDS = 5
+#: a rule it may pick (``FUSION_FAMILIES``); below 2 (the default), or with
+#: fewer than two users a fold, it takes the refined best rule of all the
+#: users. Off by default: on ML-100k and on 300-user subsets of it the
+#: held-out choice did not raise the test users' fused list
+#: (docs/experiments/fusion-selection.md).
+FUSION_FOLDS = 0
 #: The fusion search's families of rules, simplest first: each channel
 #: alone, at most two channels, the whole grid, the grid's best with its
 #: weights refined.
@@ -298,8 +301,9 @@ def grid_search(assets: ChannelAssets, users: F.EvalUsers, channel: str,
     exclude_history: Exclude the users' input history (as evaluated).
     batch_size: Users per batch.
     fusion_folds: For the fusion, the folds of ``users`` that choose the
-      family of rules (``FUSION_FAMILIES``) by held-out metric; 0 takes the
-      refined best rule of the grid on all users.
+      family of rules (``FUSION_FAMILIES``) by held-out metric; 0 (the
+      default, ``FUSION_FOLDS``) takes the refined best rule of the grid on
+      all users.
 
   Returns:
     The ``GridSearchResult``.

@@ -198,38 +198,40 @@ class EvaluateChannelsTest(tf.test.TestCase):
                            places=9)
     self.assertEqual(fused.summary["mix_wins"],
                      fused.summary["best_mix_value"] > best_single)
-    # The family with the best held-out metric chose; within it, the rule
-    # best on all valid users (the grid's best, refined, for "refined").
-    summary = fused.summary
-    family_values = summary["family_values"]
-    self.assertEqual(summary["folds"], channels.FUSION_FOLDS)
-    self.assertEqual(summary["family"],
-                     max(family_values, key=family_values.get))
+    # By default: the grid's best rule, refined, on all valid users.
     grid_rows = [r for r in fused.rows if not r.get("refined")]
-    sizes = [len(r["weights"]) for r in grid_rows]
-    limit = {"single": 1, "pairs": 2}.get(summary["family"], 3)
-    best_in_family = max(r["recall@50"] for r, n in zip(grid_rows, sizes)
-                         if n <= limit)
-    if summary["family"] == "refined":
-      self.assertGreaterEqual(fused.best_value, summary["grid_best_value"])
-    else:
-      self.assertEqual(fused.best_value, best_in_family)
-      self.assertFalse(summary["refined"])
-    self.assertEqual(summary["channels_used"],
+    self.assertEqual(fused.summary["family"], "refined")
+    self.assertEqual(fused.summary["family_values"], {})
+    self.assertGreaterEqual(fused.best_value, fused.summary["grid_best_value"])
+    self.assertEqual(fused.summary["grid_best_value"],
+                     max(r["recall@50"] for r in grid_rows))
+    self.assertEqual(fused.summary["channels_used"],
                      list(fused.best_config.fusion.channels))
     # The chosen fusion, as a fused channel, scores what the search said.
     self.assertAlmostEqual(
         fused.best_value,
         self._direct(fused.best_config, "fused", "recall@50"), places=9)
-    # Without folds: the grid's best rule, refined, on all valid users.
-    unfolded = channels.grid_search(self.assets, valid, "fused", grid,
-                                    fusion_folds=0)
-    self.assertEqual(unfolded.summary["family_values"], {})
-    self.assertEqual(unfolded.summary["family"], "refined")
-    self.assertGreaterEqual(unfolded.best_value,
-                            unfolded.summary["grid_best_value"])
-    self.assertEqual(unfolded.summary["grid_best_value"],
-                     max(r["recall@50"] for r in grid_rows))
+    # With folds: the family with the best held-out metric chose; within
+    # it, the rule best on all valid users (refined for "refined").
+    folded = channels.grid_search(self.assets, valid, "fused", grid,
+                                  fusion_folds=5)
+    summary = folded.summary
+    family_values = summary["family_values"]
+    self.assertEqual(summary["folds"], 5)
+    self.assertEqual(summary["family"],
+                     max(family_values, key=family_values.get))
+    sizes = [len(r["weights"]) for r in grid_rows]
+    limit = {"single": 1, "pairs": 2}.get(summary["family"], 3)
+    if summary["family"] == "refined":
+      self.assertEqual(folded.best_value, fused.best_value)
+    else:
+      self.assertEqual(folded.best_value,
+                       max(r["recall@50"] for r, n in zip(grid_rows, sizes)
+                           if n <= limit))
+      self.assertFalse(summary["refined"])
+    self.assertAlmostEqual(
+        folded.best_value,
+        self._direct(folded.best_config, "fused", "recall@50"), places=9)
     with self.assertRaisesRegex(ValueError, "not U2UConfig fields"):
       channels.grid_search(self.assets, valid, "u2u", {"beta": [1]})
     with self.assertRaisesRegex(ValueError, "metric"):
