@@ -435,9 +435,8 @@ def _fusion_search(assets, users, points, configs, base, metric, cutoffs,
                      f"one names a channel left out ({left_out}).")
   k = max(cutoffs)
   channels = [c for c in names.FUSABLE if c not in missing]
-  used = [c for c in channels if any(c in config.fusion.channels
-                                     for _, config in kept)]
-  lists = _fusion_lists(assets, users, used, base, k, exclude_history,
+  # Every available channel: the refinement may add one the grid lacks.
+  lists = _fusion_lists(assets, users, channels, base, k, exclude_history,
                         batch_size)
   scores = _RuleScores(lists, users.targets, k, metric, cutoffs)
   table = []
