@@ -1,9 +1,10 @@
 """Grid search of the channels' settings and their fusion on validation users.
 
 The channels' settings (U2I's history weight ``w``; U2U ``N``, ``gamma``,
-``alpha``; I2I ``M'``, ``M``, ``alpha``; ItemKNN's neighbourhood, UserKNN's ``k``, EASE's ``lambda``; the
-fusion rule and weights) are chosen on *valid* users, never on test users,
-with the channel modules themselves (exact indexes)::
+``alpha``; I2I ``M'``, ``M``, ``alpha``; ItemKNN's neighbourhood,
+UserKNN's ``k``, EASE's ``lambda``; the fusion rule and weights) are
+chosen on *valid* users, never on test users, with the channel modules
+themselves (exact indexes)::
 
   assets = ChannelAssets(model, prepared.tables, prepared.dataset)
   config, results = tune_channels(assets, prepared.valid, DEFAULT_GRIDS)
@@ -292,8 +293,9 @@ def grid_search(assets: ChannelAssets, users: F.EvalUsers, channel: str,
     channel: One of ``TUNABLE``.
     grid: Field of the channel's config section (``U2IConfig``,
       ``U2UConfig``, ``I2IConfig``, ``ItemKNNConfig``, ``UserKNNConfig``,
-      ``EASEConfig``, ``FusionConfig``) -> candidate values; every combination is tried
-      (for the fusion: every distinct rule, then ``refine_fusion``).
+      ``EASEConfig``, ``FusionConfig``) -> candidate values; every
+      combination is tried (for the fusion: every distinct rule, then
+      ``refine_fusion``).
     base: Settings of everything not in the grid (defaults if None).
     metric: Metric to maximise (a ``mic_tf.metrics`` name, e.g.
       ``"recall@50"``); ties keep the earlier grid point.
@@ -458,7 +460,7 @@ def _fusion_search(assets, users, points, configs, base, metric, cutoffs,
                                                -list(members).index(f)))
   else:
     family_values, family = {}, "refined"
-  refined, steps = None, []
+  steps = []
   if family == "refined":
     best_config, best_value, steps = _refine(
         scores, grid_best, float(values[grid_index]), None, **refine_kwargs)
