@@ -56,6 +56,12 @@ flags.DEFINE_integer("fusion_folds", None, "With 2 or more: folds of the "
                      "grid's best refined); 0: the refined best rule of all "
                      "valid users; unset: mic_tf.channels.FUSION_FOLDS.",
                      lower_bound=0)
+flags.DEFINE_string("fusion_prior_margin", "default", "The fusion serves "
+                    "the searched rule only when it beats the prior rule "
+                    "(mic_tf.channels.PRIOR_FUSION) on the valid users by "
+                    "more than this many standard errors: a number >= 0, "
+                    "'default' (mic_tf.channels.PRIOR_MARGIN) or 'none' "
+                    "(always the searched rule).")
 flags.DEFINE_string("report_name", None, "File name of the report in "
                     "--run_dir (default channels_<split>.json).")
 flags.mark_flag_as_required("run_dir")
@@ -71,6 +77,20 @@ def tune_grids(value: str):
   return channels.load_json_option(value, "tune_grid")
 
 
+def prior_margin(value: str):
+  """The value of --fusion_prior_margin for ``runs.evaluate_run``."""
+  if value in ("default", "none"):
+    return None if value == "none" else value
+  try:
+    margin = float(value)
+  except ValueError:
+    margin = -1.0
+  if not margin >= 0:
+    raise app.UsageError(f"--fusion_prior_margin={value}: give a number >= 0"
+                         ", 'default' or 'none'.")
+  return margin
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -82,7 +102,8 @@ def main(argv):
       index=FLAGS.index,
       channel_config=channels.load_channel_config(FLAGS.channel_config),
       tune_grids=tune_grids(FLAGS.tune_grid), tune_metric=FLAGS.tune_metric,
-      report_name=FLAGS.report_name, fusion_folds=FLAGS.fusion_folds)
+      report_name=FLAGS.report_name, fusion_folds=FLAGS.fusion_folds,
+      prior_margin=prior_margin(FLAGS.fusion_prior_margin))
   tuning = report.get("tuning", {})
   for channel, tuned in tuning.get("channels", {}).items():
     print(f"{channel} tuned on valid users: {tuned['best_params']} "
@@ -102,6 +123,10 @@ def main(argv):
     if summary and "chosen" in summary:
       how = (f"weights refined from {summary['grid_best']}"
              if summary["refined"] else f"best rule of {summary['family']}")
+      if summary.get("kept_prior"):
+        how = (f"the prior: the search's best beat it by "
+               f"{summary['search_minus_prior']:+.3f} "
+               f"(standard error {summary['search_minus_prior_se']:.3f})")
       print(f"  chosen fusion: {summary['chosen']} ({how}); channels used: "
             f"{', '.join(summary['channels_used'])}")
   if "fusion" in report:

@@ -63,7 +63,8 @@ def evaluate_run(run_dir: str, split: str = "test",
                  tune_metric: str = "recall@50", prepared=None,
                  write: bool = True,
                  report_name: Optional[str] = None,
-                 fusion_folds: Optional[int] = None) -> Dict[str, Any]:
+                 fusion_folds: Optional[int] = None,
+                 prior_margin: Any = "default") -> Dict[str, Any]:
   """Evaluates the channels of a finished run (``experiments/train.py``).
 
   Args:
@@ -86,6 +87,10 @@ def evaluate_run(run_dir: str, split: str = "test",
       family of rules (``mic_tf.channels.tune_channels``; None: the
       library's ``FUSION_FOLDS``; 0: the refined best rule of all valid
       users).
+    prior_margin: The fusion serves the searched rule only when it beats
+      ``mic_tf.channels.PRIOR_FUSION`` on the valid users by more than this
+      many standard errors; ``"default"``: the library's ``PRIOR_MARGIN``;
+      None: always the searched rule.
 
   Returns:
     The report (module docstring).
@@ -120,7 +125,9 @@ def evaluate_run(run_dir: str, split: str = "test",
     config, tuned = channel_lib.tune_channels(
         assets, prepared.valid, tune_grids, config, tune_metric,
         run_config.evaluation.cutoffs, run_config.evaluation.exclude_history,
-        **({} if fusion_folds is None else {"fusion_folds": fusion_folds}))
+        **({} if fusion_folds is None else {"fusion_folds": fusion_folds}),
+        **({} if prior_margin == "default" else
+           {"prior_margin": prior_margin}))
     report["tuning"] = {
         "metric": tune_metric, "users": "valid",
         "channels": {c: {"best_params": r.best_params,

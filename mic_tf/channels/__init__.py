@@ -51,6 +51,8 @@ from mic_tf.channels.tuning import FUSION_FAMILIES
 from mic_tf.channels.tuning import FUSION_FOLDS
 from mic_tf.channels.tuning import grid_search
 from mic_tf.channels.tuning import GridSearchResult
+from mic_tf.channels.tuning import PRIOR_FUSION
+from mic_tf.channels.tuning import PRIOR_MARGIN
 from mic_tf.channels.tuning import tune_channels
 from mic_tf.channels.u2i import U2IChannel
 from mic_tf.channels.u2i import U2IConfig

@@ -188,7 +188,8 @@ class EvaluateChannelsTest(tf.test.TestCase):
                 weights=channel_tuning._fusion_weights(largest=2))
     self.assertLess(len(grid["weights"]),
                     len(channels.DEFAULT_GRIDS["fused"]["weights"]))
-    fused = channels.grid_search(self.assets, valid, "fused", grid)
+    fused = channels.grid_search(self.assets, valid, "fused", grid,
+                                 prior_margin=None)
     # Every channel alone is a candidate: the fusion never loses to one.
     singles, _ = channels.evaluate_channels(self.assets, valid,
                                             channels.FUSABLE)
@@ -214,7 +215,7 @@ class EvaluateChannelsTest(tf.test.TestCase):
     # With folds: the family with the best held-out metric chose; within
     # it, the rule best on all valid users (refined for "refined").
     folded = channels.grid_search(self.assets, valid, "fused", grid,
-                                  fusion_folds=5)
+                                  fusion_folds=5, prior_margin=None)
     summary = folded.summary
     family_values = summary["family_values"]
     self.assertEqual(summary["folds"], 5)
@@ -232,6 +233,28 @@ class EvaluateChannelsTest(tf.test.TestCase):
     self.assertAlmostEqual(
         folded.best_value,
         self._direct(folded.best_config, "fused", "recall@50"), places=9)
+    # By default the prior rule is served unless the searched rule beats
+    # it by PRIOR_MARGIN standard errors on the valid users.
+    default = channels.grid_search(self.assets, valid, "fused", grid)
+    summary = default.summary
+    prior = channels.ChannelConfig(fusion=channels.PRIOR_FUSION)
+    self.assertAlmostEqual(summary["prior_value"],
+                           self._direct(prior, "fused", "recall@50"),
+                           places=9)
+    self.assertEqual(summary["search_minus_prior"] > channels.PRIOR_MARGIN *
+                     summary["search_minus_prior_se"],
+                     not summary["kept_prior"])
+    self.assertAlmostEqual(summary["search_minus_prior"],
+                           fused.best_value - summary["prior_value"],
+                           places=9)
+    if summary["kept_prior"]:
+      self.assertEqual(default.best_config.fusion, channels.PRIOR_FUSION)
+      self.assertEqual(default.best_value, summary["prior_value"])
+    else:
+      self.assertEqual(default.best_config.fusion, fused.best_config.fusion)
+    self.assertAlmostEqual(
+        default.best_value,
+        self._direct(default.best_config, "fused", "recall@50"), places=9)
     with self.assertRaisesRegex(ValueError, "not U2UConfig fields"):
       channels.grid_search(self.assets, valid, "u2u", {"beta": [1]})
     with self.assertRaisesRegex(ValueError, "metric"):

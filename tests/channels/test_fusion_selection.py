@@ -78,3 +78,49 @@ def test_a_mix_that_wins_on_one_users_noise_loses_on_held_out_users():
   got = tuning._cross_validated_families(scores, configs, members, 5, {})  # pylint: disable=protected-access
   assert got["single"] == pytest.approx(u2u.mean())
   assert got["pairs"] < got["single"]
+
+
+PRIOR = channels.ChannelConfig(fusion=tuning.PRIOR_FUSION)
+
+
+def test_prior_is_kept_unless_the_search_beats_it_by_the_margin():
+  rng = np.random.default_rng(3)
+  prior = rng.random(30) * 100.0
+  for shift, noise in ((0.5, 20.0), (8.0, 5.0), (0.0, 0.0)):
+    searched = prior + shift + rng.normal(0.0, noise, 30)
+    scores = _Scores([TRIPLE, PRIOR], [searched, prior])
+    difference = searched - prior
+    se = difference.std(ddof=1) / np.sqrt(30)
+    for margin in (0.0, 1.0, 2.0):
+      keep, summary = tuning._against_prior(scores, TRIPLE, PRIOR, margin)  # pylint: disable=protected-access
+      assert keep == (not difference.mean() > margin * se)
+      assert summary["search_minus_prior"] == pytest.approx(
+          difference.mean())
+      assert summary["search_minus_prior_se"] == pytest.approx(se)
+      assert summary["kept_prior"] == keep
+  # A clear, steady gain is served; a gain of one user's noise is not.
+  steady = _Scores([TRIPLE, PRIOR], [prior + 3.0, prior])
+  assert not tuning._against_prior(steady, TRIPLE, PRIOR, 2.0)[0]  # pylint: disable=protected-access
+  lucky = prior.copy()
+  lucky[4] += 90.0
+  noisy = _Scores([TRIPLE, PRIOR], [lucky, prior])
+  assert lucky.mean() > prior.mean()
+  assert tuning._against_prior(noisy, TRIPLE, PRIOR, 2.0)[0]  # pylint: disable=protected-access
+  assert not tuning._against_prior(noisy, TRIPLE, PRIOR, 0.0)[0]  # pylint: disable=protected-access
+
+
+def test_prior_rule_keeps_only_the_channels_that_can_be_built():
+  base = channels.ChannelConfig()
+  full = tuning._prior_rule(base, channels.FUSABLE)  # pylint: disable=protected-access
+  assert full.fusion == tuning.PRIOR_FUSION
+  no_ease = tuning._prior_rule(  # pylint: disable=protected-access
+      base, [c for c in channels.FUSABLE if c != "ease"])
+  assert no_ease.fusion.channels == ("u2i", "u2u", "i2i")
+  assert no_ease.fusion.mode == "rrf"
+  assert tuning._prior_rule(base, ["itemknn"]) is None  # pylint: disable=protected-access
+
+
+def test_negative_prior_margin_is_refused():
+  with pytest.raises(ValueError, match="prior_margin must be >= 0"):
+    tuning.grid_search(None, None, "fused", {"mode": ["rrf"]},
+                       prior_margin=-1.0)
