@@ -186,6 +186,10 @@ CASES = {
     "unknown channel": (
         "evaluate", lambda t, c: [f"--run_dir={t}", "--channels=u2x"],
         "Unknown channel(s) ['u2x']"),
+    "negative fusion prior margin": (
+        "evaluate", lambda t, c: [f"--run_dir={t}",
+                                  "--fusion_prior_margin=-1"],
+        "--fusion_prior_margin=-1: give a number >= 0, 'default' or 'none'"),
     "export without --export_dir": (
         "export", lambda t, c: [f"--run_dir={t}"],
         "Flag --export_dir must have a value other than None"),
